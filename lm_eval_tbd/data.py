@@ -1,0 +1,174 @@
+"""Question sets for the TBD tasks: the Hugging Face hub for users, a local directory offline.
+
+Every loader returns rows ``{"id": str, "question": str, "label": int | None}`` (label 1 = seen /
+member, 0 = unseen, None = unknown) and validates them: an empty question, an unknown field or a
+bad label is an error naming the file (or hub dataset), the line and the field.
+
+Offline, set ``LM_EVAL_TBD_DATA_DIR=DIR`` and the benchmark tasks read ``DIR/<file>`` instead of
+the hub, with the layout of the project's shared data (``aime24.jsonl``, ``aime25.jsonl``,
+``math500.jsonl``, ``gsm8k_test.jsonl``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["Benchmark", "BENCHMARKS", "DATA_DIR_ENV", "load_benchmark", "load_jsonl", "read_questions_jsonl"]
+
+DATA_DIR_ENV = "LM_EVAL_TBD_DATA_DIR"
+
+#: Fields a local question file may carry. Anything else is a typo until proven otherwise.
+KNOWN_FIELDS = frozenset({"id", "question", "label", "answer", "solution", "subject", "level", "unique_id"})
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """Where a benchmark's questions live: the hub dataset lm-eval's own task uses, and a local file."""
+
+    name: str
+    hub_path: str
+    hub_name: str | None
+    hub_split: str
+    question_field: str
+    id_field: str | None
+    local_file: str
+
+
+BENCHMARKS: dict[str, Benchmark] = {
+    b.name: b
+    for b in (
+        Benchmark("aime24", "Maxwell-Jia/AIME_2024", None, "train", "Problem", "ID", "aime24.jsonl"),
+        Benchmark("aime25", "math-ai/aime25", None, "test", "problem", "id", "aime25.jsonl"),
+        Benchmark("math500", "HuggingFaceH4/MATH-500", None, "test", "problem", "unique_id", "math500.jsonl"),
+        Benchmark("gsm8k", "openai/gsm8k", "main", "test", "question", None, "gsm8k_test.jsonl"),
+    )
+}
+
+
+def _check_label(value, where: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or value in (0, 1):
+        return int(value)
+    raise ValueError(f"{where}: field 'label' must be 1 (seen/member) or 0 (unseen), got {value!r}")
+
+
+def _normalise(raw: dict, *, question_field: str, id_field: str | None, index: int, where: str) -> dict:
+    question = raw.get(question_field)
+    if not isinstance(question, str):
+        raise ValueError(f"{where}: missing or non-string field '{question_field}'")
+    if not question.strip():
+        raise ValueError(f"{where}: field '{question_field}' is empty; TBD needs a question to prompt with")
+    qid = raw.get(id_field) if id_field else None
+    return {
+        "id": str(qid if qid is not None else index),
+        "question": question,
+        "label": _check_label(raw.get("label"), where),
+    }
+
+
+def read_questions_jsonl(path: str | os.PathLike, *, strict_fields: bool = True) -> list[dict]:
+    """Read a JSON Lines question file: ``question`` required, ``id`` and ``label`` optional.
+
+    Returns normalised rows in file order. Raises FileNotFoundError or ValueError naming the file,
+    the line number and the offending field. Labels must be given for all rows or for none.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"question file not found: {path}"
+            + (f" (set {DATA_DIR_ENV} to a directory holding it)" if DATA_DIR_ENV in os.environ else "")
+        )
+    rows = []
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                raw = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{where}: invalid JSON ({err.msg})") from None
+            if not isinstance(raw, dict):
+                raise ValueError(f"{where}: expected a JSON object per line, got {type(raw).__name__}")
+            unknown = set(raw) - KNOWN_FIELDS
+            if strict_fields and unknown:
+                raise ValueError(
+                    f"{where}: unknown field(s) {sorted(unknown)}; known fields are {sorted(KNOWN_FIELDS)}"
+                )
+            rows.append(_normalise(raw, question_field="question", id_field="id", index=len(rows), where=where))
+    if not rows:
+        raise ValueError(f"{path}: no questions")
+    _check_labels_all_or_none(rows, str(path))
+    return rows
+
+
+def _check_labels_all_or_none(rows: list[dict], where: str) -> None:
+    labelled = sum(r["label"] is not None for r in rows)
+    if 0 < labelled < len(rows):
+        first = next(i for i, r in enumerate(rows) if r["label"] is None)
+        raise ValueError(
+            f"{where}: {labelled} of {len(rows)} questions have a 'label' (first without: row {first + 1}); "
+            "give a label to every question or to none"
+        )
+
+
+def _to_dataset_dict(rows: list[dict]):
+    import datasets
+
+    # An all-None column would get type null; keep a stable schema for lm-eval's doc iteration.
+    features = datasets.Features(
+        {"id": datasets.Value("string"), "question": datasets.Value("string"), "label": datasets.Value("int64")}
+    )
+    return datasets.DatasetDict({"test": datasets.Dataset.from_list(rows, features=features)})
+
+
+def load_benchmark(name: str, data_dir: str | os.PathLike | None = None) -> list[dict]:
+    """Rows of benchmark ``name`` from ``data_dir`` (default: ``$LM_EVAL_TBD_DATA_DIR``) or the hub."""
+    if name not in BENCHMARKS:
+        raise KeyError(f"unknown benchmark {name!r}; known: {sorted(BENCHMARKS)}")
+    bench = BENCHMARKS[name]
+    data_dir = data_dir if data_dir is not None else os.environ.get(DATA_DIR_ENV)
+    if data_dir:
+        return read_questions_jsonl(Path(data_dir) / bench.local_file)
+    import datasets
+
+    ds = datasets.load_dataset(bench.hub_path, bench.hub_name, split=bench.hub_split)
+    where = f"hub dataset {bench.hub_path} ({bench.hub_split})"
+    rows = [
+        _normalise(raw, question_field=bench.question_field, id_field=bench.id_field, index=i, where=f"{where} row {i}")
+        for i, raw in enumerate(ds)
+    ]
+    return rows
+
+
+# ---- custom_dataset entry points for the task YAMLs -------------------------------------------
+# lm-eval calls these with the task's metadata (which includes --metadata and the model_args) as
+# keyword arguments, and expects a DatasetDict.
+
+
+def _benchmark_loader(name: str):
+    def load(**_metadata):
+        return _to_dataset_dict(load_benchmark(name))
+
+    load.__name__ = f"load_{name}"
+    return load
+
+
+load_aime24 = _benchmark_loader("aime24")
+load_aime25 = _benchmark_loader("aime25")
+load_math500 = _benchmark_loader("math500")
+load_gsm8k = _benchmark_loader("gsm8k")
+
+
+def load_jsonl(tbd_data_file: str | None = None, **_metadata):
+    """The ``tbd_jsonl`` task's data: ``--metadata '{"tbd_data_file": "questions.jsonl"}'``."""
+    if not tbd_data_file:
+        raise ValueError(
+            "task tbd_jsonl needs a question file: pass --metadata '{\"tbd_data_file\": \"PATH.jsonl\"}' "
+            "(JSON Lines with a 'question' field and optional 'id' and 'label')"
+        )
+    return _to_dataset_dict(read_questions_jsonl(tbd_data_file))

@@ -1,0 +1,1 @@
+"""lm-evaluation-harness integration: the TBD task class and its registered aggregations."""

@@ -1,0 +1,71 @@
+"""Corpus-level aggregations registered in lm-eval's registry.
+
+Per question, ``process_results`` emits ``(decision, label)`` pairs with decision = -TBD (higher =
+more likely seen); these aggregations turn the whole list into one number. An undefined value
+(labels of one class only) is reported as ``None`` (``null`` in the results JSON) with a warning
+saying why, never as a made-up 0.5.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import lm_eval.api.metrics  # noqa: F401  (fills the registry with the built-ins before we add ours)
+from lm_eval.api.registry import aggregation_registry, metric_registry, register_aggregation, register_metric
+
+from lm_eval_tbd.stats import UndefinedMetricError, roc_auc, tpr_at_fpr
+
+log = logging.getLogger(__name__)
+
+__all__ = ["AGGREGATIONS", "METRICS"]
+
+
+def _pairs(items):
+    decisions = [float(d) for d, _ in items]
+    labels = [int(y) for _, y in items]
+    return labels, decisions
+
+
+def _undefined_as_none(name, fn):
+    def aggregate(items):
+        labels, decisions = _pairs(items)
+        try:
+            return fn(labels, decisions)
+        except UndefinedMetricError as err:
+            log.warning("%s is undefined: %s", name, err)
+            return None
+
+    aggregate.__name__ = name
+    aggregate.__doc__ = f"{name} over (-TBD, label) pairs; None when undefined."
+    return aggregate
+
+
+AGGREGATIONS = {
+    "tbd_roc_auc": _undefined_as_none("tbd_roc_auc", roc_auc),
+    "tbd_tpr_at_1fpr": _undefined_as_none("tbd_tpr_at_1fpr", lambda y, s: tpr_at_fpr(y, s, 0.01)),
+}
+
+for _name, _fn in AGGREGATIONS.items():
+    # Registering twice (a re-import) must not collide with our own earlier registration.
+    if _name not in aggregation_registry:
+        register_aggregation(_name)(_fn)
+
+
+def _passthrough(items):
+    """Per-question value as computed by TBDTask.process_results (lm-eval calls metrics only for
+    tasks without their own process_results; registering them names their aggregations)."""
+    return items
+
+
+#: metric name -> (aggregation, higher_is_better)
+METRICS = {
+    "tbd": ("mean", False),
+    "tbd_roc_auc": ("tbd_roc_auc", True),
+    "tbd_tpr_at_1fpr": ("tbd_tpr_at_1fpr", True),
+    "tbd_n_tokens": ("mean", True),
+    "tbd_empty_rate": ("mean", False),
+}
+
+for _name, (_agg, _hib) in METRICS.items():
+    if _name not in metric_registry:
+        register_metric(metric=_name, higher_is_better=_hib, aggregation=_agg)(_passthrough)

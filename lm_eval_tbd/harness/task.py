@@ -1,0 +1,108 @@
+"""The TBD task: a ConfigurableTask whose requests are ``generate_logprobs`` (greedy generation
+with per-token log-probabilities) and whose metrics are the TBD score and, when questions carry
+labels, ROC AUC and TPR@1%FPR.
+
+Scoring parameters come from the task's ``metadata`` (YAML) and, per run, from ``--metadata``,
+which lm-eval merges over the YAML: ``tbd_tau``, ``tbd_alpha``, ``tbd_max_tokens``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from lm_eval.api.instance import Instance
+from lm_eval.api.task import ConfigurableTask
+
+from lm_eval_tbd import backends
+from lm_eval_tbd.harness import metrics as _metrics  # noqa: F401  (registers the aggregations)
+from lm_eval_tbd.record import REQUEST_TYPE, GenerationRecord
+from lm_eval_tbd.scores import TBDParams, tbd_score
+
+log = logging.getLogger(__name__)
+
+__all__ = ["TBDTask", "params_from_metadata", "METADATA_KEYS"]
+
+#: metadata key -> TBDParams field
+METADATA_KEYS = {"tbd_tau": "tau", "tbd_alpha": "alpha", "tbd_max_tokens": "max_tokens"}
+
+
+
+def _non_greedy_settings(gen_kwargs: dict) -> list[str]:
+    """Settings (e.g. from --gen_kwargs meant for the ordinary tasks of the same run) that TBD
+    ignores: it is defined on greedy decoding up to tbd_max_tokens, with no stop strings."""
+    ignored = []
+    if gen_kwargs.get("do_sample") not in (None, False, "false", "False"):
+        ignored.append("do_sample")
+    if float(gen_kwargs.get("temperature") or 0.0) != 0.0:
+        ignored.append("temperature")
+    ignored += [k for k in ("until", "max_gen_toks", "top_p", "top_k") if gen_kwargs.get(k)]
+    return ignored
+
+backends.install()
+
+
+def params_from_metadata(metadata: dict[str, Any] | None, *, task: str = "tbd") -> TBDParams:
+    """TBDParams from a task's metadata; a bad value raises ValueError naming the key and task."""
+    metadata = metadata or {}
+    kwargs = {}
+    for key, field in METADATA_KEYS.items():
+        if key not in metadata:
+            continue
+        value = metadata[key]
+        try:
+            kwargs[field] = int(value) if field == "max_tokens" and float(value) == int(float(value)) else float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"task {task}: metadata '{key}' must be a number, got {value!r}") from None
+    try:
+        return TBDParams(**kwargs)
+    except ValueError as err:
+        raise ValueError(f"task {task}: {err}") from None
+
+
+class TBDTask(ConfigurableTask):
+    """Token Probability Deviation contamination scoring as an lm-eval task.
+
+    The YAML keeps ``output_type: generate_until`` (lm-eval validates it and routes --gen_kwargs
+    by it); the requests this class builds are of the plugin's own type ``generate_logprobs``.
+    """
+
+    def __init__(self, config: dict | None = None, **kwargs) -> None:
+        config = dict(config or {})
+        config.pop("class", None)  # lm-eval passes the `class` key on, and TaskConfig rejects it
+        super().__init__(config=config, **kwargs)
+        self.params = params_from_metadata(self.config.metadata, task=self.config.task)
+        # The evaluator pads data-parallel ranks by OUTPUT_TYPE: make it our request type.
+        self.OUTPUT_TYPE = REQUEST_TYPE
+
+    def construct_requests(self, doc: dict, ctx: str, **kwargs) -> Instance:
+        kwargs.pop("apply_chat_template", None)
+        kwargs.pop("chat_template", None)
+        ignored = _non_greedy_settings(self.config.generation_kwargs or {})
+        if ignored and not getattr(self, "_warned_gen_kwargs", False):
+            log.warning(
+                "%s: ignoring generation settings %s; TBD decodes greedily and generates %d tokens "
+                "(set tbd_max_tokens in --metadata to change)", self.config.task, ignored, self.params.max_tokens,
+            )
+            self._warned_gen_kwargs = True
+        gen_kwargs = {"max_gen_toks": self.params.max_tokens, "do_sample": False, "temperature": 0.0, "until": []}
+        return Instance(request_type=REQUEST_TYPE, doc=doc, arguments=(ctx, gen_kwargs), idx=0, **kwargs)
+
+    def process_results(self, doc: dict, results: list) -> dict:
+        record = GenerationRecord.from_json(results[0])
+        p = self.params
+        score = tbd_score(record.logprobs, tau=p.tau, alpha=p.alpha, max_tokens=p.max_tokens)
+        if record.n_tokens == 0:
+            log.warning("%s: question %s produced zero generated tokens; its TBD is 0 by definition",
+                        self.config.task, doc.get("id"))
+        out = {
+            "tbd": score,
+            "tbd_n_tokens": min(record.n_tokens, p.max_tokens),
+            "tbd_empty_rate": float(record.n_tokens == 0),
+        }
+        label = doc.get("label")
+        if label is not None:
+            # Decision value for ROC metrics: higher = more likely seen, so -TBD.
+            out["tbd_roc_auc"] = (-score, int(label))
+            out["tbd_tpr_at_1fpr"] = (-score, int(label))
+        return out

@@ -1,0 +1,87 @@
+"""The per-question generation record every backend returns for the ``generate_logprobs`` request.
+
+A backend answers each request with ``GenerationRecord(...).to_json()``: lm-eval ``str()``-s
+responses when it logs samples, so a JSON string survives ``--log_samples`` and can be parsed back
+to recompute any token-level score with other parameters without re-running the model.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+
+__all__ = ["GenerationRecord", "REQUEST_TYPE", "FINISH_REASONS"]
+
+#: The lm-eval request type (a method name on the LM) that this plugin adds.
+REQUEST_TYPE = "generate_logprobs"
+#: "eos": the model emitted an end-of-sequence token (included in ``token_ids``);
+#: "length": the scored length was reached.
+FINISH_REASONS = ("eos", "length")
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class GenerationRecord:
+    """What a greedy generation produced, token by token.
+
+    ``token_ids[i]`` is the i-th generated id and ``logprobs[i]`` its natural-log probability
+    under the model's raw distribution (before any logits processor). An end-of-sequence token
+    that stopped generation is included as the last entry. ``vocab_logp_mean``/``vocab_logp_std``
+    (optional) are the mean and standard deviation of log p over the vocabulary at each position,
+    which Min-K%++ needs; they are computed on the fly, never from stored [tokens x vocab] arrays.
+    """
+
+    token_ids: list[int]
+    logprobs: list[float]
+    finish_reason: str
+    text: str = ""
+    prompt_n_tokens: int | None = None
+    vocab_logp_mean: list[float] | None = None
+    vocab_logp_std: list[float] | None = None
+    backend: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if len(self.token_ids) != len(self.logprobs):
+            raise ValueError(
+                f"generation record: {len(self.token_ids)} token ids but {len(self.logprobs)} log-probabilities"
+            )
+        if self.finish_reason not in FINISH_REASONS:
+            raise ValueError(f"generation record: finish_reason must be one of {FINISH_REASONS}, got {self.finish_reason!r}")
+        for name in ("vocab_logp_mean", "vocab_logp_std"):
+            values = getattr(self, name)
+            if values is not None and len(values) != len(self.token_ids):
+                raise ValueError(f"generation record: {name} has {len(values)} entries for {len(self.token_ids)} tokens")
+        bad = [i for i, v in enumerate(self.logprobs) if isinstance(v, float) and math.isnan(v)]
+        if bad:
+            raise ValueError(f"generation record: NaN log-probability at token position(s) {bad[:5]}")
+
+    @property
+    def n_tokens(self) -> int:
+        return len(self.token_ids)
+
+    def to_json(self) -> str:
+        # -inf (probability 0) is kept as the JSON extension "-Infinity", which json.loads reads back.
+        return json.dumps({"v": SCHEMA_VERSION, **asdict(self)}, ensure_ascii=False, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> "GenerationRecord":
+        """Parse a record written by :meth:`to_json` (also as found in ``resps`` of logged samples)."""
+        if isinstance(text, (list, tuple)) and len(text) == 1:
+            text = text[0]
+        if not isinstance(text, str):
+            raise TypeError(
+                f"expected a generation record as a JSON string, got {type(text).__name__}; is the model "
+                f"backend answering the '{REQUEST_TYPE}' request with GenerationRecord.to_json()?"
+            )
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"not a generation record (invalid JSON: {err}): {text[:80]!r}") from None
+        if not isinstance(data, dict) or data.pop("v", None) != SCHEMA_VERSION:
+            raise ValueError(f"not a generation record of schema version {SCHEMA_VERSION}: {text[:80]!r}")
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"generation record has unknown field(s) {sorted(unknown)}")
+        return cls(**data)

@@ -1,0 +1,1 @@
+"""pytest-contam: contamination gates for model-release CI (``pytest --contam``)."""

@@ -43,8 +43,12 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 512):
     return fast
 
 
-def build_model(tokenizer, *, n_layer: int = 2, n_embd: int = 64, n_head: int = 2, n_positions: int = 1024, seed: int = 0):
-    """A randomly initialised ``GPT2LMHeadModel`` (seeded) sized for ``tokenizer``."""
+def build_model(tokenizer, *, n_layer: int = 2, n_embd: int = 64, n_head: int = 2, n_positions: int = 1024,
+    initializer_range: float = 0.02, seed: int = 0):
+    """A randomly initialised ``GPT2LMHeadModel`` (seeded) sized for ``tokenizer``.
+
+    A larger ``initializer_range`` (e.g. 0.2) gives sharper, more varied untrained outputs.
+    """
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 
@@ -54,6 +58,7 @@ def build_model(tokenizer, *, n_layer: int = 2, n_embd: int = 64, n_head: int = 
         n_embd=n_embd,
         n_layer=n_layer,
         n_head=n_head,
+        initializer_range=initializer_range,
         bos_token_id=tokenizer.eos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,

@@ -1,0 +1,68 @@
+"""Shared fixtures: the project's shared benchmark data and tiny models built offline in-session."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+# The benchmark files are read from ../shared/data (never committed); override for other layouts.
+SHARED_DATA = Path(os.environ.get("LM_EVAL_TBD_TEST_DATA", ROOT.parent / "shared" / "data"))
+
+# No hub here: any attempt to download must fail fast rather than hang.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def offline_env(**extra: str) -> dict[str, str]:
+    """Environment for subprocesses running the real lm_eval CLI offline."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    env.update(extra)
+    return env
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not (SHARED_DATA / "aime24.jsonl").is_file():
+        pytest.fail(f"benchmark data not found in {SHARED_DATA}; set LM_EVAL_TBD_TEST_DATA to ../shared/data")
+    return SHARED_DATA
+
+
+def read_questions(path: Path) -> list[str]:
+    return [json.loads(line)["question"] for line in path.open(encoding="utf-8")]
+
+
+def _build(directory: Path, shared: Path, eos_scale: float, eos_always: bool = False) -> Path:
+    import torch
+
+    from lm_eval_tbd.tiny_model import build_model, save_tiny_model, train_tokenizer
+
+    texts = read_questions(shared / "aime24.jsonl") + read_questions(shared / "aime25.jsonl")
+    tok = train_tokenizer(texts, vocab_size=400)
+    model = build_model(tok, initializer_range=0.2, seed=0)
+    with torch.no_grad():
+        # A longer EOS embedding makes EOS the greedy choice more often: with 3.0 some questions
+        # stop after 1-20 tokens and others run to the limit, so batches mix lengths.
+        model.transformer.wte.weight[tok.eos_token_id] *= eos_scale
+        if eos_always:
+            # The final layer norm outputs the (long) EOS embedding whatever the input, so the
+            # tied output layer scores EOS highest at every position.
+            model.transformer.ln_f.weight.zero_()
+            model.transformer.ln_f.bias.copy_(model.transformer.wte.weight[tok.eos_token_id])
+    return save_tiny_model(model, tok, directory)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, shared_data) -> Path:
+    """A 2-layer GPT-2 with a locally trained BPE tokenizer and a chat template."""
+    return _build(tmp_path_factory.mktemp("tiny_model"), shared_data, eos_scale=3.0)
+
+
+@pytest.fixture(scope="session")
+def eos_model_dir(tmp_path_factory, shared_data) -> Path:
+    """The same model with EOS dominating: it ends every answer at once."""
+    return _build(tmp_path_factory.mktemp("eos_model"), shared_data, eos_scale=3.0, eos_always=True)

@@ -1,0 +1,94 @@
+"""generate_logprobs on lm-eval's real HFLM: captured log-probs against an independent
+teacher-forced forward pass, batched (left-padded) against batch size 1, stopping rules."""
+
+import math
+
+import pytest
+import torch
+from lm_eval.api.instance import Instance
+from lm_eval.models.huggingface import HFLM
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from lm_eval_tbd import backends
+from lm_eval_tbd.record import REQUEST_TYPE, GenerationRecord
+from tests.conftest import read_questions
+
+backends.install()
+
+
+def hflm(path, batch_size):
+    return HFLM(pretrained=str(path), device="cpu", dtype="float32", batch_size=batch_size)
+
+
+def requests_for(contexts, max_gen_toks):
+    return [
+        Instance(request_type=REQUEST_TYPE, doc={}, arguments=(c, {"max_gen_toks": max_gen_toks}), idx=0)
+        for c in contexts
+    ]
+
+
+def run(lm, contexts, max_gen_toks):
+    return [GenerationRecord.from_json(r) for r in lm.generate_logprobs(requests_for(contexts, max_gen_toks))]
+
+
+@pytest.fixture(scope="module")
+def contexts(shared_data, tiny_model_dir):
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    questions = read_questions(shared_data / "aime24.jsonl")[:8]
+    return [tok.apply_chat_template([{"role": "user", "content": q}], tokenize=False, add_generation_prompt=True) for q in questions]
+
+
+@pytest.fixture(scope="module")
+def batched(tiny_model_dir, contexts):
+    return run(hflm(tiny_model_dir, 4), contexts, 24)
+
+
+def test_batch_mixes_eos_and_length_finishes(batched):
+    # precondition for the padding checks below: some rows stop early, some run to the limit
+    reasons = {r.finish_reason for r in batched}
+    assert reasons == {"eos", "length"}
+    for r in batched:
+        assert 1 <= r.n_tokens <= 24
+        assert (r.finish_reason == "length") == (r.n_tokens == 24 and r.token_ids[-1] != 1)
+
+
+def test_logprobs_equal_an_independent_forward_pass(tiny_model_dir, contexts, batched):
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+    for ctx, rec in zip(contexts, batched):
+        prompt = tok(ctx)["input_ids"]
+        assert rec.prompt_n_tokens == len(prompt)
+        ids = torch.tensor([prompt + rec.token_ids])
+        with torch.no_grad():
+            logp = torch.log_softmax(model(ids).logits[0].float(), -1)
+        positions = torch.arange(len(prompt) - 1, ids.shape[1] - 1)
+        expected = logp[positions, ids[0, len(prompt):]]
+        assert torch.allclose(torch.tensor(rec.logprobs), expected, atol=1e-4), ctx[:40]
+        # greedy: every generated token is the argmax of the teacher-forced distribution
+        assert torch.equal(logp[positions].argmax(-1), ids[0, len(prompt):])
+        # Min-K%++ statistics: p-weighted mean / std of log p over the vocabulary
+        p = logp[positions].exp()
+        mu = (p * logp[positions]).sum(-1)
+        sigma = (p * (logp[positions] - mu[:, None]) ** 2).sum(-1).sqrt()
+        assert torch.allclose(torch.tensor(rec.vocab_logp_mean), mu, atol=1e-4)
+        assert torch.allclose(torch.tensor(rec.vocab_logp_std), sigma, atol=1e-4)
+
+
+def test_batched_equals_batch_size_one(tiny_model_dir, contexts, batched):
+    single = run(hflm(tiny_model_dir, 1), contexts, 24)
+    for a, b in zip(batched, single):
+        assert a.token_ids == b.token_ids
+        assert a.finish_reason == b.finish_reason
+        assert a.logprobs == pytest.approx(b.logprobs, abs=1e-5)
+
+
+def test_generation_stops_at_the_scored_length(tiny_model_dir, contexts):
+    recs = run(hflm(tiny_model_dir, 4), contexts, 5)
+    assert max(r.n_tokens for r in recs) == 5
+
+
+def test_model_that_emits_eos_at_once(eos_model_dir, contexts):
+    recs = run(hflm(eos_model_dir, 2), contexts[:2], 16)
+    for r in recs:
+        assert r.token_ids == [1] and r.finish_reason == "eos" and r.text == ""
+        assert len(r.logprobs) == 1 and math.isfinite(r.logprobs[0])

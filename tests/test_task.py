@@ -1,0 +1,38 @@
+"""The harness side without a model: parameters from metadata, per-question results, aggregations."""
+
+import pytest
+
+from lm_eval_tbd.harness.metrics import AGGREGATIONS
+from lm_eval_tbd.harness.task import params_from_metadata
+from lm_eval_tbd.scores import TBDParams
+
+
+def test_params_default_to_the_paper():
+    assert params_from_metadata({"version": 1.0}) == TBDParams(1.0, 0.6, 300)
+
+
+def test_params_from_metadata_values():
+    assert params_from_metadata({"tbd_tau": 0.9, "tbd_alpha": "1", "tbd_max_tokens": 100.0}) == TBDParams(0.9, 1.0, 100)
+
+
+@pytest.mark.parametrize(
+    "metadata, message",
+    [
+        ({"tbd_tau": "high"}, "task t: metadata 'tbd_tau' must be a number"),
+        ({"tbd_tau": 2}, "task t: tbd_tau must be a number in"),
+        ({"tbd_max_tokens": 2.5}, "task t: tbd_max_tokens must be an integer"),
+        ({"tbd_alpha": -1}, "task t: tbd_alpha must be"),
+    ],
+)
+def test_bad_metadata_names_key_and_task(metadata, message):
+    with pytest.raises(ValueError, match=message):
+        params_from_metadata(metadata, task="t")
+
+
+def test_auc_aggregation_uses_minus_tbd_and_reports_undefined_as_none(caplog):
+    auc = AGGREGATIONS["tbd_roc_auc"]
+    # members (label 1) have LOWER TBD, so decision -TBD is higher: perfect separation
+    assert auc([(-0.1, 1), (-0.2, 1), (-0.8, 0), (-0.9, 0)]) == 1.0
+    assert auc([(-0.1, 1), (-0.2, 1)]) is None
+    assert "tbd_roc_auc is undefined: ROC metrics are undefined: all 2 labelled questions are members" in caplog.text
+    assert AGGREGATIONS["tbd_tpr_at_1fpr"]([(-0.1, 1), (-0.8, 0)]) == 1.0

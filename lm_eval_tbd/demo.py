@@ -1,0 +1,183 @@
+"""The embedded default job, offline in a few minutes on 2 CPU cores.
+
+1. Generate templated word problems with worked solutions (seeded; nothing downloaded).
+2. Split them with a seed into members (distillation data) and non-members.
+3. Build a small GPT-2 (tokenizer trained locally) and distil it on the members only:
+   question -> solution in its chat format, loss on the response tokens only.
+4. Score every question with TBD through the real ``lm_eval`` command, once on the distilled
+   student and once on the same model before distillation (the null control).
+5. Print the report: memorisation check, per-question scores, AUC, score distributions.
+
+Honest by construction: members really were trained on, non-members never were, and the
+share of members the student reproduces verbatim is measured and printed.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["make_problems", "split_members", "distil", "run_demo"]
+
+_NAMES = ["Ana", "Ben", "Chen", "Dara", "Eli", "Fay", "Gus", "Hana", "Ivo", "Jun", "Kai", "Lea", "Mia", "Noor", "Omar", "Pia"]
+_ITEMS = ["apples", "marbles", "stamps", "books", "shells", "coins", "pencils", "cards"]
+
+
+def _problem(rng: random.Random) -> tuple[str, str]:
+    kind = rng.randrange(4)
+    name, item = rng.choice(_NAMES), rng.choice(_ITEMS)
+    a, b, c = rng.randint(10, 99), rng.randint(2, 60), rng.randint(2, 9)
+    if kind == 0:
+        give = rng.randint(1, a)
+        q = f"{name} has {a} {item}, buys {b} more and gives {give} away. How many {item} does {name} have now?"
+        s = f"{name} starts with {a}. Buying {b} gives {a} + {b} = {a + b}. Giving {give} away leaves {a + b} - {give} = {a + b - give}. The answer is {a + b - give}."
+    elif kind == 1:
+        q = f"A garden is {a} meters long and {c} meters wide. What is its area in square meters?"
+        s = f"The area is length times width: {a} * {c} = {a * c}. The answer is {a * c}."
+    elif kind == 2:
+        q = f"{name} reads {b} pages a day for {c} days, then {a} pages on the last day. How many pages in total?"
+        s = f"In {c} days {name} reads {b} * {c} = {b * c} pages. Adding {a} gives {b * c} + {a} = {b * c + a}. The answer is {b * c + a}."
+    else:
+        q = f"{c} friends share {a * c} {item} equally. How many {item} does each friend get?"
+        s = f"Each friend gets {a * c} / {c} = {a}. The answer is {a}."
+    return q, s
+
+
+def make_problems(n: int, seed: int = 0) -> list[dict]:
+    """``n`` distinct problems ``{"id", "question", "solution"}``, the same for the same seed."""
+    rng, seen, rows = random.Random(seed), set(), []
+    while len(rows) < n:
+        q, s = _problem(rng)
+        if q not in seen:
+            seen.add(q)
+            rows.append({"id": f"demo-{len(rows)}", "question": q, "solution": s})
+    return rows
+
+
+def split_members(rows: list[dict], member_fraction: float = 0.5, seed: int = 42) -> list[dict]:
+    """Shuffle with ``seed`` (the paper's S1 protocol uses 42); the first part are members (label 1)."""
+    order = list(range(len(rows)))
+    random.Random(seed).shuffle(order)
+    n_members = round(len(rows) * member_fraction)
+    labels = {idx: int(rank < n_members) for rank, idx in enumerate(order)}
+    return [{**row, "label": labels[i]} for i, row in enumerate(rows)]
+
+
+def distil(model, tokenizer, members: list[dict], *, epochs: int, lr: float = 3e-3, batch_size: int = 16, seed: int = 0, log=print):
+    """Fine-tune ``model`` on question -> solution in its chat format, loss on the response only."""
+    import torch
+
+    torch.manual_seed(seed)
+    examples = []
+    for row in members:
+        prompt = tokenizer.apply_chat_template([{"role": "user", "content": row["question"]}], tokenize=False, add_generation_prompt=True)
+        p_ids = tokenizer(prompt)["input_ids"]
+        r_ids = tokenizer(row["solution"] + tokenizer.eos_token)["input_ids"]
+        examples.append((p_ids + r_ids, [-100] * len(p_ids) + r_ids))
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * -(-len(examples) // batch_size), pct_start=0.05)
+    model.train()
+    rng = random.Random(seed)
+    for epoch in range(epochs):
+        rng.shuffle(examples)
+        total = 0.0
+        for i in range(0, len(examples), batch_size):
+            batch = examples[i : i + batch_size]
+            width = max(len(x) for x, _ in batch)
+            ids = torch.tensor([x + [tokenizer.pad_token_id] * (width - len(x)) for x, _ in batch])
+            labels = torch.tensor([y + [-100] * (width - len(y)) for _, y in batch])
+            mask = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x, _ in batch])
+            loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += loss.item() * len(batch)
+        if epoch == 0 or (epoch + 1) % max(1, epochs // 5) == 0:
+            log(f"  epoch {epoch + 1:>3}/{epochs}  response loss {total / len(examples):.3f}")
+    return model.eval()
+
+
+def _lm_eval(model_dir: Path, data: Path, out: Path, log) -> None:
+    cmd = [
+        sys.executable, "-m", "lm_eval", "--model", "hf", "--model_args", f"pretrained={model_dir},dtype=float32",
+        "--device", "cpu", "--tasks", "tbd_jsonl", "--apply_chat_template", "--batch_size", "16",
+        "--metadata", json.dumps({"tbd_data_file": str(data)}), "--log_samples", "--output_path", str(out),
+    ]
+    log("  $ " + " ".join(cmd[1:3] + [c if " " not in c else repr(c) for c in cmd[3:]]))
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"lm_eval failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+
+
+def memorised_share(run, rows_by_id: dict, tokenizer, n_tokens: int = 50) -> float:
+    """Share of members whose greedy answer reproduces the first ``n_tokens`` of its training solution."""
+    hits = members = 0
+    for q in run.questions:
+        if q.label != 1:
+            continue
+        members += 1
+        target = tokenizer(rows_by_id[q.question_id]["solution"])["input_ids"][:n_tokens]
+        hits += q.record.token_ids[: len(target)] == target
+    return hits / max(members, 1)
+
+
+def run_demo(out_dir: str | Path = "demo_out", n_questions: int = 96, epochs: int = 60, console=None) -> dict:
+    """Run the whole demo; returns the figures it printed (also written to ``out_dir/demo.json``)."""
+    import os
+
+    import torch
+    from rich.console import Console
+
+    from lm_eval_tbd.report import print_run, summarise
+    from lm_eval_tbd.results import load_run
+    from lm_eval_tbd.tiny_model import build_model, save_tiny_model, train_tokenizer
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    console = console or Console()
+    log = console.print
+    out = Path(out_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    t0 = time.perf_counter()
+
+    rows = split_members(make_problems(n_questions, seed=0), seed=42)
+    members = [r for r in rows if r["label"] == 1]
+    data = out / "questions.jsonl"
+    data.write_text("".join(json.dumps({k: r[k] for k in ("id", "question", "label")}) + "\n" for r in rows))
+    log(f"[bold]1. Data[/]: {len(rows)} generated word problems, {len(members)} members (seed 42) -> {data}")
+
+    tok = train_tokenizer([r["question"] + " " + r["solution"] for r in rows], vocab_size=600)
+    base = build_model(tok, n_layer=2, n_embd=128, n_head=4, n_positions=512, seed=0)
+    base_dir = save_tiny_model(base, tok, out / "base_model")
+    log(f"[bold]2. Distil[/]: GPT-2 ({sum(p.numel() for p in base.parameters()) / 1e6:.2f}M parameters) on the members, {epochs} epochs")
+    student = distil(build_model(tok, n_layer=2, n_embd=128, n_head=4, n_positions=512, seed=0), tok, members, epochs=epochs, log=log)
+    student_dir = save_tiny_model(student, tok, out / "student_model")
+
+    log("[bold]3. Score[/] with the TBD task through lm_eval (student, then the base model as null control)")
+    _lm_eval(student_dir, data, out / "student_run", log)
+    _lm_eval(base_dir, data, out / "base_run", log)
+    student_run = load_run(out / "student_run", "tbd_jsonl")
+    base_run = load_run(out / "base_run", "tbd_jsonl")
+
+    rows_by_id = {r["id"]: r for r in rows}
+    figures = {
+        "n_questions": len(rows),
+        "n_members": len(members),
+        "epochs": epochs,
+        "memorised_share": memorised_share(student_run, rows_by_id, tok),
+        "student": summarise(student_run),
+        "null_control": summarise(base_run),
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+    log(f"\n[bold]Memorisation check[/]: {figures['memorised_share']:.0%} of members reproduce the first 50 tokens of their training solution")
+    print_run(student_run, console)
+    log(f"[bold]Null control[/] (same questions, model before distillation): ROC AUC {figures['null_control']['auc']:.3f}")
+    log(f"[dim]Finished in {figures['seconds']} s; outputs under {out}[/]")
+    (out / "demo.json").write_text(json.dumps(figures, indent=2))
+    return figures

@@ -1,0 +1,116 @@
+"""Rich terminal report of a TBD run: summary, most suspicious questions, score distributions."""
+
+from __future__ import annotations
+
+import numpy as np
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from lm_eval_tbd.results import TaskRun
+from lm_eval_tbd.stats import UndefinedMetricError, roc_auc, tpr_at_fpr, tpr_at_fpr_paper
+
+__all__ = ["summarise", "render_run", "print_run"]
+
+
+def summarise(run: TaskRun) -> dict:
+    """Figures of one run. ROC figures (member = positive, decision = -TBD) only when labelled;
+    an undefined one is given as None with the reason under ``roc_undefined``."""
+    scores = run.scores()
+    out = {
+        "task": run.task,
+        "n": len(scores),
+        "mean_tbd": float(scores.mean()),
+        "median_tbd": float(np.median(scores)),
+        "mean_tokens": float(np.mean([q.record.n_tokens for q in run.questions])),
+        "eos_share": float(np.mean([q.record.finish_reason == "eos" for q in run.questions])),
+        "n_empty": int(sum(q.record.n_tokens == 0 for q in run.questions)),
+    }
+    if run.labelled:
+        labels = np.array([q.label for q in run.questions])
+        out["n_members"] = int(labels.sum())
+        try:
+            out["auc"] = roc_auc(labels, -scores)
+            out["tpr_at_1fpr"] = tpr_at_fpr(labels, -scores, 0.01)
+            out["tpr_at_1fpr_paper"] = tpr_at_fpr_paper(labels, -scores, 0.01)
+        except UndefinedMetricError as err:
+            out.update(auc=None, tpr_at_1fpr=None, tpr_at_1fpr_paper=None, roc_undefined=str(err))
+    return out
+
+
+def _fmt(value, spec=".3f") -> str:
+    return "undefined" if value is None else format(value, spec)
+
+
+def _histogram(run: TaskRun, bins: int = 10, width: int = 40) -> Text:
+    """Horizontal bars per score bin; members and non-members side by side when labelled."""
+    scores = run.scores()
+    # Bins span the observed scores (TBD lies in [0, tau**alpha]); a constant score gets one bin.
+    hi = float(scores.max()) if scores.max() > scores.min() else float(scores.min()) + 1e-3
+    edges = np.histogram_bin_edges(scores, bins=bins, range=(float(scores.min()), hi))
+    groups = [("members", "red", 1), ("non-members", "green", 0)] if run.labelled else [("questions", "cyan", None)]
+    counts = {
+        name: np.histogram(scores if lab is None else scores[[q.label == lab for q in run.questions]], bins=edges)[0]
+        for name, _, lab in groups
+    }
+    peak = max(1, max(int(c.max()) for c in counts.values()))
+    text = Text("  TBD bin         ", style="bold")
+    for name, colour, _ in groups:
+        text.append(f"█ {name}  ", style=colour)
+    text.append("  (lower TBD = more likely seen)\n", style="dim")
+    for i in range(len(edges) - 1):
+        for j, (name, colour, _) in enumerate(groups):
+            label = f"  {edges[i]:.3f}-{edges[i + 1]:.3f}  " if j == 0 else " " * 17
+            n = int(counts[name][i])
+            text.append(label)
+            text.append("█" * round(width * n / peak), style=colour)
+            text.append(f" {n}\n" if n else "\n", style="dim")
+    return text
+
+
+def render_run(run: TaskRun, top: int = 10):
+    """A rich renderable: summary table, the ``top`` lowest-TBD questions, and the histogram."""
+    s = summarise(run)
+    summary = Table(title=f"TBD contamination: {run.task}", title_justify="left", show_header=False)
+    summary.add_column("figure", style="bold", no_wrap=True)
+    summary.add_column("value", justify="right", no_wrap=True)
+    summary.add_row("questions", str(s["n"]))
+    summary.add_row("mean TBD (lower = more likely seen)", f"{s['mean_tbd']:.4f}")
+    summary.add_row("median TBD", f"{s['median_tbd']:.4f}")
+    summary.add_row("mean generated tokens", f"{s['mean_tokens']:.1f}")
+    summary.add_row("stopped at EOS", f"{s['eos_share']:.0%}")
+    if run.labelled:
+        summary.add_row("members (label 1)", str(s["n_members"]))
+        summary.add_row("ROC AUC (member = positive, -TBD)", _fmt(s["auc"]))
+        summary.add_row("TPR @ 1% FPR (strict)", _fmt(s["tpr_at_1fpr"]))
+        summary.add_row("TPR @ 1% FPR (paper's convention)", _fmt(s["tpr_at_1fpr_paper"]))
+
+    suspects = Table(title=f"Most suspicious questions (lowest TBD first, top {top})", title_justify="left")
+    suspects.add_column("#", justify="right", no_wrap=True)
+    suspects.add_column("id", no_wrap=True)
+    if run.labelled:
+        suspects.add_column("seen?", no_wrap=True)
+    suspects.add_column("TBD", justify="right", no_wrap=True)
+    suspects.add_column("tokens", justify="right", no_wrap=True)
+    suspects.add_column("question")
+    ranked = sorted(run.questions, key=lambda q: (q.tbd, q.doc_id))[:top]
+    for rank, q in enumerate(ranked, start=1):
+        cells = [str(rank), q.question_id]
+        if run.labelled:
+            cells.append("[red]member[/]" if q.label else "[green]unseen[/]")
+        question = " ".join(q.question.split())
+        cells += [f"{q.tbd:.4f}", str(q.record.n_tokens), question if len(question) <= 60 else question[:59] + "…"]
+        suspects.add_row(*cells)
+
+    parts = [summary]
+    if s.get("roc_undefined"):
+        parts.append(Text(f"ROC metrics undefined: {s['roc_undefined']}", style="yellow"))
+    if s["n_empty"]:
+        parts.append(Text(f"{s['n_empty']} question(s) produced zero tokens (TBD 0 by definition)", style="yellow"))
+    parts += [suspects, Panel(_histogram(run), title="TBD distribution", expand=False)]
+    return Group(*parts)
+
+
+def print_run(run: TaskRun, console: Console | None = None, top: int = 10) -> None:
+    (console or Console()).print(render_run(run, top=top))

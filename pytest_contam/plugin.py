@@ -1,1 +1,177 @@
-"""pytest plugin entry point (``pytest11``); imports nothing heavy."""
+"""pytest-contam hooks (registered through the ``pytest11`` entry point).
+
+Without ``--contam`` the plugin only adds its options and the ``contam`` marker; it imports no
+model code (no torch, no lm-eval) either way until a gate actually runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pytest_contam.config import ConfigError, ContamConfig, load_config
+from pytest_contam.gate import GateResult, evaluate, missing
+from pytest_contam.options import add_options
+
+STATE = pytest.StashKey["ContamSession"]()
+PROPERTY = "contam_gate"
+
+
+class ContamGateFailure(Exception):
+    """A benchmark's contamination gate failed; the message says why."""
+
+
+class ContamSession:
+    """Per-process state: the configuration and the (lazily located) results directory."""
+
+    def __init__(self, cfg: ContamConfig) -> None:
+        self.cfg = cfg
+        self._results_dir: Path | None = None
+
+    def results_dir(self) -> Path:
+        if self._results_dir is None:
+            from pytest_contam.source import results_dir
+
+            self._results_dir = results_dir(self.cfg)
+        return self._results_dir
+
+    def run(self, task: str):
+        """The per-question TBD scores of ``task`` (an ``lm_eval_tbd.results.TaskRun``)."""
+        from lm_eval_tbd.results import load_run
+
+        return load_run(self.results_dir(), task)
+
+
+def pytest_addoption(parser) -> None:
+    add_options(parser)
+
+
+def _config_path(config) -> tuple[Path, bool]:
+    given = config.getoption("contam_config")
+    if given:
+        return Path(given).resolve(), True
+    inipath = config.inipath
+    if inipath is not None and inipath.name == "pyproject.toml":
+        return inipath, False
+    return config.rootpath / "pyproject.toml", False
+
+
+def pytest_configure(config) -> None:
+    config.addinivalue_line(
+        "markers", "contam(benchmark): a hand-written contamination test; runs only with --contam, and the "
+        "`contam` fixture then returns that benchmark's per-question TBD scores",
+    )
+    if not config.getoption("contam"):
+        return
+    try:
+        path, standalone = _config_path(config)
+        cfg = load_config(path, standalone=standalone).with_overrides(
+            results=Path(r).resolve() if (r := config.getoption("contam_results")) else None,
+            model=config.getoption("contam_model"),
+            model_args=config.getoption("contam_model_args"),
+            top=config.getoption("contam_top"),
+        )
+    except ConfigError as err:
+        raise pytest.UsageError(f"pytest-contam: {err}") from None
+    config.stash[STATE] = ContamSession(cfg)
+    config.pluginmanager.register(ContamReporter(config), "contam-reporter")
+
+
+class ContamCollector(pytest.Collector):
+    def collect(self):
+        return [ContamItem.from_parent(self, name=t.benchmark, threshold=t)
+                for t in self.config.stash[STATE].cfg.benchmarks]
+
+
+class ContamItem(pytest.Item):
+    def __init__(self, *, threshold, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.threshold = threshold
+        self.add_marker("contam")
+
+    def runtest(self) -> None:
+        state = self.config.stash[STATE]
+        try:
+            run = state.run(self.threshold.benchmark)
+        except (FileNotFoundError, ValueError) as err:
+            result = missing(self.threshold, f"no usable results: {err}")
+        else:
+            result = evaluate(self.threshold, run, top=state.cfg.top)
+        self.user_properties.append((PROPERTY, result.to_json()))
+        if not result.passed:
+            raise ContamGateFailure(result.message())
+
+    def repr_failure(self, excinfo, style=None):
+        if excinfo.errisinstance(ContamGateFailure):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style=style)
+
+    def reportinfo(self):
+        return self.config.stash[STATE].cfg.source, None, f"contamination gate {self.name}"
+
+
+@pytest.hookimpl(tryfirst=True)  # before -k/-m deselection, so gates can be selected like tests
+def pytest_collection_modifyitems(session, config, items) -> None:
+    if STATE not in config.stash:
+        for item in items:
+            if item.get_closest_marker("contam"):
+                item.add_marker(pytest.mark.skip(reason="contamination checks run with --contam"))
+        return
+    # The session's nodeid is "", so give the collector its own: gates become "contam::<task>".
+    items.extend(ContamCollector.from_parent(session, name="contam", nodeid="contam").collect())
+
+
+@pytest.fixture
+def contam(request):
+    """Per-question TBD scores: with ``@pytest.mark.contam("task")`` that task's run
+    (``lm_eval_tbd.results.TaskRun``), otherwise the session object, whose ``run(task)`` loads one."""
+    state = request.config.stash.get(STATE, None)
+    if state is None:
+        pytest.skip("contamination checks run with --contam")
+    marker = request.node.get_closest_marker("contam")
+    if marker is not None and marker.args:
+        return state.run(marker.args[0])
+    return state
+
+
+def _is_worker(config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+class ContamReporter:
+    """Registered with --contam only: collects gate results from reports (in the pytest-xdist
+    controller too, where workers' reports arrive), then prints and writes the summary once."""
+
+    def __init__(self, config) -> None:
+        self.config = config
+        self.results: list[GateResult] = []
+
+    def pytest_runtest_logreport(self, report) -> None:
+        if report.when != "call":
+            return
+        for key, value in report.user_properties:
+            if key == PROPERTY:
+                top = tuple((q["id"], q["tbd"], q["question"]) for q in value["top_flagged"])
+                self.results.append(GateResult(**{**value, "top_flagged": top}))
+
+    def pytest_report_collectionfinish(self, config, start_path, items):
+        names = [t.benchmark for t in config.stash[STATE].cfg.benchmarks]
+        return f"contamination gates: {len(names)} configured ({', '.join(names)}) from {config.stash[STATE].cfg.source}"
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        if _is_worker(self.config) or not self.results:
+            return
+        from pytest_contam.report import summary_table_text
+
+        terminalreporter.write_sep("=", "contamination gates")
+        terminalreporter.write(summary_table_text(self.results, width=terminalreporter._tw.fullwidth,
+                                                  markup=terminalreporter.hasmarkup))
+
+    def pytest_sessionfinish(self, session) -> None:
+        path = self.config.getoption("contam_json")
+        if path and not _is_worker(self.config):
+            from lm_eval_tbd.atomic import write_json_atomic
+            from pytest_contam.report import summary_json
+
+            write_json_atomic(Path(path), summary_json(self.results))

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+
+pytest_plugins = ["pytester"]
 
 ROOT = Path(__file__).resolve().parents[1]
 # The benchmark files are read from ../shared/data (never committed); override for other layouts.
@@ -66,3 +70,59 @@ def tiny_model_dir(tmp_path_factory, shared_data) -> Path:
 def eos_model_dir(tmp_path_factory, shared_data) -> Path:
     """The same model with EOS dominating: it ends every answer at once."""
     return _build(tmp_path_factory.mktemp("eos_model"), shared_data, eos_scale=3.0, eos_always=True)
+
+
+# ---- the real lm_eval CLI on the tiny model, shared by the end-to-end and gate tests ----
+
+LM_EVAL = [sys.executable, "-m", "lm_eval"]
+CPU = ["--device", "cpu"]
+
+
+def lm_eval(args, cwd, **env):
+    """Run `python -m lm_eval ARGS --device cpu` offline."""
+    proc = subprocess.run(LM_EVAL + args + CPU, cwd=cwd, env=offline_env(**env), capture_output=True, text=True, timeout=600)
+    return proc
+
+
+def model_args(path):
+    return f"pretrained={path},dtype=float32"
+
+
+def results_json(out: Path) -> dict:
+    (path,) = sorted(out.rglob("results_*.json"))
+    return json.loads(path.read_text())
+
+
+@pytest.fixture(scope="session")
+def plain_task_dir(tmp_path_factory, shared_data):
+    """An ordinary generate_until task on local AIME data, to run alongside TBD."""
+    d = tmp_path_factory.mktemp("plain_tasks")
+    (d / "plain_aime24.yaml").write_text(
+        "task: plain_aime24\n"
+        "dataset_path: json\n"
+        f"dataset_kwargs:\n  data_files:\n    test: {shared_data / 'aime24.jsonl'}\n"
+        "output_type: generate_until\ntest_split: test\n"
+        'doc_to_text: "Question: {{question}}\\nAnswer:"\ndoc_to_target: "{{answer}}"\n'
+        "generation_kwargs:\n  until: ['Question:']\n  do_sample: false\n  max_gen_toks: 8\n"
+        "metric_list:\n  - metric: exact_match\n    aggregation: mean\n    higher_is_better: true\n"
+        "metadata:\n  version: 1.0\n"
+    )
+    return d
+
+
+@pytest.fixture(scope="session")
+def main_run(tmp_path_factory, tiny_model_dir, shared_data, plain_task_dir):
+    """`lm_eval --tasks tbd_aime,plain_aime24 --limit 4 --log_samples` on the tiny model: (output dir, process)."""
+    out = tmp_path_factory.mktemp("out")
+    proc = lm_eval(
+        ["--model", "hf", "--model_args", model_args(tiny_model_dir),
+         "--tasks", "tbd_aime,plain_aime24", "--include_path", str(plain_task_dir),
+         "--apply_chat_template", "--limit", "4", "--batch_size", "4",
+         "--metadata", json.dumps({"tbd_max_tokens": 20}),
+         "--log_samples", "--output_path", str(out)],
+        cwd=out, LM_EVAL_TBD_DATA_DIR=str(shared_data),
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return out, proc
+
+

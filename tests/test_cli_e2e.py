@@ -1,9 +1,6 @@
 """The real `lm_eval` command on a tiny locally built transformers model, offline."""
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -12,58 +9,9 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from lm_eval_tbd.paths import tasks_dir
 from lm_eval_tbd.results import load_run
 from lm_eval_tbd.scores import TBDParams, tbd_score
-from tests.conftest import offline_env
+from tests.conftest import lm_eval, model_args, results_json
 
 pytestmark = pytest.mark.slow
-
-LM_EVAL = [sys.executable, "-m", "lm_eval"]
-CPU = ["--device", "cpu"]
-
-
-def lm_eval(args, cwd, **env):
-    proc = subprocess.run(LM_EVAL + args + CPU, cwd=cwd, env=offline_env(**env), capture_output=True, text=True, timeout=600)
-    return proc
-
-
-def model_args(path):
-    return f"pretrained={path},dtype=float32"
-
-
-def results_json(out: Path) -> dict:
-    (path,) = sorted(out.rglob("results_*.json"))
-    return json.loads(path.read_text())
-
-
-@pytest.fixture(scope="module")
-def plain_task_dir(tmp_path_factory, shared_data):
-    """An ordinary generate_until task on local AIME data, to run alongside TBD."""
-    d = tmp_path_factory.mktemp("plain_tasks")
-    (d / "plain_aime24.yaml").write_text(
-        "task: plain_aime24\n"
-        "dataset_path: json\n"
-        f"dataset_kwargs:\n  data_files:\n    test: {shared_data / 'aime24.jsonl'}\n"
-        "output_type: generate_until\ntest_split: test\n"
-        'doc_to_text: "Question: {{question}}\\nAnswer:"\ndoc_to_target: "{{answer}}"\n'
-        "generation_kwargs:\n  until: ['Question:']\n  do_sample: false\n  max_gen_toks: 8\n"
-        "metric_list:\n  - metric: exact_match\n    aggregation: mean\n    higher_is_better: true\n"
-        "metadata:\n  version: 1.0\n"
-    )
-    return d
-
-
-@pytest.fixture(scope="module")
-def main_run(tmp_path_factory, tiny_model_dir, shared_data, plain_task_dir):
-    out = tmp_path_factory.mktemp("out")
-    proc = lm_eval(
-        ["--model", "hf", "--model_args", model_args(tiny_model_dir),
-         "--tasks", "tbd_aime,plain_aime24", "--include_path", str(plain_task_dir),
-         "--apply_chat_template", "--limit", "4", "--batch_size", "4",
-         "--metadata", json.dumps({"tbd_max_tokens": 20}),
-         "--log_samples", "--output_path", str(out)],
-        cwd=out, LM_EVAL_TBD_DATA_DIR=str(shared_data),
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return out, proc
 
 
 def test_tbd_runs_beside_an_ordinary_task(main_run):

@@ -1,0 +1,73 @@
+"""Where the gate's scores come from: an existing lm-eval output directory, or the TBD tasks run
+through the real ``lm_eval`` command once per session (and cached) from a model spec."""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from pytest_contam.config import ContamConfig
+
+__all__ = ["results_dir", "model_run_dir"]
+
+
+def model_run_dir(cfg: ContamConfig) -> Path:
+    """The cache directory of this model spec: the same spec reuses the same results."""
+    spec = {
+        "model": cfg.model, "model_args": cfg.model_args, "tasks": sorted(t.benchmark for t in cfg.benchmarks),
+        "apply_chat_template": cfg.apply_chat_template, "limit": cfg.limit, "metadata": cfg.metadata,
+        "data_dir": str(cfg.data_dir) if cfg.data_dir else None,
+    }
+    key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+    return cfg.output / f"run-{key}"
+
+
+def _complete(run_dir: Path, tasks) -> bool:
+    return (run_dir / "DONE").is_file() and all(any(run_dir.rglob(f"samples_{t}_*.jsonl")) for t in tasks)
+
+
+def _run_lm_eval(cfg: ContamConfig, run_dir: Path) -> None:
+    tasks = [t.benchmark for t in cfg.benchmarks]
+    cmd = [sys.executable, "-m", "lm_eval", "--model", cfg.model, "--tasks", ",".join(tasks),
+           "--batch_size", cfg.batch_size, "--log_samples", "--output_path", str(run_dir)]
+    if cfg.model_args:
+        cmd += ["--model_args", cfg.model_args]
+    if cfg.device:
+        cmd += ["--device", cfg.device]
+    if cfg.apply_chat_template:
+        cmd.append("--apply_chat_template")
+    if cfg.limit:
+        cmd += ["--limit", str(cfg.limit)]
+    if cfg.metadata:
+        cmd += ["--metadata", json.dumps(cfg.metadata)]
+    env = dict(os.environ)
+    if cfg.data_dir:
+        env["LM_EVAL_TBD_DATA_DIR"] = str(cfg.data_dir)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    (run_dir / "lm_eval.log").write_text(proc.stdout + proc.stderr)
+    if proc.returncode != 0:
+        raise RuntimeError(f"lm_eval failed with exit status {proc.returncode} (log: {run_dir / 'lm_eval.log'}):\n{proc.stderr[-2000:]}")
+    (run_dir / "DONE").write_text(" ".join(cmd) + "\n")
+
+
+def results_dir(cfg: ContamConfig) -> Path:
+    """The lm-eval output directory to read scores from, running the model first if needed.
+
+    Model runs happen once per spec: an exclusive file lock makes concurrent pytest-xdist workers
+    wait for the first one and then reuse its results.
+    """
+    if cfg.results is not None:
+        return cfg.results
+    run_dir = model_run_dir(cfg)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tasks = [t.benchmark for t in cfg.benchmarks]
+    with open(run_dir / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not _complete(run_dir, tasks):
+            _run_lm_eval(cfg, run_dir)
+    return run_dir

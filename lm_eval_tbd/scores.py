@@ -9,11 +9,15 @@ model actually generated, in generation order, shape (n_tokens,).
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["TBDParams", "tbd_score", "validate_logprobs", "DEFAULT_TAU", "DEFAULT_ALPHA", "DEFAULT_MAX_TOKENS"]
+__all__ = [
+    "TBDParams", "tbd_score", "validate_logprobs", "DEFAULT_TAU", "DEFAULT_ALPHA", "DEFAULT_MAX_TOKENS",
+    "mean_logprob", "min_k", "max_k", "min_k_plus_plus", "zlib_ratio", "SCORES", "ScoreSpec", "decision_value",
+]
 
 DEFAULT_TAU = 1.0
 DEFAULT_ALPHA = 0.6
@@ -79,3 +83,99 @@ def tbd_score(
     if kept.size == 0:
         return 0.0
     return float(np.mean((params.tau - kept) ** params.alpha))
+
+
+# ---- likelihood baselines ------------------------------------------------------------------
+# All take the log-probs of the scored tokens (already cut to the first M by the caller, or via
+# ``max_tokens``) and raise ValueError on zero tokens: a mean over nothing is undefined, and a
+# made-up value would be a silent wrong number.
+
+
+def _scored(logprobs, max_tokens: int | None, what: str) -> np.ndarray:
+    lp = validate_logprobs(logprobs)
+    if max_tokens is not None:
+        lp = lp[:max_tokens]
+    if lp.size == 0:
+        raise ValueError(f"{what} is undefined for zero tokens")
+    return lp
+
+
+def _k_count(n: int, k: float) -> int:
+    if not 0.0 < k <= 1.0:
+        raise ValueError(f"k must be in (0, 1], got {k!r}")
+    # At least one token, as the Min-K% reference code would otherwise average an empty slice.
+    return max(1, int(n * k))
+
+
+def mean_logprob(logprobs, *, max_tokens: int | None = None) -> float:
+    """Mean log-probability of the tokens (= -log perplexity). HIGHER = more likely seen."""
+    return float(np.mean(_scored(logprobs, max_tokens, "mean_logprob")))
+
+
+def min_k(logprobs, k: float = 0.2, *, max_tokens: int | None = None) -> float:
+    """Min-K% (Shi et al. 2024): mean of the lowest ``k`` fraction of token log-probs
+    (``max(1, floor(n k))`` tokens). HIGHER = more likely seen."""
+    lp = _scored(logprobs, max_tokens, "min_k")
+    return float(np.mean(np.sort(lp)[: _k_count(lp.size, k)]))
+
+
+def max_k(logprobs, k: float = 0.2, *, max_tokens: int | None = None) -> float:
+    """Max-K%: mean of the highest ``k`` fraction of token log-probs. HIGHER = more likely seen."""
+    lp = _scored(logprobs, max_tokens, "max_k")
+    return float(np.mean(np.sort(lp)[::-1][: _k_count(lp.size, k)]))
+
+
+def min_k_plus_plus(logprobs, mu, sigma, k: float = 0.2, *, max_tokens: int | None = None) -> float:
+    """Min-K%++ (Zhang et al. 2025): per token ``(log p - mu) / sigma`` with ``mu``/``sigma`` the
+    mean and standard deviation of log p over the vocabulary under the model's own distribution at
+    that position; the mean of the lowest ``k`` fraction. HIGHER = more likely seen.
+    """
+    lp = _scored(logprobs, max_tokens, "min_k_plus_plus")
+    mu = np.asarray(mu, dtype=np.float64)[: lp.size]
+    sigma = np.asarray(sigma, dtype=np.float64)[: lp.size]
+    if mu.size != lp.size or sigma.size != lp.size:
+        raise ValueError(f"min_k_plus_plus: {lp.size} tokens but {mu.size} mu and {sigma.size} sigma values")
+    # A certain position (sigma 0) carries no evidence either way: z = 0 there.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(sigma > 0, (lp - mu) / sigma, 0.0)
+    return float(np.mean(np.sort(z)[: _k_count(lp.size, k)]))
+
+
+def zlib_ratio(logprobs, text: str, *, max_tokens: int | None = None) -> float:
+    """Mean log-probability divided by the zlib-compressed length of ``text`` in bytes (Carlini
+    et al. 2021's zlib-normalised loss, as a decision value). HIGHER = more likely seen."""
+    lp = _scored(logprobs, max_tokens, "zlib_ratio")
+    size = len(zlib.compress(text.encode("utf-8")))
+    return float(np.mean(lp) / size)
+
+
+@dataclass(frozen=True)
+class ScoreSpec:
+    """How to read a score: ``higher_is_seen`` says which direction means "member"."""
+
+    name: str
+    higher_is_seen: bool
+    description: str
+
+
+SCORES: dict[str, ScoreSpec] = {
+    s.name: s
+    for s in (
+        ScoreSpec("tbd", False, "Token Probability Deviation of the generated tokens (lower = seen)"),
+        ScoreSpec("gen_mean_logprob", True, "mean log-probability of the generated tokens (-log perplexity)"),
+        ScoreSpec("gen_min_k", True, "Min-K% (k=0.2) of the generated tokens"),
+        ScoreSpec("gen_max_k", True, "Max-K% (k=0.2) of the generated tokens"),
+        ScoreSpec("gen_min_k_pp", True, "Min-K%++ (k=0.2) of the generated tokens"),
+        ScoreSpec("gen_zlib", True, "mean log-probability / zlib bytes of the generated text"),
+        ScoreSpec("q_mean_logprob", True, "mean log-probability of the question's tokens"),
+        ScoreSpec("q_min_k", True, "Min-K% (k=0.2) of the question's tokens"),
+        ScoreSpec("q_max_k", True, "Max-K% (k=0.2) of the question's tokens"),
+        ScoreSpec("q_min_k_pp", True, "Min-K%++ (k=0.2) of the question's tokens"),
+        ScoreSpec("q_zlib", True, "mean log-probability / zlib bytes of the question"),
+    )
+}
+
+
+def decision_value(name: str, value: float) -> float:
+    """The score as a decision value where HIGHER = more likely seen (for ROC metrics)."""
+    return value if SCORES[name].higher_is_seen else -value

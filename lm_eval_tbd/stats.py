@@ -11,9 +11,13 @@ rather than returning a made-up number such as 0.5.
 from __future__ import annotations
 
 import numpy as np
+from scipy import stats as _scipy_stats
 from sklearn.metrics import roc_auc_score, roc_curve
 
-__all__ = ["UndefinedMetricError", "roc_auc", "tpr_at_fpr", "tpr_at_fpr_paper"]
+__all__ = [
+    "UndefinedMetricError", "roc_auc", "tpr_at_fpr", "tpr_at_fpr_paper", "roc_report",
+    "empirical_p_values", "contaminated_fraction", "audit",
+]
 
 
 class UndefinedMetricError(ValueError):
@@ -68,3 +72,116 @@ def tpr_at_fpr_paper(y_true, y_score, min_fpr: float = 0.01) -> float:
     y_true, y_score = _check(y_true, y_score)
     fpr, tpr, _ = roc_curve(y_true, y_score, drop_intermediate=False)
     return float(tpr[np.argmax(fpr >= min_fpr)])
+
+
+def _bootstrap_ci(statistic, samples, *, n_resamples: int, confidence: float, seed: int,
+                  vectorized: bool = False) -> tuple[float, float]:
+    res = _scipy_stats.bootstrap(
+        samples, statistic, paired=False, vectorized=vectorized, n_resamples=n_resamples,
+        confidence_level=confidence, method="percentile", random_state=np.random.default_rng(seed),
+    )
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def roc_report(y_true, y_score, *, fprs=(0.001, 0.01, 0.05), n_resamples: int = 1000,
+               confidence: float = 0.95, seed: int = 0) -> dict:
+    """ROC AUC and strict TPR at each FPR in ``fprs``, with percentile bootstrap confidence
+    intervals, plus the paper's TPR convention (for comparison only, no CI).
+
+    The bootstrap resamples members and non-members separately (scipy's independent-sample
+    bootstrap), so every resample has both classes and the class balance is kept. Seeded.
+    Returns ``{"auc": x, "auc_ci": [lo, hi], "tpr@1%fpr": ..., "tpr@1%fpr_ci": [...],
+    "tpr@1%fpr_paper": ..., "n_members": .., "n_nonmembers": ..}``.
+    """
+    y_true, y_score = _check(y_true, y_score)
+    pos, neg = y_score[y_true == 1], y_score[y_true == 0]
+
+    def labelled(p, n):
+        return np.r_[np.ones(len(p), int), np.zeros(len(n), int)], np.r_[p, n]
+
+    out = {"n_members": int(pos.size), "n_nonmembers": int(neg.size), "confidence": confidence}
+    out["auc"] = roc_auc(y_true, y_score)
+    # AUC = U / (n_pos n_neg) (ties count one half, as in roc_auc_score); vectorised over resamples.
+    out["auc_ci"] = list(_bootstrap_ci(
+        lambda p, n, axis=-1: _scipy_stats.mannwhitneyu(p, n, axis=axis).statistic / (p.shape[axis] * n.shape[axis]),
+        (pos, neg), n_resamples=n_resamples, confidence=confidence, seed=seed, vectorized=True,
+    ))
+    statistics = {}
+    for f in fprs:
+        statistics[f"tpr@{f:.1%}fpr".replace(".0%", "%")] = (
+            lambda p, n, f=f: tpr_at_fpr(*labelled(p, n), max_fpr=f)
+        )
+    for name, fn in statistics.items():
+        out[name] = float(fn(pos, neg))
+        out[f"{name}_ci"] = list(_bootstrap_ci(fn, (pos, neg), n_resamples=n_resamples, confidence=confidence, seed=seed))
+    for f in fprs:
+        out[f"tpr@{f:.1%}fpr_paper".replace(".0%", "%")] = tpr_at_fpr_paper(y_true, y_score, f)
+    return out
+
+
+# ---- audit mode: a benchmark against a clean reference question set (no labels) ------------
+
+
+def _check_audit(benchmark, reference) -> tuple[np.ndarray, np.ndarray]:
+    b = np.asarray(benchmark, dtype=np.float64)
+    r = np.asarray(reference, dtype=np.float64)
+    if r.size == 0:
+        raise UndefinedMetricError("the reference question set is empty; audit mode needs clean reference scores")
+    if b.size < 2 or r.size < 2:
+        raise UndefinedMetricError(f"audit mode needs at least 2 benchmark and 2 reference scores, got {b.size} and {r.size}")
+    if np.isnan(b).any() or np.isnan(r).any():
+        raise ValueError("audit scores contain NaN")
+    return b, r
+
+
+def empirical_p_values(benchmark, reference) -> np.ndarray:
+    """Per benchmark question, ``(1 + #{reference >= score}) / (n_reference + 1)``.
+
+    Scores are decision values (HIGHER = more seen-like); a small p-value means the question
+    looks more seen than (almost) every clean reference question. Valid (super-uniform) for a
+    question drawn from the reference distribution.
+    """
+    b, r = _check_audit(benchmark, reference)
+    r_sorted = np.sort(r)
+    at_least = r.size - np.searchsorted(r_sorted, b, side="left")
+    return (1.0 + at_least) / (r.size + 1.0)
+
+
+def contaminated_fraction(p_values, lam: float = 0.5) -> float:
+    """Storey's estimate of the share of non-null questions: ``1 - #{p > lam} / ((1 - lam) n)``,
+    clipped to [0, 1]."""
+    p = np.asarray(p_values, dtype=np.float64)
+    pi0 = np.mean(p > lam) / (1.0 - lam)
+    return float(np.clip(1.0 - pi0, 0.0, 1.0))
+
+
+def audit(benchmark, reference, *, fdr: float = 0.05, n_resamples: int = 1000, confidence: float = 0.95,
+          seed: int = 0) -> dict:
+    """Benchmark decision values against clean reference ones (HIGHER = more seen-like).
+
+    Returns the Mann-Whitney AUC ``U / (n_b n_r)`` (0.5 = indistinguishable from the clean set)
+    and its one-sided p-value (benchmark scores more seen-like than reference), per-question
+    empirical p-values, Benjamini-Hochberg adjusted p-values and flags at ``fdr``, and the
+    estimated contaminated fraction with a bootstrap confidence interval.
+    """
+    b, r = _check_audit(benchmark, reference)
+    mw = _scipy_stats.mannwhitneyu(b, r, alternative="greater")
+    p = empirical_p_values(b, r)
+    adjusted = _scipy_stats.false_discovery_control(p, method="bh")
+
+    def fraction(bs, rs):
+        return contaminated_fraction(empirical_p_values(bs, rs))
+
+    return {
+        "n_benchmark": int(b.size),
+        "n_reference": int(r.size),
+        "auc": float(mw.statistic / (b.size * r.size)),
+        "p_value": float(mw.pvalue),
+        "p_values": p.tolist(),
+        "bh_adjusted": adjusted.tolist(),
+        "flagged": (adjusted <= fdr).tolist(),
+        "fdr": fdr,
+        "contaminated_fraction": fraction(b, r),
+        "contaminated_fraction_ci": list(_bootstrap_ci(fraction, (b, r), n_resamples=n_resamples, confidence=confidence, seed=seed)),
+        "confidence": confidence,
+    }

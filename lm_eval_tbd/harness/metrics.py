@@ -1,7 +1,8 @@
 """Corpus-level aggregations registered in lm-eval's registry.
 
-Per question, ``process_results`` emits ``(decision, label)`` pairs with decision = -TBD (higher =
-more likely seen); these aggregations turn the whole list into one number. An undefined value
+Per question, ``process_results`` emits ``(decision, label)`` pairs for every score, with the
+decision value HIGHER = more likely seen (-TBD for TBD); these aggregations turn the whole list
+into one number. An undefined value
 (labels of one class only) is reported as ``None`` (``null`` in the results JSON) with a warning
 saying why, never as a made-up 0.5.
 """
@@ -13,6 +14,7 @@ import logging
 import lm_eval.api.metrics  # noqa: F401  (fills the registry with the built-ins before we add ours)
 from lm_eval.api.registry import aggregation_registry, metric_registry, register_aggregation, register_metric
 
+from lm_eval_tbd.scores import SCORES
 from lm_eval_tbd.stats import UndefinedMetricError, roc_auc, tpr_at_fpr
 
 log = logging.getLogger(__name__)
@@ -36,7 +38,7 @@ def _undefined_as_none(name, fn):
             return None
 
     aggregate.__name__ = name
-    aggregate.__doc__ = f"{name} over (-TBD, label) pairs; None when undefined."
+    aggregate.__doc__ = f"{name} over (decision value, label) pairs; None when undefined."
     return aggregate
 
 
@@ -57,14 +59,20 @@ def _passthrough(items):
     return items
 
 
-#: metric name -> (aggregation, higher_is_better)
-METRICS = {
-    "tbd": ("mean", False),
-    "tbd_roc_auc": ("tbd_roc_auc", True),
-    "tbd_tpr_at_1fpr": ("tbd_tpr_at_1fpr", True),
-    "tbd_n_tokens": ("mean", True),
-    "tbd_empty_rate": ("mean", False),
-}
+def _metrics() -> dict[str, tuple[str, bool]]:
+    """metric name -> (aggregation, higher_is_better). For a score's own mean the arrow points
+    toward "cleaner" (less seen-like); for AUC / TPR toward a better detector."""
+    out = {}
+    for name, spec in SCORES.items():
+        out[name] = ("mean", not spec.higher_is_seen)
+        out[f"{name}_roc_auc"] = ("tbd_roc_auc", True)
+        out[f"{name}_tpr_at_1fpr"] = ("tbd_tpr_at_1fpr", True)
+    out["tbd_n_tokens"] = ("mean", True)
+    out["tbd_empty_rate"] = ("mean", False)
+    return out
+
+
+METRICS = _metrics()
 
 for _name, (_agg, _hib) in METRICS.items():
     if _name not in metric_registry:

@@ -15,9 +15,12 @@ from lm_eval.api.instance import Instance
 from lm_eval.api.task import ConfigurableTask
 
 from lm_eval_tbd import backends
-from lm_eval_tbd.harness import metrics as _metrics  # noqa: F401  (registers the aggregations)
+from lm_eval.api.registry import get_aggregation
+
+from lm_eval_tbd.harness.metrics import METRICS  # importing registers the metrics and aggregations
 from lm_eval_tbd.record import REQUEST_TYPE, GenerationRecord
-from lm_eval_tbd.scores import TBDParams, tbd_score
+from lm_eval_tbd.scores import TBDParams, decision_value
+from lm_eval_tbd.scoring import score_record
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +75,11 @@ class TBDTask(ConfigurableTask):
         config.pop("class", None)  # lm-eval passes the `class` key on, and TaskConfig rejects it
         super().__init__(config=config, **kwargs)
         self.params = params_from_metadata(self.config.metadata, task=self.config.task)
+        # Every score's metrics, without listing each in the YAML; the YAML's own entries win.
+        for name, (aggregation, higher_is_better) in METRICS.items():
+            self._metric_fn_list.setdefault(name, None)
+            self._aggregation_list.setdefault(name, get_aggregation(aggregation))
+            self._higher_is_better.setdefault(name, higher_is_better)
         # The evaluator pads data-parallel ranks by OUTPUT_TYPE: make it our request type.
         self.OUTPUT_TYPE = REQUEST_TYPE
 
@@ -89,20 +97,20 @@ class TBDTask(ConfigurableTask):
         return Instance(request_type=REQUEST_TYPE, doc=doc, arguments=(ctx, gen_kwargs), idx=0, **kwargs)
 
     def process_results(self, doc: dict, results: list) -> dict:
+        """Per question: every score (``tbd`` first), the token count, and with a label the
+        ``(decision value, label)`` pairs the ROC aggregations need (decision: higher = seen)."""
         record = GenerationRecord.from_json(results[0])
-        p = self.params
-        score = tbd_score(record.logprobs, tau=p.tau, alpha=p.alpha, max_tokens=p.max_tokens)
+        scores = score_record(record, self.params)
         if record.n_tokens == 0:
-            log.warning("%s: question %s produced zero generated tokens; its TBD is 0 by definition",
-                        self.config.task, doc.get("id"))
-        out = {
-            "tbd": score,
-            "tbd_n_tokens": min(record.n_tokens, p.max_tokens),
-            "tbd_empty_rate": float(record.n_tokens == 0),
-        }
+            log.warning("%s: question %s produced zero generated tokens; its TBD is 0 by definition "
+                        "and the likelihood baselines are undefined", self.config.task, doc.get("id"))
+        out = dict(scores)
+        out["tbd_n_tokens"] = min(record.n_tokens, self.params.max_tokens)
+        out["tbd_empty_rate"] = float(record.n_tokens == 0)
         label = doc.get("label")
         if label is not None:
-            # Decision value for ROC metrics: higher = more likely seen, so -TBD.
-            out["tbd_roc_auc"] = (-score, int(label))
-            out["tbd_tpr_at_1fpr"] = (-score, int(label))
+            for name, value in scores.items():
+                pair = (decision_value(name, value), int(label))
+                out[f"{name}_roc_auc"] = pair
+                out[f"{name}_tpr_at_1fpr"] = pair
         return out

@@ -1,0 +1,40 @@
+"""Every score of one question from its generation record: TBD and the likelihood baselines.
+
+Returns plain values in each score's own direction (see ``scores.SCORES`` for which direction
+means "seen"); ``scores.decision_value`` turns any of them into HIGHER = more likely seen.
+"""
+
+from __future__ import annotations
+
+from lm_eval_tbd.record import GenerationRecord
+from lm_eval_tbd.scores import TBDParams, max_k, mean_logprob, min_k, min_k_plus_plus, tbd_score, zlib_ratio
+
+__all__ = ["score_record", "K"]
+
+#: The fraction used by Min-K%, Max-K% and Min-K%++ (the values the issue and papers use).
+K = 0.2
+
+
+def score_record(record: GenerationRecord, params: TBDParams) -> dict[str, float]:
+    """``{"tbd": ..., "gen_mean_logprob": ..., ...}`` over the first ``params.max_tokens`` tokens.
+
+    TBD is defined for zero tokens (0); the likelihood baselines are not, and are left out then.
+    ``gen_zlib`` is left out when the record holds more than M tokens (see below).
+    ``gen_min_k_pp`` needs the record's per-position vocabulary statistics and is left out when a
+    backend did not record them.
+    """
+    m = params.max_tokens
+    out = {"tbd": tbd_score(record.logprobs, tau=params.tau, alpha=params.alpha, max_tokens=m)}
+    if record.n_tokens == 0:
+        return out
+    lp = record.logprobs[:m]
+    out["gen_mean_logprob"] = mean_logprob(lp)
+    out["gen_min_k"] = min_k(lp, K)
+    out["gen_max_k"] = max_k(lp, K)
+    if record.vocab_logp_mean is not None and record.vocab_logp_std is not None:
+        out["gen_min_k_pp"] = min_k_plus_plus(lp, record.vocab_logp_mean[:m], record.vocab_logp_std[:m], K)
+    # zlib needs the text of exactly the scored tokens; a record longer than M (re-scoring with a
+    # smaller M) only has the text of all of them, so the score is left out rather than skewed.
+    if record.n_tokens <= m:
+        out["gen_zlib"] = zlib_ratio(lp, record.text)
+    return out

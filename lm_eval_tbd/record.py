@@ -30,6 +30,9 @@ class GenerationRecord:
     that stopped generation is included as the last entry. ``vocab_logp_mean``/``vocab_logp_std``
     (optional) are the mean and standard deviation of log p over the vocabulary at each position,
     which Min-K%++ needs; they are computed on the fly, never from stored [tokens x vocab] arrays.
+    ``question_*`` (optional) are the same quantities for the question's own prompt tokens (the
+    input side; the first prompt token has no prediction and is not included), and
+    ``ref_logprobs`` the log-probs of ``token_ids`` under a reference model, when one was given.
     """
 
     token_ids: list[int]
@@ -40,6 +43,10 @@ class GenerationRecord:
     vocab_logp_mean: list[float] | None = None
     vocab_logp_std: list[float] | None = None
     backend: str = ""
+    question_logprobs: list[float] | None = None
+    question_logp_mean: list[float] | None = None
+    question_logp_std: list[float] | None = None
+    ref_logprobs: list[float] | None = None
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -49,10 +56,16 @@ class GenerationRecord:
             )
         if self.finish_reason not in FINISH_REASONS:
             raise ValueError(f"generation record: finish_reason must be one of {FINISH_REASONS}, got {self.finish_reason!r}")
-        for name in ("vocab_logp_mean", "vocab_logp_std"):
+        for name in ("vocab_logp_mean", "vocab_logp_std", "ref_logprobs"):
             values = getattr(self, name)
             if values is not None and len(values) != len(self.token_ids):
                 raise ValueError(f"generation record: {name} has {len(values)} entries for {len(self.token_ids)} tokens")
+        if self.question_logprobs is not None:
+            for name in ("question_logp_mean", "question_logp_std"):
+                values = getattr(self, name)
+                if values is not None and len(values) != len(self.question_logprobs):
+                    raise ValueError(f"generation record: {name} has {len(values)} entries for "
+                                     f"{len(self.question_logprobs)} question tokens")
         bad = [i for i, v in enumerate(self.logprobs) if isinstance(v, float) and math.isnan(v)]
         if bad:
             raise ValueError(f"generation record: NaN log-probability at token position(s) {bad[:5]}")

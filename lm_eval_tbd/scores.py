@@ -172,6 +172,8 @@ SCORES: dict[str, ScoreSpec] = {
         ScoreSpec("q_max_k", True, "Max-K% (k=0.2) of the question's tokens"),
         ScoreSpec("q_min_k_pp", True, "Min-K%++ (k=0.2) of the question's tokens"),
         ScoreSpec("q_zlib", True, "mean log-probability / zlib bytes of the question"),
+        ScoreSpec("ref_tbd", False, "TBD of the student's generated tokens minus their TBD under the reference model"),
+        ScoreSpec("ref_logprob", True, "mean log-prob of the generated tokens, student minus reference model"),
     )
 }
 

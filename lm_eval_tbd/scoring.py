@@ -15,16 +15,19 @@ __all__ = ["score_record", "K"]
 K = 0.2
 
 
-def score_record(record: GenerationRecord, params: TBDParams) -> dict[str, float]:
+def score_record(record: GenerationRecord, params: TBDParams, question: str | None = None) -> dict[str, float]:
     """``{"tbd": ..., "gen_mean_logprob": ..., ...}`` over the first ``params.max_tokens`` tokens.
 
     TBD is defined for zero tokens (0); the likelihood baselines are not, and are left out then.
-    ``gen_zlib`` is left out when the record holds more than M tokens (see below).
+    ``gen_zlib`` is left out when the record holds more than M tokens (see below). The ``q_*``
+    scores need the record's question log-probs (and ``question`` text for ``q_zlib``); the
+    ``ref_*`` calibrated scores need reference-model log-probs.
     ``gen_min_k_pp`` needs the record's per-position vocabulary statistics and is left out when a
     backend did not record them.
     """
     m = params.max_tokens
     out = {"tbd": tbd_score(record.logprobs, tau=params.tau, alpha=params.alpha, max_tokens=m)}
+    out.update(_question_scores(record, question))
     if record.n_tokens == 0:
         return out
     lp = record.logprobs[:m]
@@ -37,4 +40,21 @@ def score_record(record: GenerationRecord, params: TBDParams) -> dict[str, float
     # smaller M) only has the text of all of them, so the score is left out rather than skewed.
     if record.n_tokens <= m:
         out["gen_zlib"] = zlib_ratio(lp, record.text)
+    if record.ref_logprobs is not None:
+        ref = record.ref_logprobs[:m]
+        out["ref_tbd"] = out["tbd"] - tbd_score(ref, tau=params.tau, alpha=params.alpha)
+        out["ref_logprob"] = out["gen_mean_logprob"] - mean_logprob(ref)
+    return out
+
+
+def _question_scores(record: GenerationRecord, question: str | None) -> dict[str, float]:
+    """The likelihood scores on the question's own tokens (input side), when recorded."""
+    lp = record.question_logprobs
+    if not lp:
+        return {}
+    out = {"q_mean_logprob": mean_logprob(lp), "q_min_k": min_k(lp, K), "q_max_k": max_k(lp, K)}
+    if record.question_logp_mean is not None and record.question_logp_std is not None:
+        out["q_min_k_pp"] = min_k_plus_plus(lp, record.question_logp_mean, record.question_logp_std, K)
+    if question:
+        out["q_zlib"] = zlib_ratio(lp, question)
     return out

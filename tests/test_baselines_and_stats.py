@@ -68,7 +68,21 @@ def test_score_record_and_sign_conventions():
     # re-scoring a longer record with a smaller M leaves out zlib (its text covers all tokens)
     assert "gen_zlib" not in score_record(rec, TBDParams(max_tokens=2))
     assert decision_value("tbd", 0.3) == -0.3 and decision_value("gen_min_k", -0.3) == -0.3
-    assert not SCORES["tbd"].higher_is_seen and all(SCORES[n].higher_is_seen for n in SCORES if n != "tbd")
+    lower_is_seen = {"tbd", "ref_tbd"}
+    assert all(SCORES[n].higher_is_seen == (n not in lower_is_seen) for n in SCORES)
+
+
+def test_question_and_reference_scores():
+    rec = GenerationRecord([5, 6], [math.log(0.5), math.log(0.5)], "length", text="ab",
+                           question_logprobs=[-1.0, -3.0], question_logp_mean=[-2.0, -2.0], question_logp_std=[1.0, 1.0],
+                           ref_logprobs=[math.log(0.25), math.log(0.25)])
+    s = score_record(rec, TBDParams(alpha=1.0), question="Why?")
+    assert s["q_mean_logprob"] == -2.0 and s["q_min_k"] == -3.0 and s["q_max_k"] == -1.0
+    assert s["q_min_k_pp"] == -1.0
+    assert s["q_zlib"] == pytest.approx(-2.0 / len(zlib.compress(b"Why?")))
+    # student TBD 0.5, reference TBD 0.75 -> calibrated -0.25 (student more certain: more seen-like)
+    assert s["ref_tbd"] == pytest.approx(-0.25)
+    assert s["ref_logprob"] == pytest.approx(math.log(0.5) - math.log(0.25))
 
 
 logprob_lists = st.lists(st.floats(min_value=-20.0, max_value=0.0), min_size=1, max_size=60)

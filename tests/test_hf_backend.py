@@ -20,15 +20,17 @@ def hflm(path, batch_size):
     return HFLM(pretrained=str(path), device="cpu", dtype="float32", batch_size=batch_size)
 
 
-def requests_for(contexts, max_gen_toks):
+def requests_for(contexts, max_gen_toks, spans=None, **gen):
+    spans = spans or [None] * len(contexts)
     return [
-        Instance(request_type=REQUEST_TYPE, doc={}, arguments=(c, {"max_gen_toks": max_gen_toks}), idx=0)
-        for c in contexts
+        Instance(request_type=REQUEST_TYPE, doc={}, idx=0,
+                 arguments=(c, {"max_gen_toks": max_gen_toks, **gen}, {"question_span": span}))
+        for c, span in zip(contexts, spans)
     ]
 
 
-def run(lm, contexts, max_gen_toks):
-    return [GenerationRecord.from_json(r) for r in lm.generate_logprobs(requests_for(contexts, max_gen_toks))]
+def run(lm, contexts, max_gen_toks, spans=None, **gen):
+    return [GenerationRecord.from_json(r) for r in lm.generate_logprobs(requests_for(contexts, max_gen_toks, spans, **gen))]
 
 
 @pytest.fixture(scope="module")
@@ -92,3 +94,43 @@ def test_model_that_emits_eos_at_once(eos_model_dir, contexts):
     for r in recs:
         assert r.token_ids == [1] and r.finish_reason == "eos" and r.text == ""
         assert len(r.logprobs) == 1 and math.isfinite(r.logprobs[0])
+
+
+def teacher_forced(model, ids):
+    with torch.no_grad():
+        return torch.log_softmax(model(torch.tensor([ids])).logits[0].float(), -1)
+
+
+def test_question_logprobs_and_reference_model(tiny_model_dir, eos_model_dir, shared_data, contexts):
+    questions = read_questions(shared_data / "aime24.jsonl")[:4]
+    spans = [(c.rfind(q), c.rfind(q) + len(q)) for c, q in zip(contexts, questions)]
+    recs = run(hflm(tiny_model_dir, 4), contexts[:4], 12, spans, input_scores=True, ref_model=str(eos_model_dir))
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    student = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+    ref = AutoModelForCausalLM.from_pretrained(eos_model_dir, dtype=torch.float32).eval()
+    for ctx, (start, end), rec in zip(contexts, spans, recs):
+        enc = tok(ctx, return_offsets_mapping=True)
+        prompt = enc["input_ids"]
+        positions = [i for i, (a, z) in enumerate(enc["offset_mapping"]) if i > 0 and a < end and z > start]
+        # the question's tokens only: not the chat template around it
+        assert 0 < len(positions) < len(prompt) - 1
+        logp = teacher_forced(student, prompt)
+        expected = logp[torch.tensor(positions) - 1, torch.tensor(prompt)[positions]]
+        assert torch.allclose(torch.tensor(rec.question_logprobs), expected, atol=1e-4)
+        assert len(rec.question_logp_mean) == len(rec.question_logp_std) == len(positions)
+        # reference log-probs of the student's own generated ids, left padding included
+        ref_logp = teacher_forced(ref, prompt + rec.token_ids)
+        pos = torch.arange(len(prompt) - 1, len(prompt) + rec.n_tokens - 1)
+        assert torch.allclose(torch.tensor(rec.ref_logprobs), ref_logp[pos, torch.tensor(rec.token_ids)], atol=1e-4)
+    # off by default: nothing extra recorded
+    plain = run(hflm(tiny_model_dir, 4), contexts[:2], 4)
+    assert plain[0].question_logprobs is None and plain[0].ref_logprobs is None
+
+
+def test_reference_model_with_another_tokenizer_is_rejected(tiny_model_dir, tmp_path, contexts):
+    from lm_eval_tbd.tiny_model import build_model, save_tiny_model, train_tokenizer
+
+    other_tok = train_tokenizer(["completely different text " * 20], vocab_size=300)
+    other = save_tiny_model(build_model(other_tok), other_tok, tmp_path / "other")
+    with pytest.raises(ValueError, match="different tokenizer"):
+        run(hflm(tiny_model_dir, 2), contexts[:2], 4, ref_model=str(other))

@@ -9,6 +9,7 @@ and drops the row. Nothing of size [tokens x vocab] is ever kept, and no text is
 
 from __future__ import annotations
 
+import inspect
 import logging
 
 import torch
@@ -22,6 +23,15 @@ log = logging.getLogger(__name__)
 _GREEDY_TOL = 1e-4
 
 
+def vocab_stats(row: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """p-weighted mean and standard deviation of log p over the vocabulary, per row of a
+    log-softmax tensor [..., vocab] (the mu and sigma of Min-K%++)."""
+    p = row.exp()
+    mu = torch.special.xlogy(p, p).sum(-1)
+    centred = torch.where(p > 0, row - mu[..., None], torch.zeros_like(row))
+    return mu, (p * centred.square()).sum(-1).sqrt()
+
+
 class LogprobCapture:
     """Forward hook collecting, per decoding step and sequence, the log-prob of the chosen token.
 
@@ -29,8 +39,12 @@ class LogprobCapture:
     mu and sigma of Min-K%++) and the row maximum (to check that decoding was greedy).
     """
 
-    def __init__(self, vocab_stats: bool = True) -> None:
+    def __init__(self, vocab_stats: bool = True, prompt_positions: list[list[int]] | None = None) -> None:
         self.vocab_stats = vocab_stats
+        # Per sequence, the padded prompt positions whose token log-probs to keep (the question's
+        # tokens); read from the prefill call's logits, which then cover the whole prompt.
+        self.prompt_positions = prompt_positions
+        self.prompt: list[tuple[list[float], list[float], list[float]] | None] = []
         self._row: torch.Tensor | None = None
         self.chosen_ids: list[torch.Tensor] = []
         self.chosen: list[torch.Tensor] = []
@@ -47,20 +61,34 @@ class LogprobCapture:
 
     def hook(self, module, args, kwargs, output) -> None:
         logits = output.logits if hasattr(output, "logits") else output[0]
+        input_ids = kwargs.get("input_ids", args[0] if args else None)
         if self._row is not None:
-            input_ids = kwargs.get("input_ids", args[0] if args else None)
             if input_ids is None:
                 raise RuntimeError("generate_logprobs: the model was called without input_ids during decoding")
             self._take(input_ids[:, -1])
+        elif self.prompt_positions is not None and not self.chosen:
+            self._prompt(logits, input_ids)
         row = torch.log_softmax(logits[:, -1, :].float(), dim=-1)
         self.row_max.append(row.max(dim=-1).values)
         if self.vocab_stats:
-            p = row.exp()
-            mu = torch.special.xlogy(p, p).sum(-1)
-            centred = torch.where(p > 0, row - mu[:, None], torch.zeros_like(row))
+            mu, sigma = vocab_stats(row)
             self.means.append(mu)
-            self.stds.append((p * centred.square()).sum(-1).sqrt())
+            self.stds.append(sigma)
         self._row = row
+
+    def _prompt(self, logits: torch.Tensor, input_ids: torch.Tensor) -> None:
+        if logits.shape[1] != input_ids.shape[1]:
+            raise RuntimeError("generate_logprobs: prefill logits do not cover the prompt (logits_to_keep ignored?)")
+        for b, positions in enumerate(self.prompt_positions):
+            if not positions:
+                self.prompt.append(None)
+                continue
+            pos = torch.tensor(positions, device=logits.device)
+            # Only the question's rows, one sequence at a time: never a [batch x prompt x vocab] copy.
+            rows = torch.log_softmax(logits[b, pos - 1].float(), dim=-1)
+            lp = rows.gather(-1, input_ids[b, pos][:, None])[:, 0]
+            mu, sigma = vocab_stats(rows)
+            self.prompt.append((lp.tolist(), mu.tolist(), sigma.tolist()))
 
     def finish(self, generated: torch.Tensor) -> None:
         """Take the last step's token (no forward call follows it) and check the bookkeeping."""
@@ -86,11 +114,72 @@ def _eos_ids(lm) -> set[int]:
     return ids
 
 
+def _question_positions(lm, contexts, extras, context_enc, attn_mask) -> list[list[int]]:
+    """Padded positions of each context's question tokens (those overlapping the question's
+    character span), or [] where the span is unknown or the tokenisation cannot be matched."""
+    out = []
+    width = context_enc.shape[1]
+    for b, (ctx, extra) in enumerate(zip(contexts, extras)):
+        span = (extra or {}).get("question_span")
+        row = context_enc[b][attn_mask[b].bool()].tolist()
+        positions: list[int] = []
+        if span:
+            start, end = span
+            for special in (None, False, True):
+                kwargs = {} if special is None else {"add_special_tokens": special}
+                enc = lm.tokenizer(ctx, return_offsets_mapping=True, **kwargs)
+                if enc["input_ids"] == row:
+                    pad = width - len(row)
+                    positions = [pad + i for i, (a, z) in enumerate(enc["offset_mapping"])
+                                 if i > 0 and a < end and z > start]
+                    break
+        out.append(positions)
+    return out
+
+
+def _reference_model(lm, path: str):
+    """The reference model (e.g. the base model before distillation), loaded once per HFLM."""
+    cached = getattr(lm, "_tbd_reference", None)
+    if cached is not None and cached[0] == path:
+        return cached[1]
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        ref_vocab = AutoTokenizer.from_pretrained(path).get_vocab()
+    except OSError as err:
+        raise ValueError(f"tbd_ref_model: cannot load a tokenizer from {path!r} ({err})") from None
+    if ref_vocab != lm.tokenizer.get_vocab():
+        raise ValueError(f"tbd_ref_model {path!r} has a different tokenizer from the evaluated model; "
+                         "calibration scores the same token ids under both, so the vocabularies must match")
+    ref = AutoModelForCausalLM.from_pretrained(path, dtype=lm.model.dtype).to(lm.device).eval()
+    lm._tbd_reference = (path, ref)
+    return ref
+
+
+def _reference_logprobs(ref, sequences, attn_mask, n_prompt: int) -> torch.Tensor:
+    """Log-probs [batch, generated] of the generated ids under ``ref``, teacher-forced."""
+    steps = sequences.shape[1] - n_prompt
+    mask = torch.cat([attn_mask, torch.ones_like(sequences[:, n_prompt:])], dim=1)
+    # Explicit positions: with left padding a plain forward would shift them.
+    position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
+    out = []
+    with torch.no_grad():
+        for b in range(sequences.shape[0]):  # one row at a time bounds the [tokens x vocab] logits
+            logits = ref(input_ids=sequences[b : b + 1], attention_mask=mask[b : b + 1],
+                         position_ids=position_ids[b : b + 1]).logits[0, n_prompt - 1 : -1].float()
+            out.append(torch.log_softmax(logits, -1).gather(-1, sequences[b, n_prompt:, None])[:, 0])
+            del logits
+    return torch.stack(out) if out else torch.empty(0, steps)
+
+
 def generate_logprobs(self, requests, disable_tqdm: bool = False) -> list[str]:
     """HFLM method answering ``generate_logprobs`` requests with ``GenerationRecord`` JSON strings.
 
-    Each request's arguments are ``(context, gen_kwargs)`` with ``gen_kwargs["max_gen_toks"]``
-    the number of tokens to generate. Decoding is greedy on the raw distribution and stops at an
+    Each request's arguments are ``(context, gen_kwargs[, extra])``: ``gen_kwargs["max_gen_toks"]``
+    tokens are generated; ``gen_kwargs["input_scores"]`` (default False) also records the
+    question's prompt-token log-probs, whose character span in ``context`` is
+    ``extra["question_span"]``; ``gen_kwargs["ref_model"]`` (a path) scores the generated ids
+    under that reference model too. Decoding is greedy on the raw distribution and stops at an
     end-of-sequence token or at ``max_gen_toks``; no stop strings apply.
     """
     from lm_eval.models.utils import Collator
@@ -114,15 +203,24 @@ def generate_logprobs(self, requests, disable_tqdm: bool = False) -> list[str]:
     pbar = tqdm(total=len(requests), disable=disable_tqdm or self.rank != 0, desc=f"Running {REQUEST_TYPE} requests")
     results: list[str] = []
     for chunk in re_ords.get_batched(n=int(batch_size)):
-        contexts, all_kwargs = zip(*chunk)
-        max_new = int(all_kwargs[0]["max_gen_toks"])
+        contexts, all_kwargs = [c[0] for c in chunk], [c[1] for c in chunk]
+        extras = [c[2] if len(c) > 2 else None for c in chunk]
+        gen = all_kwargs[0]
+        max_new = int(gen["max_gen_toks"])
         if max_new < 1:
             raise ValueError(f"generate_logprobs: max_gen_toks must be >= 1, got {max_new}")
         context_enc, attn_mask = self.tok_batch_encode(
             list(contexts), left_truncate_len=self.max_length - max_new, truncation=self.truncation
         )
         context_enc, attn_mask = context_enc.to(self.device), attn_mask.to(self.device)
-        capture = LogprobCapture()
+        input_scores = bool(gen.get("input_scores"))
+        extra_kwargs = {}
+        positions = None
+        if input_scores:
+            positions = _question_positions(self, contexts, extras, context_enc, attn_mask)
+            if "logits_to_keep" in inspect.signature(model.forward).parameters:
+                extra_kwargs["logits_to_keep"] = 0  # prefill returns the whole prompt's logits
+        capture = LogprobCapture(prompt_positions=positions)
         handle = model.register_forward_hook(capture.hook, with_kwargs=True)
         try:
             with torch.no_grad(), torch.autocast(
@@ -143,18 +241,22 @@ def generate_logprobs(self, requests, disable_tqdm: bool = False) -> list[str]:
                     eos_token_id=sorted(eos),
                     pad_token_id=pad_id,
                     use_cache=True,
+                    **extra_kwargs,
                 )
         finally:
             handle.remove()
         generated = out[:, context_enc.shape[1] :]
         capture.finish(generated)
-        results.extend(_records(self, capture, generated, eos, context_enc, attn_mask))
+        ref_lp = None
+        if gen.get("ref_model"):
+            ref_lp = _reference_logprobs(_reference_model(self, gen["ref_model"]), out, attn_mask, context_enc.shape[1]).cpu()
+        results.extend(_records(self, capture, generated, eos, context_enc, attn_mask, ref_lp))
         pbar.update(len(chunk))
     pbar.close()
     return re_ords.get_original(results)
 
 
-def _records(lm, capture: LogprobCapture, generated, eos, context_enc, attn_mask) -> list[str]:
+def _records(lm, capture: LogprobCapture, generated, eos, context_enc, attn_mask, ref_lp=None) -> list[str]:
     steps = generated.shape[1]
     empty = torch.empty(generated.shape[0], 0)
     stack = lambda xs: torch.stack(xs, 1).cpu() if xs else empty  # noqa: E731
@@ -175,6 +277,7 @@ def _records(lm, capture: LogprobCapture, generated, eos, context_enc, attn_mask
                 "TBD needs plain greedy decoding."
             )
         text_ids = ids[: end - 1] if finish == "eos" else ids[:end]
+        question = capture.prompt[b] if capture.prompt else None
         out.append(
             GenerationRecord(
                 token_ids=ids[:end],
@@ -185,6 +288,10 @@ def _records(lm, capture: LogprobCapture, generated, eos, context_enc, attn_mask
                 vocab_logp_mean=means[b, :end].tolist() if capture.vocab_stats else None,
                 vocab_logp_std=stds[b, :end].tolist() if capture.vocab_stats else None,
                 backend="hf",
+                question_logprobs=question[0] if question else None,
+                question_logp_mean=question[1] if question else None,
+                question_logp_std=question[2] if question else None,
+                ref_logprobs=ref_lp[b, :end].tolist() if ref_lp is not None else None,
             ).to_json()
         )
     return out

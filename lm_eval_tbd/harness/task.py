@@ -3,7 +3,9 @@ with per-token log-probabilities) and whose metrics are the TBD score and, when 
 labels, ROC AUC and TPR@1%FPR.
 
 Scoring parameters come from the task's ``metadata`` (YAML) and, per run, from ``--metadata``,
-which lm-eval merges over the YAML: ``tbd_tau``, ``tbd_alpha``, ``tbd_max_tokens``.
+which lm-eval merges over the YAML: ``tbd_tau``, ``tbd_alpha``, ``tbd_max_tokens``;
+``tbd_input_scores`` (default true: also score the question's own tokens) and ``tbd_ref_model``
+(a reference model path, typically the base model before distillation, for calibrated scores).
 """
 
 from __future__ import annotations
@@ -63,6 +65,14 @@ def params_from_metadata(metadata: dict[str, Any] | None, *, task: str = "tbd") 
         raise ValueError(f"task {task}: {err}") from None
 
 
+def _flag(value, key: str, task: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
+        return value.lower() in ("true", "1")
+    raise ValueError(f"task {task}: metadata '{key}' must be true or false, got {value!r}")
+
+
 class TBDTask(ConfigurableTask):
     """Token Probability Deviation contamination scoring as an lm-eval task.
 
@@ -75,6 +85,11 @@ class TBDTask(ConfigurableTask):
         config.pop("class", None)  # lm-eval passes the `class` key on, and TaskConfig rejects it
         super().__init__(config=config, **kwargs)
         self.params = params_from_metadata(self.config.metadata, task=self.config.task)
+        metadata = self.config.metadata or {}
+        self.input_scores = _flag(metadata.get("tbd_input_scores", True), "tbd_input_scores", self.config.task)
+        self.ref_model = metadata.get("tbd_ref_model") or None
+        if self.ref_model is not None and not isinstance(self.ref_model, str):
+            raise ValueError(f"task {self.config.task}: metadata 'tbd_ref_model' must be a model path, got {self.ref_model!r}")
         # Every score's metrics, without listing each in the YAML; the YAML's own entries win.
         for name, (aggregation, higher_is_better) in METRICS.items():
             self._metric_fn_list.setdefault(name, None)
@@ -93,14 +108,18 @@ class TBDTask(ConfigurableTask):
                 "(set tbd_max_tokens in --metadata to change)", self.config.task, ignored, self.params.max_tokens,
             )
             self._warned_gen_kwargs = True
-        gen_kwargs = {"max_gen_toks": self.params.max_tokens, "do_sample": False, "temperature": 0.0, "until": []}
-        return Instance(request_type=REQUEST_TYPE, doc=doc, arguments=(ctx, gen_kwargs), idx=0, **kwargs)
+        gen_kwargs = {"max_gen_toks": self.params.max_tokens, "do_sample": False, "temperature": 0.0, "until": [],
+                      "input_scores": self.input_scores, "ref_model": self.ref_model}
+        # Where the question sits in the (possibly chat-templated) prompt, for the input-side scores.
+        start = ctx.rfind(doc["question"]) if isinstance(ctx, str) else -1
+        extra = {"question_span": (start, start + len(doc["question"])) if start >= 0 else None}
+        return Instance(request_type=REQUEST_TYPE, doc=doc, arguments=(ctx, gen_kwargs, extra), idx=0, **kwargs)
 
     def process_results(self, doc: dict, results: list) -> dict:
         """Per question: every score (``tbd`` first), the token count, and with a label the
         ``(decision value, label)`` pairs the ROC aggregations need (decision: higher = seen)."""
         record = GenerationRecord.from_json(results[0])
-        scores = score_record(record, self.params)
+        scores = score_record(record, self.params, question=doc.get("question"))
         if record.n_tokens == 0:
             log.warning("%s: question %s produced zero generated tokens; its TBD is 0 by definition "
                         "and the likelihood baselines are undefined", self.config.task, doc.get("id"))

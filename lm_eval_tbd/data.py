@@ -70,7 +70,7 @@ def _normalise(raw: dict, *, question_field: str, id_field: str | None, index: i
     }
 
 
-def read_questions_jsonl(path: str | os.PathLike, *, strict_fields: bool = True) -> list[dict]:
+def read_questions_jsonl(path: str | os.PathLike) -> list[dict]:
     """Read a JSON Lines question file: ``question`` required, ``id`` and ``label`` optional.
 
     Returns normalised rows in file order. Raises FileNotFoundError or ValueError naming the file,
@@ -95,7 +95,7 @@ def read_questions_jsonl(path: str | os.PathLike, *, strict_fields: bool = True)
             if not isinstance(raw, dict):
                 raise ValueError(f"{where}: expected a JSON object per line, got {type(raw).__name__}")
             unknown = set(raw) - KNOWN_FIELDS
-            if strict_fields and unknown:
+            if unknown:
                 raise ValueError(
                     f"{where}: unknown field(s) {sorted(unknown)}; known fields are {sorted(KNOWN_FIELDS)}"
                 )

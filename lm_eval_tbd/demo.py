@@ -106,7 +106,7 @@ def _lm_eval(model_dir: Path, data: Path, out: Path, log) -> None:
     cmd = [
         sys.executable, "-m", "lm_eval", "--model", "hf", "--model_args", f"pretrained={model_dir},dtype=float32",
         "--device", "cpu", "--tasks", "tbd_jsonl", "--apply_chat_template", "--batch_size", "16",
-        "--metadata", json.dumps({"tbd_data_file": str(data)}), "--log_samples", "--output_path", str(out),
+        "--metadata", json.dumps({"tbd_data_file": str(data), "tbd_input_scores": True}), "--log_samples", "--output_path", str(out),
     ]
     log("  $ " + " ".join(cmd[1:3] + [c if " " not in c else repr(c) for c in cmd[3:]]))
     proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -133,6 +133,7 @@ def run_demo(out_dir: str | Path = "demo_out", n_questions: int = 96, epochs: in
     import torch
     from rich.console import Console
 
+    from lm_eval_tbd.atomic import write_json_atomic
     from lm_eval_tbd.report import print_run, summarise
     from lm_eval_tbd.results import load_run
     from lm_eval_tbd.tiny_model import build_model, save_tiny_model, train_tokenizer
@@ -179,5 +180,5 @@ def run_demo(out_dir: str | Path = "demo_out", n_questions: int = 96, epochs: in
     print_run(student_run, console)
     log(f"[bold]Null control[/] (same questions, model before distillation): ROC AUC {figures['null_control']['auc']:.3f}")
     log(f"[dim]Finished in {figures['seconds']} s; outputs under {out}[/]")
-    (out / "demo.json").write_text(json.dumps(figures, indent=2))
+    write_json_atomic(out / "demo.json", figures)
     return figures

@@ -18,7 +18,7 @@ REQUEST_TYPE = "generate_logprobs"
 #: "eos": the model emitted an end-of-sequence token (included in ``token_ids``);
 #: "length": the scored length was reached.
 FINISH_REASONS = ("eos", "length")
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2 added question_* and ref_logprobs (optional); version 1 records still read
 
 
 @dataclass
@@ -92,8 +92,9 @@ class GenerationRecord:
             data = json.loads(text)
         except json.JSONDecodeError as err:
             raise ValueError(f"not a generation record (invalid JSON: {err}): {text[:80]!r}") from None
-        if not isinstance(data, dict) or data.pop("v", None) != SCHEMA_VERSION:
-            raise ValueError(f"not a generation record of schema version {SCHEMA_VERSION}: {text[:80]!r}")
+        version = data.pop("v", None) if isinstance(data, dict) else None
+        if version not in (1, SCHEMA_VERSION):
+            raise ValueError(f"not a generation record of schema version 1-{SCHEMA_VERSION}: {text[:80]!r}")
         unknown = set(data) - set(cls.__dataclass_fields__)
         if unknown:
             raise ValueError(f"generation record has unknown field(s) {sorted(unknown)}")

@@ -9,9 +9,21 @@ from rich.table import Table
 from rich.text import Text
 
 from lm_eval_tbd.results import TaskRun
-from lm_eval_tbd.stats import UndefinedMetricError, roc_auc, tpr_at_fpr, tpr_at_fpr_paper
+from lm_eval_tbd.scores import SCORES, decision_value
+from lm_eval_tbd.stats import UndefinedMetricError, roc_auc, roc_report, tpr_at_fpr, tpr_at_fpr_paper
 
-__all__ = ["summarise", "render_run", "print_run"]
+__all__ = ["summarise", "compare_scores", "render_run", "print_run"]
+
+
+def compare_scores(run: TaskRun, **kwargs) -> dict[str, dict]:
+    """``roc_report`` (AUC, strict TPR at 0.1/1/5% FPR with bootstrap CIs, paper convention) for
+    every score the run has, on its decision value (higher = more likely seen). Labelled runs only."""
+    labels = [q.label for q in run.questions]
+    out = {}
+    for name in run.score_names():
+        decisions = [decision_value(name, v) for v in run.score_values(name)]
+        out[name] = roc_report(labels, decisions, **kwargs)
+    return out
 
 
 def summarise(run: TaskRun) -> dict:
@@ -69,6 +81,18 @@ def _histogram(run: TaskRun, bins: int = 10, width: int = 40) -> Text:
     return text
 
 
+def _comparison_table(run: TaskRun) -> Table:
+    table = Table(title="Every score from the same pass: AUC and strict TPR [95% bootstrap CI]\n"
+                        "(member = positive; ↓ = lower means seen, ↑ = higher means seen)", title_justify="left")
+    for col in ("score", "AUC", "TPR@1%FPR", "@5%", "paper"):
+        table.add_column(col, justify="left" if col == "score" else "right", no_wrap=True)
+    for name, r in compare_scores(run).items():
+        cell = lambda key: f"{r[key]:.3f} [{r[key + '_ci'][0]:.2f},{r[key + '_ci'][1]:.2f}]"  # noqa: E731
+        arrow = "↑" if SCORES[name].higher_is_seen else "↓"
+        table.add_row(f"{name} {arrow}", cell("auc"), cell("tpr@1%fpr"), f"{r['tpr@5%fpr']:.3f}", f"{r['tpr@1%fpr_paper']:.3f}")
+    return table
+
+
 def render_run(run: TaskRun, top: int = 10):
     """A rich renderable: summary table, the ``top`` lowest-TBD questions, and the histogram."""
     s = summarise(run)
@@ -106,6 +130,8 @@ def render_run(run: TaskRun, top: int = 10):
     parts = [summary]
     if s.get("roc_undefined"):
         parts.append(Text(f"ROC metrics undefined: {s['roc_undefined']}", style="yellow"))
+    elif run.labelled and len(run.score_names()) > 1:
+        parts.append(_comparison_table(run))
     if s["n_empty"]:
         parts.append(Text(f"{s['n_empty']} question(s) produced zero tokens (TBD 0 by definition)", style="yellow"))
     parts += [suspects, Panel(_histogram(run), title="TBD distribution", expand=False)]

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lm_eval_tbd.record import GenerationRecord
-from lm_eval_tbd.scores import TBDParams, tbd_score
+from lm_eval_tbd.scores import SCORES, TBDParams
+from lm_eval_tbd.scoring import score_record
 
 __all__ = ["QuestionResult", "TaskRun", "load_run", "find_tasks"]
 
@@ -27,6 +28,7 @@ class QuestionResult:
     label: int | None
     tbd: float
     record: GenerationRecord
+    scores: dict = None  # every score logged for this question (see lm_eval_tbd.scores.SCORES)
 
 
 @dataclass(frozen=True)
@@ -46,13 +48,20 @@ class TaskRun:
 
     def rescore(self, params: TBDParams) -> "TaskRun":
         """The same run with TBD recomputed from the logged log-probabilities under ``params``."""
-        qs = tuple(
-            QuestionResult(q.doc_id, q.question_id, q.question, q.label,
-                           tbd_score(q.record.logprobs, tau=params.tau, alpha=params.alpha, max_tokens=params.max_tokens),
-                           q.record)
-            for q in self.questions
-        )
-        return TaskRun(self.task, self.samples_file, qs)
+        qs = []
+        for q in self.questions:
+            scores = score_record(q.record, params, question=q.question)
+            qs.append(QuestionResult(q.doc_id, q.question_id, q.question, q.label, scores["tbd"], q.record, scores))
+        return TaskRun(self.task, self.samples_file, tuple(qs))
+
+    def score_names(self) -> list[str]:
+        """Scores every question has (in SCORES order), e.g. for a comparison table."""
+        return [n for n in SCORES if all(q.scores and n in q.scores for q in self.questions)]
+
+    def score_values(self, name: str):
+        import numpy as np
+
+        return np.array([q.scores[name] for q in self.questions], dtype=float)
 
 
 def _samples_files(root: Path, task: str | None = None) -> list[Path]:
@@ -83,6 +92,12 @@ def load_run(output_path: str | Path, task: str) -> TaskRun:
         raise FileNotFoundError(
             f"no samples for task {task!r} under {root} (run lm_eval with --log_samples --output_path {root})"
         )
+    folders = sorted({p.parent for p in files})
+    if len(folders) > 1:
+        # lm-eval writes one folder per model: picking the newest file across them could gate
+        # another model than the one meant.
+        raise ValueError(f"runs of task {task!r} from several models under {root}: "
+                         f"{', '.join(str(f.relative_to(root)) for f in folders)}; point at one model's folder")
     newest = max(files, key=lambda p: (p.name.rsplit("_", 1)[-1], p.stat().st_mtime))
     questions = []
     with newest.open(encoding="utf-8") as f:
@@ -99,8 +114,11 @@ def load_run(output_path: str | Path, task: str) -> TaskRun:
                     label=doc.get("label"),
                     tbd=float(sample["tbd"]),
                     record=record,
+                    scores={k: float(sample[k]) for k in SCORES if k in sample},
                 ))
             except (KeyError, IndexError, TypeError, ValueError) as err:
                 raise ValueError(f"{where}: not a TBD sample ({type(err).__name__}: {err})") from None
+    if not questions:
+        raise ValueError(f"{newest}: no samples")
     questions.sort(key=lambda q: q.doc_id)
     return TaskRun(task, newest, tuple(questions))

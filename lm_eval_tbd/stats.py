@@ -83,6 +83,22 @@ def _bootstrap_ci(statistic, samples, *, n_resamples: int, confidence: float, se
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
+def _tpr_at_fpr_vectorised(pos, neg, max_fpr: float, axis: int = -1):
+    """Strict TPR at ``max_fpr`` along ``axis`` (for bootstrap resamples); equals :func:`tpr_at_fpr`.
+
+    With k the most non-members allowed above threshold (the largest k with k / n_neg <= max_fpr,
+    the same float comparison as roc_curve's FPR), the best threshold sits just above the
+    (k+1)-th highest non-member score; members tied with it are excluded.
+    """
+    pos, neg = np.moveaxis(pos, axis, -1), np.moveaxis(neg, axis, -1)
+    n_neg = neg.shape[-1]
+    k = int(np.count_nonzero(np.arange(n_neg + 1) / n_neg <= max_fpr)) - 1
+    if k >= n_neg:
+        return np.ones(pos.shape[:-1])
+    kth_highest = np.sort(neg, axis=-1)[..., n_neg - 1 - k]
+    return np.mean(pos > kth_highest[..., None], axis=-1)
+
+
 def roc_report(y_true, y_score, *, fprs=(0.001, 0.01, 0.05), n_resamples: int = 1000,
                confidence: float = 0.95, seed: int = 0) -> dict:
     """ROC AUC and strict TPR at each FPR in ``fprs``, with percentile bootstrap confidence
@@ -96,9 +112,6 @@ def roc_report(y_true, y_score, *, fprs=(0.001, 0.01, 0.05), n_resamples: int = 
     y_true, y_score = _check(y_true, y_score)
     pos, neg = y_score[y_true == 1], y_score[y_true == 0]
 
-    def labelled(p, n):
-        return np.r_[np.ones(len(p), int), np.zeros(len(n), int)], np.r_[p, n]
-
     out = {"n_members": int(pos.size), "n_nonmembers": int(neg.size), "confidence": confidence}
     out["auc"] = roc_auc(y_true, y_score)
     # AUC = U / (n_pos n_neg) (ties count one half, as in roc_auc_score); vectorised over resamples.
@@ -106,16 +119,14 @@ def roc_report(y_true, y_score, *, fprs=(0.001, 0.01, 0.05), n_resamples: int = 
         lambda p, n, axis=-1: _scipy_stats.mannwhitneyu(p, n, axis=axis).statistic / (p.shape[axis] * n.shape[axis]),
         (pos, neg), n_resamples=n_resamples, confidence=confidence, seed=seed, vectorized=True,
     ))
-    statistics = {}
     for f in fprs:
-        statistics[f"tpr@{f:.1%}fpr".replace(".0%", "%")] = (
-            lambda p, n, f=f: tpr_at_fpr(*labelled(p, n), max_fpr=f)
-        )
-    for name, fn in statistics.items():
-        out[name] = float(fn(pos, neg))
-        out[f"{name}_ci"] = list(_bootstrap_ci(fn, (pos, neg), n_resamples=n_resamples, confidence=confidence, seed=seed))
-    for f in fprs:
-        out[f"tpr@{f:.1%}fpr_paper".replace(".0%", "%")] = tpr_at_fpr_paper(y_true, y_score, f)
+        name = f"tpr@{f:.1%}fpr".replace(".0%", "%")
+        out[name] = tpr_at_fpr(y_true, y_score, f)
+        out[f"{name}_ci"] = list(_bootstrap_ci(
+            lambda p, n, axis=-1, f=f: _tpr_at_fpr_vectorised(p, n, f, axis),
+            (pos, neg), n_resamples=n_resamples, confidence=confidence, seed=seed, vectorized=True,
+        ))
+        out[f"{name}_paper"] = tpr_at_fpr_paper(y_true, y_score, f)
     return out
 
 

@@ -21,9 +21,9 @@ TOP_KEYS = {
     "results", "model", "model_args", "output", "apply_chat_template", "batch_size", "device",
     "limit", "data_dir", "metadata", "top", "benchmarks",
 }
-BENCHMARK_KEYS = {"score_cutoff", "max_flagged_fraction"}
-# Calibrated thresholds against a clean reference set come with the statistics issue.
-RESERVED_BENCHMARK_KEYS = {"reference", "max_auc", "alpha", "max_contaminated_fraction"}
+BENCHMARK_KEYS = {"score_cutoff", "max_flagged_fraction", "reference", "score", "max_auc", "alpha",
+                  "max_contaminated_fraction", "fdr"}
+CALIBRATED_KEYS = ("max_auc", "alpha", "max_contaminated_fraction")
 
 
 class ConfigError(ValueError):
@@ -32,12 +32,26 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Threshold:
-    """Gate of one benchmark: a question is flagged when its TBD < ``score_cutoff`` (lower = more
-    seen-like); the benchmark fails when the flagged fraction exceeds ``max_flagged_fraction``."""
+    """Gate of one benchmark.
+
+    Fixed cutoff: a question is flagged when its TBD < ``score_cutoff`` (lower = more seen-like);
+    the benchmark fails when the flagged fraction exceeds ``max_flagged_fraction``.
+    Calibrated (``reference`` = a clean reference task scored in the same run): the benchmark's
+    ``score`` is compared with the reference's (audit mode); it fails when the Mann-Whitney AUC
+    exceeds ``max_auc``, its one-sided p-value is below ``alpha``, or the estimated contaminated
+    fraction exceeds ``max_contaminated_fraction``. Questions are flagged by Benjamini-Hochberg at
+    ``fdr``.
+    """
 
     benchmark: str
-    score_cutoff: float
+    score_cutoff: float | None = None
     max_flagged_fraction: float = 0.0
+    reference: str | None = None
+    score: str = "tbd"
+    max_auc: float | None = None
+    alpha: float | None = None
+    max_contaminated_fraction: float | None = None
+    fdr: float = 0.05
 
 
 @dataclass(frozen=True)
@@ -48,7 +62,7 @@ class ContamConfig:
     model: str | None = None
     model_args: str = ""
     output: Path = Path(".pytest_contam")
-    apply_chat_template: bool = False
+    apply_chat_template: bool = True  # the TBD protocol prompts chat models with their template
     batch_size: str = "1"
     device: str | None = None
     limit: int | None = None
@@ -63,26 +77,65 @@ class ContamConfig:
             given["model"] = None  # --contam-results wins over a model spec in the file
         if given.get("model") and "results" not in given:
             given["results"] = None
+        if given.get("top") is not None and given["top"] < 1:
+            raise ConfigError(f"--contam-top must be >= 1, got {given['top']}")
         cfg = replace(self, **given)
         _check_source(cfg)
         return cfg
 
 
-def _number(value, key: str, lo: float, hi: float, *, lo_open: bool = False) -> float:
+def _number(value, key: str, lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(f"{key} must be a number, got {value!r}")
-    ok = (lo < value if lo_open else lo <= value) and value <= hi
+    ok = (lo < value if lo_open else lo <= value) and (value < hi if hi_open else value <= hi)
     if not ok:
-        raise ConfigError(f"{key} must be in {'(' if lo_open else '['}{lo}, {hi}], got {value!r}")
+        raise ConfigError(f"{key} must be in {'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}, got {value!r}")
     return float(value)
+
+
+def _threshold(name: str, spec: dict, where: str) -> Threshold:
+    from lm_eval_tbd.scores import SCORES
+
+    bad = sorted(set(spec) - BENCHMARK_KEYS)
+    if bad:
+        raise ConfigError(f"unknown key {where}{bad[0]}; known: {sorted(BENCHMARK_KEYS)}")
+    kw: dict = {}
+    if "score_cutoff" in spec:
+        kw["score_cutoff"] = _number(spec["score_cutoff"], f"{where}score_cutoff", 0.0, 1.0, lo_open=True)
+    if "max_flagged_fraction" in spec:
+        if "score_cutoff" not in spec:
+            raise ConfigError(f"{where}max_flagged_fraction needs {where}score_cutoff")
+        # 1.0 would make the gate unable to fail.
+        kw["max_flagged_fraction"] = _number(spec["max_flagged_fraction"], f"{where}max_flagged_fraction", 0.0, 1.0,
+                                             hi_open=True)
+    for key in ("reference", "score"):
+        if key in spec:
+            kw[key] = _typed(spec, key, str, where)
+    if kw.get("score", "tbd") not in SCORES:
+        raise ConfigError(f"{where}score must be one of {sorted(SCORES)}, got {kw['score']!r}")
+    for key in CALIBRATED_KEYS + ("fdr",):
+        if key in spec:
+            if "reference" not in spec:
+                raise ConfigError(f"{where}{key} needs {where}reference (a clean reference task to calibrate against)")
+            # max_auc / max_contaminated_fraction of 1.0 could never fail either.
+            kw[key] = _number(spec[key], f"{where}{key}", 0.0, 1.0, lo_open=key in ("alpha", "fdr"),
+                              hi_open=key in ("max_auc", "max_contaminated_fraction"))
+    if "reference" in spec and not any(k in spec for k in CALIBRATED_KEYS):
+        raise ConfigError(f"{where}reference needs at least one of {', '.join(CALIBRATED_KEYS)}")
+    if kw.get("reference") == name:
+        raise ConfigError(f"{where}reference must be another task than {name!r} itself")
+    if "score_cutoff" not in kw and "reference" not in kw:
+        raise ConfigError(f"{where.rstrip('.')} needs score_cutoff (flag questions whose TBD is below it) or reference + "
+                          f"{' / '.join(CALIBRATED_KEYS)} (calibrated against a clean reference task)")
+    return Threshold(name, **kw)
 
 
 def _typed(table: dict, key: str, kind, where: str):
     value = table[key]
     if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
-        raise ConfigError(f"{where}.{key} must be an integer, got {value!r}")
+        raise ConfigError(f"{where}{key} must be an integer, got {value!r}")
     if kind is not int and not isinstance(value, kind):
-        raise ConfigError(f"{where}.{key} must be {getattr(kind, '__name__', kind)}, got {value!r}")
+        raise ConfigError(f"{where}{key} must be {getattr(kind, '__name__', kind)}, got {value!r}")
     return value
 
 
@@ -96,37 +149,45 @@ def _check_source(cfg: ContamConfig) -> None:
         raise ConfigError(f"{cfg.source}: 'results' and 'model' are mutually exclusive")
 
 
-def parse_config(table: dict, source: str, base_dir: Path) -> ContamConfig:
-    """Validate the ``[tool.pytest_contam]`` table; relative paths are resolved from ``base_dir``."""
-    where = "tool.pytest_contam"
+def parse_config(table: dict, source: str, base_dir: Path, where: str = "tool.pytest_contam.") -> ContamConfig:
+    """Validate the configuration table; relative paths are resolved from ``base_dir``. ``where``
+    prefixes key names in messages ("" for the top level of a standalone file)."""
     if not isinstance(table, dict):
-        raise ConfigError(f"{source}: [{where}] must be a table")
+        raise ConfigError(f"{source}: [{where.rstrip('.')}] must be a table")
     unknown = sorted(set(table) - TOP_KEYS)
     if unknown:
-        raise ConfigError(f"{source}: unknown key(s) {', '.join(f'{where}.{k}' for k in unknown)}; known: {sorted(TOP_KEYS)}")
+        raise ConfigError(f"{source}: unknown key(s) {', '.join(f'{where}{k}' for k in unknown)}; known: {sorted(TOP_KEYS)}")
+
     benches = table.get("benchmarks")
     if not isinstance(benches, dict) or not benches:
-        raise ConfigError(f"{source}: no benchmarks configured; add [{where}.benchmarks.<task>] tables with score_cutoff")
+        raise ConfigError(f"{source}: no benchmarks configured; add [{where}benchmarks.<task>] tables with score_cutoff")
     thresholds = []
     for name, spec in benches.items():
-        bwhere = f"{where}.benchmarks.{name}"
+        bwhere = f"{where}benchmarks.{name}."
         if not isinstance(spec, dict):
-            raise ConfigError(f"{source}: {bwhere} must be a table")
-        reserved = sorted(set(spec) & RESERVED_BENCHMARK_KEYS)
-        if reserved:
-            raise ConfigError(f"{source}: {bwhere}.{reserved[0]}: calibrated thresholds against a reference set are not supported yet")
-        bad = sorted(set(spec) - BENCHMARK_KEYS)
-        if bad:
-            raise ConfigError(f"{source}: unknown key {bwhere}.{bad[0]}; known: {sorted(BENCHMARK_KEYS)}")
-        if "score_cutoff" not in spec:
-            raise ConfigError(f"{source}: {bwhere}.score_cutoff is required (flag questions whose TBD is below it)")
+            raise ConfigError(f"{source}: {bwhere.rstrip('.')} must be a table")
         try:
-            cutoff = _number(spec["score_cutoff"], f"{bwhere}.score_cutoff", 0.0, 1.0, lo_open=True)
-            frac = _number(spec.get("max_flagged_fraction", 0.0), f"{bwhere}.max_flagged_fraction", 0.0, 1.0)
+            thresholds.append(_threshold(name, spec, bwhere))
         except ConfigError as err:
             raise ConfigError(f"{source}: {err}") from None
-        thresholds.append(Threshold(name, cutoff, frac))
 
+    try:
+        kwargs = _run_options(table, where, base_dir)
+    except ConfigError as err:
+        raise ConfigError(f"{source}: {err}") from None
+    return ContamConfig(source=source, benchmarks=tuple(thresholds), **kwargs)
+
+
+#: keys that only matter when the gate runs the model itself
+MODEL_RUN_KEYS = ("model_args", "apply_chat_template", "batch_size", "device", "limit", "data_dir", "metadata", "output")
+
+
+def _run_options(table: dict, where: str, base_dir: Path) -> dict:
+    if "results" in table:
+        ignored = [k for k in MODEL_RUN_KEYS if k in table]
+        if ignored:
+            raise ConfigError(f"{where}{ignored[0]} has no effect with {where}results (scores are read, not "
+                              "computed); set it on the lm_eval command that wrote the results")
     kwargs = {}
     for key, kind in (("model", str), ("model_args", str), ("apply_chat_template", bool), ("device", str),
                       ("metadata", dict), ("top", int), ("limit", int)):
@@ -138,12 +199,18 @@ def parse_config(table: dict, source: str, base_dir: Path) -> ContamConfig:
     if "batch_size" in table:
         value = table["batch_size"]
         if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1) and value != "auto":
-            raise ConfigError(f"{source}: {where}.batch_size must be an integer >= 1 or \"auto\", got {value!r}")
+            raise ConfigError(f"{where}batch_size must be an integer >= 1 or \"auto\", got {value!r}")
         kwargs["batch_size"] = str(value)
     if kwargs.get("top", 1) < 1 or (kwargs.get("limit") is not None and kwargs["limit"] < 1):
-        raise ConfigError(f"{source}: {where}.top and {where}.limit must be >= 1")
-    cfg = ContamConfig(source=source, benchmarks=tuple(thresholds), **kwargs)
-    return cfg
+        raise ConfigError(f"{where}top and {where}limit must be >= 1")
+    if "metadata" in kwargs:
+        from lm_eval_tbd.task_options import options_from_metadata
+
+        try:
+            options_from_metadata(kwargs["metadata"], task="(gate)")
+        except ValueError as err:
+            raise ConfigError(f"{where}metadata: {err}") from None
+    return kwargs
 
 
 def load_config(path: Path, *, standalone: bool) -> ContamConfig:
@@ -156,8 +223,8 @@ def load_config(path: Path, *, standalone: bool) -> ContamConfig:
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path}: invalid TOML ({err})") from None
     table = data.get("tool", {}).get("pytest_contam")
-    if table is None:
-        if not standalone:
-            raise ConfigError(f"{path}: no [tool.pytest_contam] table (or pass --contam-config PATH)")
-        table = data
-    return parse_config(table, str(path), path.parent)
+    if table is not None:
+        return parse_config(table, str(path), path.parent)
+    if not standalone:
+        raise ConfigError(f"{path}: no [tool.pytest_contam] table (or pass --contam-config PATH)")
+    return parse_config(data, str(path), path.parent, where="")

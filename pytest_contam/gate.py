@@ -1,4 +1,4 @@
-"""Apply a benchmark's threshold to its per-question TBD scores (lower TBD = more seen-like)."""
+"""Apply a benchmark's thresholds to its per-question scores (lower TBD = more seen-like)."""
 
 from __future__ import annotations
 
@@ -18,32 +18,59 @@ class GateResult:
     median: float | None
     n_flagged: int
     flagged_fraction: float | None
-    score_cutoff: float
+    score_cutoff: float | None
     max_flagged_fraction: float
-    top_flagged: tuple  # ((question id, TBD, question text), ...) lowest TBD first
+    top_flagged: tuple  # ((question id, score, question text), ...) most seen-like first
     samples_file: str | None = None
     error: str | None = None
+    # [{"key", "check", "measured", "limit", "passed"}, ...]: every criterion that was applied
+    checks: tuple = ()
+    # audit-mode figures against the reference task, when one is configured
+    audit: dict | None = None
 
     def message(self) -> str:
-        """The failure text: threshold, measured value and the most suspicious questions."""
+        """The failure text: each failed threshold with its measured value, and the most
+        suspicious questions."""
         if self.error:
             return f"{self.benchmark}: {self.error}"
-        lines = [
-            f"{self.benchmark}: {self.n_flagged} of {self.n} questions ({self.flagged_fraction:.1%}) have TBD below "
-            f"score_cutoff {self.score_cutoff:g}; max_flagged_fraction is {self.max_flagged_fraction:.1%} "
-            f"(mean TBD {self.mean:.4f}, median {self.median:.4f}; lower = more likely seen)",
-        ]
+        failed = [c for c in self.checks if not c["passed"]] or list(self.checks)
+        lines = [f"{self.benchmark}: {c['check']} is {_fmt(c['key'], c['measured'])}, limit {_fmt(c['key'], c['limit'])}"
+                 for c in failed]
+        lines.append(f"({self.n} questions, mean TBD {self.mean:.4f}, median {self.median:.4f}; lower TBD = more likely seen)")
+        if self.audit:
+            a = self.audit
+            lines.append(
+                f"against reference {a['reference']} ({a['n_reference']} questions, score {a['score']}): AUC {a['auc']:.3f}, "
+                f"one-sided p = {a['p_value']:.2g}, contaminated fraction {a['contaminated_fraction']:.1%} "
+                f"[{a['contaminated_fraction_ci'][0]:.1%}, {a['contaminated_fraction_ci'][1]:.1%}], "
+                f"{a['n_bh_flagged']} flagged at FDR {a['fdr']:g}"
+            )
         if self.top_flagged:
-            lines.append("most suspicious flagged questions (lowest TBD first):")
-            lines += [f"  {qid:>12}  TBD {score:.4f}  {text}" for qid, score, text in self.top_flagged]
+            lines.append("most suspicious flagged questions:")
+            lines += [f"  {qid:>12}  score {score:.4f}  {text}" for qid, score, text in self.top_flagged]
         if self.samples_file:
             lines.append(f"scores from {self.samples_file}")
         return "\n".join(lines)
 
     def to_json(self) -> dict:
         d = asdict(self)
-        d["top_flagged"] = [{"id": q, "tbd": s, "question": t} for q, s, t in self.top_flagged]
+        d["top_flagged"] = [{"id": q, "score": s, "question": t} for q, s, t in self.top_flagged]
+        d["checks"] = list(self.checks)
         return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> "GateResult":
+        d = dict(d)
+        d["top_flagged"] = tuple((q["id"], q["score"], q["question"]) for q in d["top_flagged"])
+        d["checks"] = tuple(d["checks"])
+        return cls(**d)
+
+
+_FORMATS = {"flagged": ".1%", "contaminated": ".1%", "auc": ".3f", "p": ".2g"}
+
+
+def _fmt(key: str, value: float) -> str:
+    return format(value, _FORMATS[key])
 
 
 def _snippet(text: str, width: int = 70) -> str:
@@ -51,25 +78,66 @@ def _snippet(text: str, width: int = 70) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def evaluate(threshold: Threshold, run, top: int = 5) -> GateResult:
-    """Gate one benchmark's run (an ``lm_eval_tbd.results.TaskRun``)."""
+def _check(key: str, name: str, measured: float, limit: float, ok: bool) -> dict:
+    return {"key": key, "check": name, "measured": float(measured), "limit": float(limit), "passed": bool(ok)}
+
+
+def evaluate(threshold: Threshold, run, top: int = 5, reference=None) -> GateResult:
+    """Gate one benchmark's run (an ``lm_eval_tbd.results.TaskRun``); ``reference`` is the clean
+    reference task's run when ``threshold.reference`` is set."""
     import numpy as np
 
+    from lm_eval_tbd.scores import decision_value
+    from lm_eval_tbd.stats import audit
+
     scores = run.scores()
-    flagged = sorted((q for q in run.questions if q.tbd < threshold.score_cutoff), key=lambda q: (q.tbd, q.doc_id))
-    fraction = len(flagged) / len(scores)
+    checks, flagged, audit_figures = [], [], None
+    if threshold.score_cutoff is not None:
+        flagged = sorted((q for q in run.questions if q.tbd < threshold.score_cutoff), key=lambda q: (q.tbd, q.doc_id))
+        fraction = len(flagged) / len(scores)
+        checks.append(_check("flagged", f"share of questions with TBD below score_cutoff {threshold.score_cutoff:g}",
+                             fraction, threshold.max_flagged_fraction, fraction <= threshold.max_flagged_fraction))
+        top_flagged = tuple((q.question_id, q.tbd, _snippet(q.question)) for q in flagged[:top])
+    if threshold.reference is not None:
+        name = threshold.score
+        missing_scores = [r.task for r in (run, reference) if name not in r.score_names()]
+        if missing_scores:
+            raise ValueError(f"score {name!r} was not logged for {', '.join(missing_scores)}")
+        bench = [decision_value(name, v) for v in run.score_values(name)]
+        ref = [decision_value(name, v) for v in reference.score_values(name)]
+        a = audit(bench, ref, fdr=threshold.fdr)
+        audit_figures = {k: a[k] for k in ("auc", "p_value", "contaminated_fraction", "contaminated_fraction_ci",
+                                           "n_reference", "fdr")}
+        audit_figures.update(reference=threshold.reference, score=name, n_bh_flagged=int(sum(a["flagged"])))
+        if threshold.max_auc is not None:
+            checks.append(_check("auc", f"AUC against {threshold.reference}", a["auc"], threshold.max_auc, a["auc"] <= threshold.max_auc))
+        if threshold.alpha is not None:
+            checks.append(_check("p", "one-sided Mann-Whitney p-value (must not be below)", a["p_value"], threshold.alpha,
+                                 a["p_value"] >= threshold.alpha))
+        if threshold.max_contaminated_fraction is not None:
+            checks.append(_check("contaminated", "estimated contaminated fraction", a["contaminated_fraction"],
+                                 threshold.max_contaminated_fraction,
+                                 a["contaminated_fraction"] <= threshold.max_contaminated_fraction))
+        if threshold.score_cutoff is None:
+            # Flag by Benjamini-Hochberg instead, most significant first.
+            order = sorted((i for i, f in enumerate(a["flagged"]) if f), key=lambda i: (a["bh_adjusted"][i], i))
+            flagged = [run.questions[i] for i in order]
+            top_flagged = tuple((run.questions[i].question_id, float(run.score_values(name)[i]),
+                                 _snippet(run.questions[i].question)) for i in order[:top])
     return GateResult(
         benchmark=threshold.benchmark,
-        passed=fraction <= threshold.max_flagged_fraction,
+        passed=all(c["passed"] for c in checks),
         n=len(scores),
         mean=float(scores.mean()),
         median=float(np.median(scores)),
         n_flagged=len(flagged),
-        flagged_fraction=fraction,
+        flagged_fraction=len(flagged) / len(scores),
         score_cutoff=threshold.score_cutoff,
         max_flagged_fraction=threshold.max_flagged_fraction,
-        top_flagged=tuple((q.question_id, q.tbd, _snippet(q.question)) for q in flagged[:top]),
+        top_flagged=top_flagged,
         samples_file=str(run.samples_file),
+        checks=tuple(checks),
+        audit=audit_figures,
     )
 
 

@@ -28,12 +28,20 @@ class ContamSession:
     def __init__(self, cfg: ContamConfig) -> None:
         self.cfg = cfg
         self._results_dir: Path | None = None
+        self._source_error: Exception | None = None
 
     def results_dir(self) -> Path:
+        # A failed model run is remembered: the other gates fail with it instead of re-running.
+        if self._source_error is not None:
+            raise self._source_error
         if self._results_dir is None:
             from pytest_contam.source import results_dir
 
-            self._results_dir = results_dir(self.cfg)
+            try:
+                self._results_dir = results_dir(self.cfg)
+            except Exception as err:
+                self._source_error = err
+                raise
         return self._results_dir
 
     def run(self, task: str):
@@ -92,12 +100,14 @@ class ContamItem(pytest.Item):
 
     def runtest(self) -> None:
         state = self.config.stash[STATE]
+        t = self.threshold
         try:
-            run = state.run(self.threshold.benchmark)
-        except (FileNotFoundError, ValueError) as err:
-            result = missing(self.threshold, f"no usable results: {err}")
-        else:
-            result = evaluate(self.threshold, run, top=state.cfg.top)
+            run = state.run(t.benchmark)
+            reference = state.run(t.reference) if t.reference else None
+            result = evaluate(t, run, top=state.cfg.top, reference=reference)
+        except Exception as err:  # any failure to get a verdict is a failed gate, never a pass
+            result = missing(t, f"no usable results: {type(err).__name__}: {err}" if not isinstance(
+                err, (FileNotFoundError, ValueError)) else f"no usable results: {err}")
         self.user_properties.append((PROPERTY, result.to_json()))
         if not result.passed:
             raise ContamGateFailure(result.message())
@@ -146,14 +156,17 @@ class ContamReporter:
     def __init__(self, config) -> None:
         self.config = config
         self.results: list[GateResult] = []
+        self.selected: list[str] = []  # gates left after -k/-m selection
+
+    def pytest_collection_finish(self, session) -> None:
+        self.selected = [item.name for item in session.items if isinstance(item, ContamItem)]
 
     def pytest_runtest_logreport(self, report) -> None:
         if report.when != "call":
             return
         for key, value in report.user_properties:
             if key == PROPERTY:
-                top = tuple((q["id"], q["tbd"], q["question"]) for q in value["top_flagged"])
-                self.results.append(GateResult(**{**value, "top_flagged": top}))
+                self.results.append(GateResult.from_json(value))
 
     def pytest_report_collectionfinish(self, config, start_path, items):
         names = [t.benchmark for t in config.stash[STATE].cfg.benchmarks]
@@ -174,4 +187,4 @@ class ContamReporter:
             from lm_eval_tbd.atomic import write_json_atomic
             from pytest_contam.report import summary_json
 
-            write_json_atomic(Path(path), summary_json(self.results))
+            write_json_atomic(Path(path), summary_json(self.results, self.selected))

@@ -13,6 +13,17 @@ def _num(value, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
+def _threshold_text(r: GateResult) -> str:
+    parts = []
+    if r.score_cutoff is not None:
+        parts.append(f"TBD < {r.score_cutoff:g}, ≤ {r.max_flagged_fraction:.0%}")
+    if r.audit:
+        limits = {"auc": "AUC ≤", "p": "p ≥", "contaminated": "contaminated ≤"}
+        parts.append(f"vs {r.audit['reference']}: " + ", ".join(
+            f"{limits[c['key']]} {c['limit']:g}" for c in r.checks if c["key"] in limits))
+    return "; ".join(parts) or "-"
+
+
 def summary_table_text(results: list[GateResult], *, width: int = 100, markup: bool = False) -> str:
     from rich.console import Console
     from rich.table import Table
@@ -25,15 +36,20 @@ def summary_table_text(results: list[GateResult], *, width: int = 100, markup: b
         flagged = "-" if r.flagged_fraction is None else f"{r.n_flagged} ({r.flagged_fraction:.1%})"
         verdict = "[green]PASS[/]" if r.passed else ("[red]MISSING[/]" if r.error else "[red]FAIL[/]")
         table.add_row(r.benchmark, str(r.n), _num(r.mean, ".4f"), _num(r.median, ".4f"), flagged,
-                      f"TBD < {r.score_cutoff:g}, ≤ {r.max_flagged_fraction:.0%}", verdict)
+                      _threshold_text(r), verdict)
     buf = io.StringIO()
     Console(file=buf, width=width, force_terminal=markup, color_system="standard" if markup else None).print(table)
     return buf.getvalue()
 
 
-def summary_json(results: list[GateResult]) -> dict:
+def summary_json(results: list[GateResult], selected: list[str]) -> dict:
+    """``passed`` is true only when at least one gate was selected and every selected gate ran
+    and passed; ``not_run`` lists selected gates without a verdict (e.g. an interrupted run)."""
     ordered = sorted(results, key=lambda r: r.benchmark)
+    ran = {r.benchmark for r in ordered}
+    not_run = sorted(set(selected) - ran)
     return {
-        "passed": all(r.passed for r in ordered),
+        "passed": bool(selected) and not not_run and all(r.passed for r in ordered),
+        "not_run": not_run,
         "benchmarks": {r.benchmark: r.to_json() for r in ordered},
     }

@@ -16,12 +16,36 @@ from pytest_contam.config import ContamConfig
 __all__ = ["results_dir", "model_run_dir"]
 
 
+def tasks_to_run(cfg: ContamConfig) -> list[str]:
+    """The configured benchmarks and the reference tasks they are calibrated against."""
+    names = {t.benchmark for t in cfg.benchmarks} | {t.reference for t in cfg.benchmarks if t.reference}
+    return sorted(names)
+
+
+def _fingerprint(path: Path) -> list:
+    """(relative name, size, mtime) of a local file or of every file under a directory, so that
+    weights or data changed in place give a new cache key."""
+    if path.is_file():
+        st = path.stat()
+        return [[path.name, st.st_size, st.st_mtime_ns]]
+    if path.is_dir():
+        return [[str(f.relative_to(path)), f.stat().st_size, f.stat().st_mtime_ns]
+                for f in sorted(path.rglob("*")) if f.is_file()]
+    return []
+
+
 def model_run_dir(cfg: ContamConfig) -> Path:
-    """The cache directory of this model spec: the same spec reuses the same results."""
+    """The cache directory of this model spec: the same spec, the same local model and data files
+    and the same package versions reuse the same results."""
+    from importlib.metadata import version
+
+    local = [v for v in (kv.split("=", 1)[-1] for kv in cfg.model_args.split(",") if "=" in kv) if Path(v).exists()]
     spec = {
-        "model": cfg.model, "model_args": cfg.model_args, "tasks": sorted(t.benchmark for t in cfg.benchmarks),
+        "model": cfg.model, "model_args": cfg.model_args, "tasks": tasks_to_run(cfg),
         "apply_chat_template": cfg.apply_chat_template, "limit": cfg.limit, "metadata": cfg.metadata,
         "data_dir": str(cfg.data_dir) if cfg.data_dir else None,
+        "files": [_fingerprint(Path(p)) for p in local] + ([_fingerprint(cfg.data_dir)] if cfg.data_dir else []),
+        "versions": [version("lm-eval-tbd"), version("lm_eval")],
     }
     key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
     return cfg.output / f"run-{key}"
@@ -32,7 +56,9 @@ def _complete(run_dir: Path, tasks) -> bool:
 
 
 def _run_lm_eval(cfg: ContamConfig, run_dir: Path) -> None:
-    tasks = [t.benchmark for t in cfg.benchmarks]
+    from lm_eval_tbd.atomic import write_text_atomic
+
+    tasks = tasks_to_run(cfg)
     cmd = [sys.executable, "-m", "lm_eval", "--model", cfg.model, "--tasks", ",".join(tasks),
            "--batch_size", cfg.batch_size, "--log_samples", "--output_path", str(run_dir)]
     if cfg.model_args:
@@ -49,10 +75,10 @@ def _run_lm_eval(cfg: ContamConfig, run_dir: Path) -> None:
     if cfg.data_dir:
         env["LM_EVAL_TBD_DATA_DIR"] = str(cfg.data_dir)
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    (run_dir / "lm_eval.log").write_text(proc.stdout + proc.stderr)
+    write_text_atomic(run_dir / "lm_eval.log", proc.stdout + proc.stderr)
     if proc.returncode != 0:
         raise RuntimeError(f"lm_eval failed with exit status {proc.returncode} (log: {run_dir / 'lm_eval.log'}):\n{proc.stderr[-2000:]}")
-    (run_dir / "DONE").write_text(" ".join(cmd) + "\n")
+    write_text_atomic(run_dir / "DONE", " ".join(cmd) + "\n")
 
 
 def results_dir(cfg: ContamConfig) -> Path:
@@ -65,7 +91,7 @@ def results_dir(cfg: ContamConfig) -> Path:
         return cfg.results
     run_dir = model_run_dir(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
-    tasks = [t.benchmark for t in cfg.benchmarks]
+    tasks = tasks_to_run(cfg)
     with open(run_dir / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not _complete(run_dir, tasks):

@@ -115,6 +115,15 @@ def test_auc_of_reversed_labels_is_one_minus_auc_and_matches_sklearn(xs):
     assert roc_auc(1 - y, s) == pytest.approx(1 - roc_auc(y, s))
 
 
+@given(labelled, st.sampled_from([0.001, 0.01, 0.05, 0.07, 0.29, 0.5, 1.0]))
+def test_vectorised_tpr_equals_the_roc_curve_one(xs, f):
+    from lm_eval_tbd.stats import _tpr_at_fpr_vectorised
+
+    y = np.array([a for a, _ in xs])
+    s = np.round(np.array([b for _, b in xs]), 1)  # rounding makes ties common
+    assert _tpr_at_fpr_vectorised(s[y == 1], s[y == 0], f) == pytest.approx(tpr_at_fpr(y, s, f))
+
+
 @given(labelled, st.sampled_from([0.001, 0.01, 0.05, 0.5]))
 def test_strict_tpr_is_monotone_and_tie_safe(xs, f):
     y = np.array([a for a, _ in xs])

@@ -94,3 +94,15 @@ def test_missing_data_file_is_a_clear_error(tmp_path, tiny_model_dir):
     )
     assert proc.returncode != 0
     assert f"question file not found: {tmp_path / 'math500.jsonl'}" in proc.stderr
+
+
+def test_request_cache_cannot_pair_old_requests_with_new_metadata(tmp_path, tiny_model_dir, shared_data):
+    args = ["--model", "hf", "--model_args", model_args(tiny_model_dir), "--tasks", "tbd_aime24", "--limit", "2",
+            "--cache_requests", "true", "--log_samples"]
+    for m in (5, 9):
+        proc = lm_eval(args + ["--metadata", json.dumps({"tbd_max_tokens": m}), "--output_path", str(tmp_path / f"m{m}")],
+                       cwd=tmp_path, LM_EVAL_TBD_DATA_DIR=str(shared_data))
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert "--cache_requests is ignored for TBD tasks" in proc.stderr
+        run = load_run(tmp_path / f"m{m}", "tbd_aime24")
+        assert max(q.record.n_tokens for q in run.questions) == m

@@ -51,10 +51,10 @@ def test_failing_gate_exits_1_with_threshold_value_and_questions(pytester, resul
     result = pytester.runpytest("--contam")
     assert result.ret == 1
     text = result.stdout.str()
-    assert f"tbd_aime24: 4 of 4 questions (100.0%) have TBD below score_cutoff {cutoff:g}; max_flagged_fraction is 50.0%" in text
-    assert "most suspicious flagged questions (lowest TBD first):" in text
-    lowest = f"TBD {scores['tbd_aime24'][0]:.4f}"
-    assert lowest in text and text.count("  TBD 0.") == 2  # top = 2 questions listed
+    assert f"tbd_aime24: share of questions with TBD below score_cutoff {cutoff:g} is 100.0%, limit 50.0%" in text
+    assert "most suspicious flagged questions:" in text
+    lowest = f"score {scores['tbd_aime24'][0]:.4f}"
+    assert lowest in text and text.count("  score 0.") == 2  # top = 2 questions listed
     assert "FAIL" in text
 
 
@@ -64,10 +64,14 @@ def test_failing_gate_exits_1_with_threshold_value_and_questions(pytester, resul
         ("color = 1\n[tool.pytest_contam.benchmarks.tbd_aime24]\nscore_cutoff = 0.5\n", "unknown key(s) tool.pytest_contam.color"),
         ("[tool.pytest_contam.benchmarks.tbd_aime24]\nscore_cutof = 0.5\n", "unknown key tool.pytest_contam.benchmarks.tbd_aime24.score_cutof"),
         ("[tool.pytest_contam.benchmarks.tbd_aime24]\nscore_cutoff = \"low\"\n", "tool.pytest_contam.benchmarks.tbd_aime24.score_cutoff must be a number"),
-        ("[tool.pytest_contam.benchmarks.tbd_aime24]\nscore_cutoff = 0.5\nmax_flagged_fraction = 1.5\n", "max_flagged_fraction must be in [0.0, 1.0]"),
+        ("[tool.pytest_contam.benchmarks.tbd_aime24]\nscore_cutoff = 0.5\nmax_flagged_fraction = 1.5\n", "max_flagged_fraction must be in [0.0, 1.0), got 1.5"),
         ("[tool.pytest_contam.benchmarks.tbd_aime24]\nscore_cutoff = 0.0\n", "score_cutoff must be in (0.0, 1.0]"),
-        ("[tool.pytest_contam.benchmarks.tbd_aime24]\nmax_flagged_fraction = 0.1\n", "score_cutoff is required"),
-        ("[tool.pytest_contam.benchmarks.tbd_aime24]\nscore_cutoff = 0.5\nmax_auc = 0.6\n", "max_auc: calibrated thresholds"),
+        ("[tool.pytest_contam.benchmarks.tbd_aime24]\nmax_flagged_fraction = 0.1\n", "max_flagged_fraction needs tool.pytest_contam.benchmarks.tbd_aime24.score_cutoff"),
+        ("[tool.pytest_contam.benchmarks.tbd_aime24]\nscore_cutoff = 0.5\nmax_auc = 0.6\n", "max_auc needs tool.pytest_contam.benchmarks.tbd_aime24.reference"),
+        ("[tool.pytest_contam.benchmarks.tbd_aime24]\nscore_cutoff = 0.5\nmax_flagged_fraction = 1.0\n", "max_flagged_fraction must be in [0.0, 1.0)"),
+        ("[tool.pytest_contam.benchmarks.tbd_aime24]\nreference = \"tbd_aime25\"\n", "reference needs at least one of max_auc"),
+        ("[tool.pytest_contam.benchmarks.tbd_aime24]\nreference = \"tbd_aime25\"\nmax_auc = 0.7\nscore = \"ppl\"\n", "score must be one of"),
+        ("device = \"cpu\"\n[tool.pytest_contam.benchmarks.tbd_aime24]\nscore_cutoff = 0.5\n", "tool.pytest_contam.device has no effect with tool.pytest_contam.results"),
         ("top = \"five\"\n[tool.pytest_contam.benchmarks.tbd_aime24]\nscore_cutoff = 0.5\n", "tool.pytest_contam.top must be an integer"),
         ("[tool.pytest_contam.benchmarks]\n", "no benchmarks configured"),
     ],
@@ -113,7 +117,7 @@ def test_k_selection_junit_xml_and_json_report(pytester, results):
     junit = (pytester.path / "junit.xml").read_text()
     assert 'name="tbd_aime24"' in junit and "tbd_aime25" not in junit
     data = json.loads(report.read_text())
-    assert data["passed"] is True and list(data["benchmarks"]) == ["tbd_aime24"]
+    assert data["passed"] is True and list(data["benchmarks"]) == ["tbd_aime24"] and data["not_run"] == []
     gate = data["benchmarks"]["tbd_aime24"]
     assert gate["n"] == 4 and gate["n_flagged"] == 0 and gate["mean"] == pytest.approx(sum(scores["tbd_aime24"]) / 4)
     assert [p.name for p in report.parent.iterdir()] == ["contam.json"]  # no temporary file left behind
@@ -195,3 +199,44 @@ def test_model_spec_runs_lm_eval_once_and_caches(pytester, tiny_model_dir, share
 def test_plugin_import_is_cheap():
     code = "import sys, pytest_contam.plugin; assert not {'torch', 'lm_eval', 'transformers'} & set(sys.modules), sorted(sys.modules)"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_calibrated_gate_against_a_reference_task(pytester, results):
+    out, _ = results
+    write_config(pytester, """
+        [tool.pytest_contam.benchmarks.tbd_aime24]
+        reference = "tbd_aime25"
+        max_auc = 0.01
+        max_contaminated_fraction = 0.99
+        """, out)
+    result = pytester.runpytest("--contam", "--contam-json=r.json")
+    assert result.ret == 1
+    text = result.stdout.str()
+    assert "tbd_aime24: AUC against tbd_aime25 is" in text and "limit 0.010" in text
+    assert "against reference tbd_aime25 (4 questions, score tbd): AUC" in text
+    gate = json.loads((pytester.path / "r.json").read_text())["benchmarks"]["tbd_aime24"]
+    assert [c["key"] for c in gate["checks"]] == ["auc", "contaminated"]
+    assert gate["checks"][0]["passed"] is False and gate["checks"][0]["measured"] == gate["audit"]["auc"]
+    fraction = gate["checks"][1]
+    assert fraction["passed"] == (fraction["measured"] <= 0.99)
+    assert 0.0 <= gate["audit"]["auc"] <= 1.0 and gate["audit"]["n_reference"] == 4
+
+
+def test_failed_model_run_fails_every_gate_once(pytester, tmp_path, monkeypatch):
+    for key, value in offline_env().items():
+        monkeypatch.setenv(key, value)
+    write_config(pytester, f"""
+        model = "hf"
+        model_args = "pretrained={tmp_path / 'no-such-model'}"
+        device = "cpu"
+        [tool.pytest_contam.benchmarks.tbd_aime24]
+        score_cutoff = 0.01
+        [tool.pytest_contam.benchmarks.tbd_aime25]
+        score_cutoff = 0.01
+        """)
+    result = pytester.runpytest("--contam", "--contam-json=r.json")
+    result.assert_outcomes(failed=2)
+    assert result.stdout.str().count("lm_eval failed with exit status") == 2
+    report = json.loads((pytester.path / "r.json").read_text())
+    assert report["passed"] is False and report["not_run"] == []
+    assert all(b["error"] for b in report["benchmarks"].values())

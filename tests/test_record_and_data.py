@@ -88,3 +88,18 @@ def test_shared_data_layout_loads_every_benchmark(shared_data):
 def test_jsonl_task_loader_builds_a_dataset(tmp_path):
     ds = load_jsonl(tbd_data_file=str(write(tmp_path / "q.jsonl", {"question": "A?", "label": 1}, {"question": "B?", "label": 0})))
     assert ds["test"]["label"] == [1, 0]
+
+
+def test_load_run_refuses_runs_of_several_models(main_run, tmp_path):
+    import shutil
+
+    from lm_eval_tbd.results import load_run
+
+    out, _ = main_run
+    (samples,) = sorted(out.rglob("samples_tbd_aime24_*.jsonl"))
+    for model in ("modelA", "modelB"):
+        (tmp_path / model).mkdir()
+        shutil.copy(samples, tmp_path / model / samples.name)
+    with pytest.raises(ValueError, match="runs of task 'tbd_aime24' from several models"):
+        load_run(tmp_path, "tbd_aime24")
+    assert len(load_run(tmp_path / "modelA", "tbd_aime24").questions) == 4

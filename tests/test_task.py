@@ -3,7 +3,7 @@
 import pytest
 
 from lm_eval_tbd.harness.metrics import AGGREGATIONS
-from lm_eval_tbd.harness.task import params_from_metadata
+from lm_eval_tbd.task_options import options_from_metadata, params_from_metadata
 from lm_eval_tbd.scores import TBDParams
 
 
@@ -13,6 +13,17 @@ def test_params_default_to_the_paper():
 
 def test_params_from_metadata_values():
     assert params_from_metadata({"tbd_tau": 0.9, "tbd_alpha": "1", "tbd_max_tokens": 100.0}) == TBDParams(0.9, 1.0, 100)
+    assert params_from_metadata({"tbd_max_tokens": "3e2"}).max_tokens == 300
+
+
+def test_options_reject_unknown_tbd_keys_and_bad_flags():
+    opts = options_from_metadata({"tbd_input_scores": "true", "tbd_ref_model": "/base", "pretrained": "x"})
+    assert opts.input_scores and opts.ref_model == "/base"
+    assert not options_from_metadata({}).input_scores  # off by default: no prompt-wide logits
+    with pytest.raises(ValueError, match=r"unknown metadata key\(s\) \['tbd_max_token'\]"):
+        options_from_metadata({"tbd_max_token": 5})
+    with pytest.raises(ValueError, match="'tbd_input_scores' must be true or false"):
+        options_from_metadata({"tbd_input_scores": "yes please"})
 
 
 @pytest.mark.parametrize(
@@ -22,6 +33,8 @@ def test_params_from_metadata_values():
         ({"tbd_tau": 2}, "task t: tbd_tau must be a number in"),
         ({"tbd_max_tokens": 2.5}, "task t: tbd_max_tokens must be an integer"),
         ({"tbd_alpha": -1}, "task t: tbd_alpha must be"),
+        ({"tbd_alpha": "inf"}, "task t: metadata 'tbd_alpha' must be a finite number"),
+        ({"tbd_tau": True}, "task t: metadata 'tbd_tau' must be a finite number"),
     ],
 )
 def test_bad_metadata_names_key_and_task(metadata, message):

@@ -209,6 +209,9 @@ def generate_logprobs(self, requests, disable_tqdm: bool = False) -> list[str]:
         max_new = int(gen["max_gen_toks"])
         if max_new < 1:
             raise ValueError(f"generate_logprobs: max_gen_toks must be >= 1, got {max_new}")
+        if self.max_length - max_new < 1:
+            raise ValueError(f"generate_logprobs: tbd_max_tokens {max_new} leaves no room for the prompt in the "
+                             f"model's maximum length {self.max_length}; lower tbd_max_tokens or raise max_length")
         context_enc, attn_mask = self.tok_batch_encode(
             list(contexts), left_truncate_len=self.max_length - max_new, truncation=self.truncation
         )

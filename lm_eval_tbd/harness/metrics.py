@@ -42,9 +42,17 @@ def _undefined_as_none(name, fn):
     return aggregate
 
 
+def _strict_tpr_at_1fpr(labels, decisions):
+    n_neg = len(labels) - sum(labels)
+    if 0 < n_neg < 100:
+        log.warning("tbd_tpr_at_1fpr: with %d non-members a 1%% FPR budget allows no false positive, so this "
+                    "is the TPR at 0%% FPR (strict convention)", n_neg)
+    return tpr_at_fpr(labels, decisions, 0.01)
+
+
 AGGREGATIONS = {
     "tbd_roc_auc": _undefined_as_none("tbd_roc_auc", roc_auc),
-    "tbd_tpr_at_1fpr": _undefined_as_none("tbd_tpr_at_1fpr", lambda y, s: tpr_at_fpr(y, s, 0.01)),
+    "tbd_tpr_at_1fpr": _undefined_as_none("tbd_tpr_at_1fpr", _strict_tpr_at_1fpr),
 }
 
 for _name, _fn in AGGREGATIONS.items():

@@ -4,34 +4,29 @@ labels, ROC AUC and TPR@1%FPR.
 
 Scoring parameters come from the task's ``metadata`` (YAML) and, per run, from ``--metadata``,
 which lm-eval merges over the YAML: ``tbd_tau``, ``tbd_alpha``, ``tbd_max_tokens``;
-``tbd_input_scores`` (default true: also score the question's own tokens) and ``tbd_ref_model``
+``tbd_input_scores`` (default false: also score the question's own tokens) and ``tbd_ref_model``
 (a reference model path, typically the base model before distillation, for calibrated scores).
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from lm_eval.api.instance import Instance
+from lm_eval.api.registry import get_aggregation
 from lm_eval.api.task import ConfigurableTask
 
 from lm_eval_tbd import backends
-from lm_eval.api.registry import get_aggregation
 
 from lm_eval_tbd.harness.metrics import METRICS  # importing registers the metrics and aggregations
 from lm_eval_tbd.record import REQUEST_TYPE, GenerationRecord
-from lm_eval_tbd.scores import TBDParams, decision_value
+from lm_eval_tbd.scores import decision_value
 from lm_eval_tbd.scoring import score_record
+from lm_eval_tbd.task_options import options_from_metadata
 
 log = logging.getLogger(__name__)
 
-__all__ = ["TBDTask", "params_from_metadata", "METADATA_KEYS"]
-
-#: metadata key -> TBDParams field
-METADATA_KEYS = {"tbd_tau": "tau", "tbd_alpha": "alpha", "tbd_max_tokens": "max_tokens"}
-
-
+__all__ = ["TBDTask"]
 
 def _non_greedy_settings(gen_kwargs: dict) -> list[str]:
     """Settings (e.g. from --gen_kwargs meant for the ordinary tasks of the same run) that TBD
@@ -47,32 +42,6 @@ def _non_greedy_settings(gen_kwargs: dict) -> list[str]:
 backends.install()
 
 
-def params_from_metadata(metadata: dict[str, Any] | None, *, task: str = "tbd") -> TBDParams:
-    """TBDParams from a task's metadata; a bad value raises ValueError naming the key and task."""
-    metadata = metadata or {}
-    kwargs = {}
-    for key, field in METADATA_KEYS.items():
-        if key not in metadata:
-            continue
-        value = metadata[key]
-        try:
-            kwargs[field] = int(value) if field == "max_tokens" and float(value) == int(float(value)) else float(value)
-        except (TypeError, ValueError):
-            raise ValueError(f"task {task}: metadata '{key}' must be a number, got {value!r}") from None
-    try:
-        return TBDParams(**kwargs)
-    except ValueError as err:
-        raise ValueError(f"task {task}: {err}") from None
-
-
-def _flag(value, key: str, task: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
-        return value.lower() in ("true", "1")
-    raise ValueError(f"task {task}: metadata '{key}' must be true or false, got {value!r}")
-
-
 class TBDTask(ConfigurableTask):
     """Token Probability Deviation contamination scoring as an lm-eval task.
 
@@ -84,12 +53,8 @@ class TBDTask(ConfigurableTask):
         config = dict(config or {})
         config.pop("class", None)  # lm-eval passes the `class` key on, and TaskConfig rejects it
         super().__init__(config=config, **kwargs)
-        self.params = params_from_metadata(self.config.metadata, task=self.config.task)
-        metadata = self.config.metadata or {}
-        self.input_scores = _flag(metadata.get("tbd_input_scores", True), "tbd_input_scores", self.config.task)
-        self.ref_model = metadata.get("tbd_ref_model") or None
-        if self.ref_model is not None and not isinstance(self.ref_model, str):
-            raise ValueError(f"task {self.config.task}: metadata 'tbd_ref_model' must be a model path, got {self.ref_model!r}")
+        self.options = options_from_metadata(self.config.metadata, task=self.config.task)
+        self.params = self.options.params
         # Every score's metrics, without listing each in the YAML; the YAML's own entries win.
         for name, (aggregation, higher_is_better) in METRICS.items():
             self._metric_fn_list.setdefault(name, None)
@@ -97,6 +62,18 @@ class TBDTask(ConfigurableTask):
             self._higher_is_better.setdefault(name, higher_is_better)
         # The evaluator pads data-parallel ranks by OUTPUT_TYPE: make it our request type.
         self.OUTPUT_TYPE = REQUEST_TYPE
+
+    def build_all_requests(self, *args, **kwargs) -> None:
+        # lm-eval's request cache is keyed without the task metadata: a cached request would keep
+        # an old tbd_max_tokens or question file and pair labels with the wrong generations.
+        if kwargs.get("cache_requests"):
+            log.warning("%s: --cache_requests is ignored for TBD tasks (its cache key ignores --metadata)", self.config.task)
+            kwargs["cache_requests"] = False
+            kwargs["rewrite_requests_cache"] = False
+        if not kwargs.get("apply_chat_template"):
+            log.warning("%s: prompts are not chat-templated. The TBD protocol prompts a chat model with its "
+                        "chat template; pass --apply_chat_template unless the model has none.", self.config.task)
+        super().build_all_requests(*args, **kwargs)
 
     def construct_requests(self, doc: dict, ctx: str, **kwargs) -> Instance:
         kwargs.pop("apply_chat_template", None)
@@ -109,7 +86,7 @@ class TBDTask(ConfigurableTask):
             )
             self._warned_gen_kwargs = True
         gen_kwargs = {"max_gen_toks": self.params.max_tokens, "do_sample": False, "temperature": 0.0, "until": [],
-                      "input_scores": self.input_scores, "ref_model": self.ref_model}
+                      "input_scores": self.options.input_scores, "ref_model": self.options.ref_model}
         # Where the question sits in the (possibly chat-templated) prompt, for the input-side scores.
         start = ctx.rfind(doc["question"]) if isinstance(ctx, str) else -1
         extra = {"question_span": (start, start + len(doc["question"])) if start >= 0 else None}
@@ -119,6 +96,9 @@ class TBDTask(ConfigurableTask):
         """Per question: every score (``tbd`` first), the token count, and with a label the
         ``(decision value, label)`` pairs the ROC aggregations need (decision: higher = seen)."""
         record = GenerationRecord.from_json(results[0])
+        if record.n_tokens > self.params.max_tokens:
+            raise ValueError(f"{self.config.task}: question {doc.get('id')} has {record.n_tokens} generated tokens "
+                             f"for tbd_max_tokens {self.params.max_tokens}; the response is not from this request")
         scores = score_record(record, self.params, question=doc.get("question"))
         if record.n_tokens == 0:
             log.warning("%s: question %s produced zero generated tokens; its TBD is 0 by definition "

@@ -1,0 +1,74 @@
+"""The TBD tasks' ``metadata`` options (YAML ``metadata:`` or ``--metadata``), parsed and
+validated without importing lm-eval, so the pytest gate can check them at configuration time."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from lm_eval_tbd.scores import TBDParams
+
+__all__ = ["METADATA_KEYS", "TaskOptions", "params_from_metadata", "options_from_metadata"]
+
+#: metadata key -> TBDParams field
+PARAM_KEYS = {"tbd_tau": "tau", "tbd_alpha": "alpha", "tbd_max_tokens": "max_tokens"}
+#: every metadata key the TBD tasks read; any other ``tbd_*`` key is a typo
+METADATA_KEYS = frozenset(PARAM_KEYS) | {"tbd_input_scores", "tbd_ref_model", "tbd_data_file"}
+
+
+@dataclass(frozen=True)
+class TaskOptions:
+    params: TBDParams
+    input_scores: bool = False  # also score the question's own prompt tokens (costs prefill logits)
+    ref_model: str | None = None  # reference model path for the calibrated scores
+
+
+def _number(value, key: str, task: str, integer: bool) -> float | int:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"task {task}: metadata '{key}' must be a number, got {value!r}") from None
+    if isinstance(value, bool) or not math.isfinite(number):
+        raise ValueError(f"task {task}: metadata '{key}' must be a finite number, got {value!r}")
+    if integer:
+        if number != int(number):
+            raise ValueError(f"task {task}: tbd_max_tokens must be an integer >= 1, got {value!r}")
+        return int(number)
+    return number
+
+
+def params_from_metadata(metadata: dict[str, Any] | None, *, task: str = "tbd") -> TBDParams:
+    """TBDParams from a task's metadata; a bad value raises ValueError naming the key and task."""
+    metadata = metadata or {}
+    kwargs = {field: _number(metadata[key], key, task, field == "max_tokens")
+              for key, field in PARAM_KEYS.items() if key in metadata}
+    try:
+        return TBDParams(**kwargs)
+    except ValueError as err:
+        raise ValueError(f"task {task}: {err}") from None
+
+
+def _flag(value, key: str, task: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
+        return value.lower() in ("true", "1")
+    raise ValueError(f"task {task}: metadata '{key}' must be true or false, got {value!r}")
+
+
+def options_from_metadata(metadata: dict[str, Any] | None, *, task: str = "tbd") -> TaskOptions:
+    """All TBD options from a task's metadata. Unknown ``tbd_*`` keys are errors (typos would
+    otherwise silently fall back to defaults); other keys belong to lm-eval and are left alone."""
+    metadata = metadata or {}
+    unknown = sorted(k for k in metadata if k.startswith("tbd_") and k not in METADATA_KEYS)
+    if unknown:
+        raise ValueError(f"task {task}: unknown metadata key(s) {unknown}; known: {sorted(METADATA_KEYS)}")
+    ref = metadata.get("tbd_ref_model") or None
+    if ref is not None and not isinstance(ref, str):
+        raise ValueError(f"task {task}: metadata 'tbd_ref_model' must be a model path, got {ref!r}")
+    return TaskOptions(
+        params=params_from_metadata(metadata, task=task),
+        input_scores=_flag(metadata.get("tbd_input_scores", False), "tbd_input_scores", task),
+        ref_model=ref,
+    )

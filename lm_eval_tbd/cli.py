@@ -1,6 +1,7 @@
 """``lm-eval-tbd``: the embedded demo and reports of lm-eval runs.
 
   lm-eval-tbd demo [--out DIR]                    offline end-to-end demo (the README's main job)
+  lm-eval-tbd make-task NAME FILE [--dir DIR]     a named TBD task over your own JSONL file
   lm-eval-tbd report OUTPUT_PATH [--task T] [--tau X --alpha Y --max-tokens M]
                                                   rich report of a run written with --log_samples,
                                                   optionally re-scored without re-running the model
@@ -43,6 +44,14 @@ def _report(args) -> int:
     return 0
 
 
+def _make_task(args) -> int:
+    from lm_eval_tbd.custom_tasks import write_jsonl_task
+
+    path = write_jsonl_task(args.name, args.data_file, args.dir)
+    print(f"wrote {path}; run it with: lm_eval --include_path {args.dir} --tasks {args.name} ...")
+    return 0
+
+
 def _demo(args) -> int:
     from lm_eval_tbd.demo import run_demo
 
@@ -58,6 +67,11 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--questions", type=int, default=96, help="number of generated questions (default: 96)")
     demo.add_argument("--epochs", type=int, default=60, help="distillation epochs (default: 60)")
     demo.set_defaults(func=_demo)
+    make = sub.add_parser("make-task", help="write a named TBD task over your own JSONL question file")
+    make.add_argument("name", help="task name, e.g. my_heldout")
+    make.add_argument("data_file", help="JSON Lines with 'question' (and optional 'id', 'label')")
+    make.add_argument("--dir", default="tbd_tasks", help="directory for the YAML (default: tbd_tasks)")
+    make.set_defaults(func=_make_task)
     rep = sub.add_parser("report", help="report a run written by lm_eval --log_samples --output_path")
     rep.add_argument("output_path")
     rep.add_argument("--task", action="append", help="task name (repeatable; default: every tbd* task found)")

@@ -5,8 +5,10 @@
 3. Build a small GPT-2 (tokenizer trained locally) and distil it on the members only:
    question -> solution in its chat format, loss on the response tokens only.
 4. Score every question with TBD through the real ``lm_eval`` command, once on the distilled
-   student and once on the same model before distillation (the null control).
+   student and once on the same model before distillation (the null control), with a third set
+   of fresh questions as a clean reference.
 5. Print the report: memorisation check, per-question scores, AUC, score distributions.
+6. Run ``pytest --contam``: the members fail their gate against the reference, the unseen pass.
 
 Honest by construction: members really were trained on, non-members never were, and the
 share of members the student reproduces verbatim is measured and printed.
@@ -102,16 +104,60 @@ def distil(model, tokenizer, members: list[dict], *, epochs: int, lr: float = 3e
     return model.eval()
 
 
-def _lm_eval(model_dir: Path, data: Path, out: Path, log) -> None:
+TASKS = ("demo_members", "demo_unseen", "demo_reference")
+
+
+def _lm_eval(model_dir: Path, task_dir: Path, out: Path, log) -> None:
     cmd = [
         sys.executable, "-m", "lm_eval", "--model", "hf", "--model_args", f"pretrained={model_dir},dtype=float32",
-        "--device", "cpu", "--tasks", "tbd_jsonl", "--apply_chat_template", "--batch_size", "16",
-        "--metadata", json.dumps({"tbd_data_file": str(data), "tbd_input_scores": True}), "--log_samples", "--output_path", str(out),
+        "--device", "cpu", "--tasks", ",".join(TASKS), "--include_path", str(task_dir), "--apply_chat_template",
+        "--batch_size", "16", "--log_samples", "--output_path", str(out),
     ]
-    log("  $ " + " ".join(cmd[1:3] + [c if " " not in c else repr(c) for c in cmd[3:]]))
+    log("  $ lm_eval " + " ".join(cmd[3:]))
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"lm_eval failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+
+
+def _combined(runs, name: str):
+    """Members and unseen questions as one labelled run (their files carry the labels)."""
+    from lm_eval_tbd.results import TaskRun
+
+    questions = tuple(q for run in runs for q in run.questions)
+    return TaskRun(name, runs[0].samples_file, questions)
+
+
+GATE_CONFIG = """\
+# The demo's contamination gates: each question set against a clean reference set of fresh
+# questions the student never saw (audit mode, no labels needed).
+[tool.pytest_contam]
+results = "student_run"
+top = 3
+
+[tool.pytest_contam.benchmarks.demo_members]   # distilled on: should fail
+reference = "demo_reference"
+max_auc = 0.75
+alpha = 0.01
+
+[tool.pytest_contam.benchmarks.demo_unseen]    # never seen: should pass
+reference = "demo_reference"
+max_auc = 0.75
+alpha = 0.01
+"""
+
+
+def _gate(out: Path, log) -> dict:
+    (out / "pyproject.toml").write_text(GATE_CONFIG)
+    cmd = [sys.executable, "-m", "pytest", "--contam", "-v", "-p", "no:cacheprovider", "--rootdir", str(out),
+           "-c", str(out / "pyproject.toml"), f"--contam-json={out / 'gate.json'}"]
+    log("  $ pytest --contam -v   (in " + str(out) + ")")
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=out)
+    start = proc.stdout.find("contam::")
+    if start < 0:
+        raise RuntimeError(f"pytest --contam ran no gate (exit status {proc.returncode}):\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+    log(proc.stdout[start:].rstrip(), markup=False, highlight=False)
+    report = json.loads((out / "gate.json").read_text())
+    return {"exit_status": proc.returncode, **{k: v["passed"] for k, v in report["benchmarks"].items()}}
 
 
 def memorised_share(run, rows_by_id: dict, tokenizer, n_tokens: int = 50) -> float:
@@ -134,6 +180,7 @@ def run_demo(out_dir: str | Path = "demo_out", n_questions: int = 96, epochs: in
     from rich.console import Console
 
     from lm_eval_tbd.atomic import write_json_atomic
+    from lm_eval_tbd.custom_tasks import write_jsonl_task
     from lm_eval_tbd.report import print_run, summarise
     from lm_eval_tbd.results import load_run
     from lm_eval_tbd.tiny_model import build_model, save_tiny_model, train_tokenizer
@@ -147,38 +194,49 @@ def run_demo(out_dir: str | Path = "demo_out", n_questions: int = 96, epochs: in
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
     t0 = time.perf_counter()
 
-    rows = split_members(make_problems(n_questions, seed=0), seed=42)
+    problems = make_problems(n_questions + n_questions // 2, seed=0)
+    rows = split_members(problems[:n_questions], seed=42)
+    reference = [{**r, "label": None} for r in problems[n_questions:]]
     members = [r for r in rows if r["label"] == 1]
-    data = out / "questions.jsonl"
-    data.write_text("".join(json.dumps({k: r[k] for k in ("id", "question", "label")}) + "\n" for r in rows))
-    log(f"[bold]1. Data[/]: {len(rows)} generated word problems, {len(members)} members (seed 42) -> {data}")
+    task_dir = out / "tasks"
+    for name, subset in zip(TASKS, (members, [r for r in rows if r["label"] == 0], reference)):
+        path = out / f"{name}.jsonl"
+        path.write_text("".join(json.dumps({k: r[k] for k in ("id", "question", "label") if r[k] is not None}) + "\n"
+                                for r in subset))
+        write_jsonl_task(name, path, task_dir, tbd_input_scores=True)
+    log(f"[bold]1. Data[/]: {len(problems)} generated word problems: {len(members)} members (seed 42), "
+        f"{len(rows) - len(members)} unseen, {len(reference)} fresh reference questions")
 
-    tok = train_tokenizer([r["question"] + " " + r["solution"] for r in rows], vocab_size=600)
+    tok = train_tokenizer([r["question"] + " " + r["solution"] for r in problems], vocab_size=600)
     base = build_model(tok, n_layer=2, n_embd=128, n_head=4, n_positions=512, seed=0)
     base_dir = save_tiny_model(base, tok, out / "base_model")
     log(f"[bold]2. Distil[/]: GPT-2 ({sum(p.numel() for p in base.parameters()) / 1e6:.2f}M parameters) on the members, {epochs} epochs")
     student = distil(build_model(tok, n_layer=2, n_embd=128, n_head=4, n_positions=512, seed=0), tok, members, epochs=epochs, log=log)
     student_dir = save_tiny_model(student, tok, out / "student_model")
 
-    log("[bold]3. Score[/] with the TBD task through lm_eval (student, then the base model as null control)")
-    _lm_eval(student_dir, data, out / "student_run", log)
-    _lm_eval(base_dir, data, out / "base_run", log)
-    student_run = load_run(out / "student_run", "tbd_jsonl")
-    base_run = load_run(out / "base_run", "tbd_jsonl")
+    log("[bold]3. Score[/] every set with TBD through lm_eval: the student, then the base model (null control)")
+    _lm_eval(student_dir, task_dir, out / "student_run", log)
+    _lm_eval(base_dir, task_dir, out / "base_run", log)
+    student_run = _combined([load_run(out / "student_run", t) for t in TASKS[:2]], "members vs unseen (student)")
+    base_run = _combined([load_run(out / "base_run", t) for t in TASKS[:2]], "members vs unseen (base model)")
 
     rows_by_id = {r["id"]: r for r in rows}
     figures = {
         "n_questions": len(rows),
         "n_members": len(members),
+        "n_reference": len(reference),
         "epochs": epochs,
         "memorised_share": memorised_share(student_run, rows_by_id, tok),
         "student": summarise(student_run),
         "null_control": summarise(base_run),
-        "seconds": round(time.perf_counter() - t0, 1),
     }
     log(f"\n[bold]Memorisation check[/]: {figures['memorised_share']:.0%} of members reproduce the first 50 tokens of their training solution")
     print_run(student_run, console)
     log(f"[bold]Null control[/] (same questions, model before distillation): ROC AUC {figures['null_control']['auc']:.3f}")
+
+    log("\n[bold]4. Gate[/]: pytest --contam, each set against the fresh reference questions")
+    figures["gate"] = _gate(out, log)
+    figures["seconds"] = round(time.perf_counter() - t0, 1)
     log(f"[dim]Finished in {figures['seconds']} s; outputs under {out}[/]")
     write_json_atomic(out / "demo.json", figures)
     return figures

@@ -18,9 +18,9 @@ def _threshold_text(r: GateResult) -> str:
     if r.score_cutoff is not None:
         parts.append(f"TBD < {r.score_cutoff:g}, ≤ {r.max_flagged_fraction:.0%}")
     if r.audit:
-        limits = {"auc": "AUC ≤", "p": "p ≥", "contaminated": "contaminated ≤"}
-        parts.append(f"vs {r.audit['reference']}: " + ", ".join(
-            f"{limits[c['key']]} {c['limit']:g}" for c in r.checks if c["key"] in limits))
+        limits = {"auc": "AUC≤", "p": "p≥", "contaminated": "share≤"}
+        parts.append(" ".join(f"{limits[c['key']]}{c['limit']:g}" for c in r.checks if c["key"] in limits)
+                     + f" vs {r.audit['reference']}")
     return "; ".join(parts) or "-"
 
 
@@ -31,7 +31,8 @@ def summary_table_text(results: list[GateResult], *, width: int = 100, markup: b
     table = Table(title="Contamination gates (TBD: lower = more likely seen)", title_justify="left")
     for col, justify in (("benchmark", "left"), ("n", "right"), ("mean", "right"), ("median", "right"),
                          ("flagged", "right"), ("threshold", "left"), ("verdict", "left")):
-        table.add_column(col, justify=justify, no_wrap=True)
+        # Figures keep their width; the threshold text wraps when the terminal is narrow.
+        table.add_column(col, justify=justify, no_wrap=col != "threshold", min_width=len(col) if col != "threshold" else 12)
     for r in sorted(results, key=lambda r: r.benchmark):
         flagged = "-" if r.flagged_fraction is None else f"{r.n_flagged} ({r.flagged_fraction:.1%})"
         verdict = "[green]PASS[/]" if r.passed else ("[red]MISSING[/]" if r.error else "[red]FAIL[/]")

@@ -63,9 +63,13 @@ def test_demo_distils_memorises_and_detects(tmp_path):
     # null control: before distillation the same questions are not separable
     assert 0.3 <= figures["null_control"]["auc"] <= 0.7
     assert "Most suspicious questions" in proc.stdout and "Null control" in proc.stdout
+    # the gate: members fail against the fresh reference questions, unseen questions pass
+    assert figures["gate"] == {"exit_status": 1, "demo_members": False, "demo_unseen": True}
+    assert "contam::demo_members FAILED" in proc.stdout and "contam::demo_unseen PASSED" in proc.stdout
 
     report = subprocess.run([sys.executable, "-m", "lm_eval_tbd.cli", "report", str(tmp_path / "student_run"),
-                             "--tau", "0.9", "--max-tokens", "100"], env=offline_env(), capture_output=True, text=True)
+                             "--task", "demo_members", "--tau", "0.9", "--max-tokens", "100"],
+                            env=offline_env(), capture_output=True, text=True)
     assert report.returncode == 0, report.stderr
     assert "re-scored from logged log-probabilities" in report.stdout
 

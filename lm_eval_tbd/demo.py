@@ -69,8 +69,12 @@ def split_members(rows: list[dict], member_fraction: float = 0.5, seed: int = 42
     return [{**row, "label": labels[i]} for i, row in enumerate(rows)]
 
 
-def distil(model, tokenizer, members: list[dict], *, epochs: int, lr: float = 3e-3, batch_size: int = 16, seed: int = 0, log=print):
-    """Fine-tune ``model`` on question -> solution in its chat format, loss on the response only."""
+def distil(model, tokenizer, members: list[dict], *, epochs: int, lr: float = 3e-3, batch_size: int = 16, seed: int = 0,
+           log=print, on_epoch=None):
+    """Fine-tune ``model`` on question -> solution in its chat format, loss on the response only.
+
+    ``on_epoch(epoch, model)``, if given, is called after each epoch (1-based), e.g. to save
+    checkpoints along one continuous learning-rate schedule."""
     import torch
 
     torch.manual_seed(seed)
@@ -101,6 +105,10 @@ def distil(model, tokenizer, members: list[dict], *, epochs: int, lr: float = 3e
             total += loss.item() * len(batch)
         if epoch == 0 or (epoch + 1) % max(1, epochs // 5) == 0:
             log(f"  epoch {epoch + 1:>3}/{epochs}  response loss {total / len(examples):.3f}")
+        if on_epoch is not None:
+            model.eval()
+            on_epoch(epoch + 1, model)
+            model.train()
     return model.eval()
 
 

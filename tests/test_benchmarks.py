@@ -1,0 +1,45 @@
+"""The benchmark scripts' --quick modes run to completion and write valid output. Quality figures
+are reported by the scripts, not asserted here."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, SHARED_DATA, offline_env
+
+pytestmark = pytest.mark.slow
+
+
+def run_script(name: str, out: Path, *args: str) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / name), "--quick", "--out", str(out), *args],
+                          env=offline_env(), capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    return proc
+
+
+def test_detection_quick(tmp_path, shared_data):
+    run_script("detection.py", tmp_path, "--data", str(SHARED_DATA))
+    summary = json.loads((tmp_path / "detection-quick.json").read_text())
+    assert set(summary["checkpoints"]) == {"0", "100"}
+    for figures in summary["checkpoints"].values():
+        assert 0.0 <= figures["memorised_share"] <= 1.0
+        assert 0.0 <= figures["scores"]["tbd"]["auc"] <= 1.0
+        assert set(figures["tbd_settings"]) == {"M=100,tau=0.9", "M=100,tau=1.0"}
+        assert {"gen_mean_logprob", "q_mean_logprob", "ref_tbd"} <= set(figures["scores"])
+    assert "| epochs | members memorised |" in (tmp_path / "detection-quick.md").read_text()
+    for png in ("roc.png", "hist.png", "curve.png"):
+        assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_speed_quick(tmp_path, shared_data):
+    run_script("speed.py", tmp_path, "--data", str(SHARED_DATA / "math500.jsonl"))
+    result = json.loads((tmp_path / "speed.json").read_text())
+    medians = result["summary"]["medians"]
+    assert set(medians) == {"plain@64", "tbd@64", "tbd@200"}
+    assert all(m["wall_s"] > 0 and m["peak_rss_mib"] > 0 and m["generation_s"] > 0 for m in medians.values())
+    assert result["summary"]["tbd_vs_plain"]["wall_s"]["ratio_of_medians"] > 0
+    assert len(result["measurements"]) == 2 * 3  # quick: 2 interleaved rounds of 3 configurations
+    assert "plain@64" in (tmp_path / "speed.md").read_text()

@@ -109,7 +109,8 @@ def plots(out: Path, runs: dict, epochs) -> None:
         y = [q.label for q in run.questions]
         fpr, tpr, _ = roc_curve(y, -run.scores())
         ax.plot(fpr, tpr, label=label)
-    ax.plot([0, 1], [0, 1], "k:", lw=0.8)
+    chance = np.logspace(-2, 0, 50)
+    ax.plot(chance, chance, "k:", lw=0.8, label="chance")
     ax.set(xscale="log", xlim=(1e-2, 1), xlabel="false positive rate (log)", ylabel="true positive rate",
            title="TBD on s1K members vs non-members")
     ax.legend(loc="lower right")

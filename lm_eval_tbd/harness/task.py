@@ -104,7 +104,7 @@ class TBDTask(ConfigurableTask):
             log.warning("%s: question %s produced zero generated tokens; its TBD is 0 by definition "
                         "and the likelihood baselines are undefined", self.config.task, doc.get("id"))
         out = dict(scores)
-        out["tbd_n_tokens"] = min(record.n_tokens, self.params.max_tokens)
+        out["tbd_n_tokens"] = record.n_tokens
         out["tbd_empty_rate"] = float(record.n_tokens == 0)
         label = doc.get("label")
         if label is not None:

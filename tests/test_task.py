@@ -49,3 +49,13 @@ def test_auc_aggregation_uses_minus_tbd_and_reports_undefined_as_none(caplog):
     assert auc([(-0.1, 1), (-0.2, 1)]) is None
     assert "tbd_roc_auc is undefined: ROC metrics are undefined: all 2 labelled questions are members" in caplog.text
     assert AGGREGATIONS["tbd_tpr_at_1fpr"]([(-0.1, 1), (-0.8, 0)]) == 1.0
+
+
+def test_task_import_leaves_statistics_libraries_for_aggregation_time():
+    # scikit-learn and scipy are loaded when an aggregation runs, not with the task: their import
+    # time and memory would otherwise weigh on every TBD run (see benchmarks/speed.py).
+    import subprocess
+    import sys
+
+    code = "import sys, lm_eval_tbd.harness.task; assert not {'sklearn', 'scipy'} & set(sys.modules)"
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -15,7 +15,9 @@ import lm_eval.api.metrics  # noqa: F401  (fills the registry with the built-ins
 from lm_eval.api.registry import aggregation_registry, metric_registry, register_aggregation, register_metric
 
 from lm_eval_tbd.scores import SCORES
-from lm_eval_tbd.stats import UndefinedMetricError, roc_auc, tpr_at_fpr
+
+# lm_eval_tbd.stats (scikit-learn, scipy) is imported when an aggregation runs, after generation:
+# importing it with the task would add their start-up time and memory to every TBD run.
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +32,8 @@ def _pairs(items):
 
 def _undefined_as_none(name, fn):
     def aggregate(items):
+        from lm_eval_tbd.stats import UndefinedMetricError
+
         labels, decisions = _pairs(items)
         try:
             return fn(labels, decisions)
@@ -42,7 +46,15 @@ def _undefined_as_none(name, fn):
     return aggregate
 
 
+def _roc_auc(labels, decisions):
+    from lm_eval_tbd.stats import roc_auc
+
+    return roc_auc(labels, decisions)
+
+
 def _strict_tpr_at_1fpr(labels, decisions):
+    from lm_eval_tbd.stats import tpr_at_fpr
+
     n_neg = len(labels) - sum(labels)
     if 0 < n_neg < 100:
         log.warning("tbd_tpr_at_1fpr: with %d non-members a 1%% FPR budget allows no false positive, so this "
@@ -51,7 +63,7 @@ def _strict_tpr_at_1fpr(labels, decisions):
 
 
 AGGREGATIONS = {
-    "tbd_roc_auc": _undefined_as_none("tbd_roc_auc", roc_auc),
+    "tbd_roc_auc": _undefined_as_none("tbd_roc_auc", _roc_auc),
     "tbd_tpr_at_1fpr": _undefined_as_none("tbd_tpr_at_1fpr", _strict_tpr_at_1fpr),
 }
 

@@ -32,7 +32,6 @@ import argparse
 import json
 import os
 import random
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -69,23 +68,24 @@ def truncate(tok, text: str, n: int) -> str:
 
 
 def lm_eval_run(model_dir: Path, task_dir: Path, out: Path, task: str) -> None:
-    cmd = [sys.executable, "-m", "lm_eval", "--model", "hf", "--model_args", f"pretrained={model_dir},dtype=float32",
-           "--device", "cpu", "--tasks", task, "--include_path", str(task_dir), "--apply_chat_template",
-           "--batch_size", "16", "--log_samples", "--output_path", str(out)]
+    from lm_eval_tbd.runner import lm_eval_command, run_lm_eval
+
+    cmd = lm_eval_command("hf", [task], out, model_args=f"pretrained={model_dir},dtype=float32", device="cpu",
+                          include_path=task_dir)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if proc.returncode != 0:
-        raise SystemExit(f"lm_eval failed for {model_dir}:\n{proc.stderr[-3000:]}")
+    try:
+        run_lm_eval(cmd, env=env)
+    except RuntimeError as err:
+        raise SystemExit(f"{model_dir}: {err}") from None
 
 
 def evaluate_checkpoint(run, answers: dict, tok, max_tokens: int) -> dict:
     """Memorisation share, and ROC figures for every TBD setting and every logged score."""
+    from lm_eval_tbd.demo import memorised_share
     from lm_eval_tbd.report import compare_scores
     from lm_eval_tbd.scores import TBDParams
 
-    members = [q for q in run.questions if q.label == 1]
-    hits = sum(q.record.token_ids[:50] == tok(answers[q.question_id])["input_ids"][:50] for q in members)
-    out = {"memorised_share": hits / len(members), "scores": compare_scores(run, n_resamples=1000)}
+    out = {"memorised_share": memorised_share(run, answers, tok), "scores": compare_scores(run, n_resamples=1000)}
     tbd = {}
     for m in sorted({100, max_tokens}):
         for tau in (0.9, 1.0):

@@ -116,15 +116,12 @@ TASKS = ("demo_members", "demo_unseen", "demo_reference")
 
 
 def _lm_eval(model_dir: Path, task_dir: Path, out: Path, log) -> None:
-    cmd = [
-        sys.executable, "-m", "lm_eval", "--model", "hf", "--model_args", f"pretrained={model_dir},dtype=float32",
-        "--device", "cpu", "--tasks", ",".join(TASKS), "--include_path", str(task_dir), "--apply_chat_template",
-        "--batch_size", "16", "--log_samples", "--output_path", str(out),
-    ]
+    from lm_eval_tbd.runner import lm_eval_command, run_lm_eval
+
+    cmd = lm_eval_command("hf", TASKS, out, model_args=f"pretrained={model_dir},dtype=float32", device="cpu",
+                          include_path=task_dir)
     log("  $ lm_eval " + " ".join(cmd[3:]))
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"lm_eval failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    run_lm_eval(cmd)
 
 
 def _combined(runs, name: str):
@@ -168,14 +165,15 @@ def _gate(out: Path, log) -> dict:
     return {"exit_status": proc.returncode, **{k: v["passed"] for k, v in report["benchmarks"].items()}}
 
 
-def memorised_share(run, rows_by_id: dict, tokenizer, n_tokens: int = 50) -> float:
-    """Share of members whose greedy answer reproduces the first ``n_tokens`` of its training solution."""
+def memorised_share(run, answers: dict[str, str], tokenizer, n_tokens: int = 50) -> float:
+    """Share of members whose greedy answer reproduces the first ``n_tokens`` of its training
+    answer (``answers``: question id -> the answer text it was distilled on)."""
     hits = members = 0
     for q in run.questions:
         if q.label != 1:
             continue
         members += 1
-        target = tokenizer(rows_by_id[q.question_id]["solution"])["input_ids"][:n_tokens]
+        target = tokenizer(answers[q.question_id])["input_ids"][:n_tokens]
         hits += q.record.token_ids[: len(target)] == target
     return hits / max(members, 1)
 
@@ -228,13 +226,12 @@ def run_demo(out_dir: str | Path = "demo_out", n_questions: int = 96, epochs: in
     student_run = _combined([load_run(out / "student_run", t) for t in TASKS[:2]], "members vs unseen (student)")
     base_run = _combined([load_run(out / "base_run", t) for t in TASKS[:2]], "members vs unseen (base model)")
 
-    rows_by_id = {r["id"]: r for r in rows}
     figures = {
         "n_questions": len(rows),
         "n_members": len(members),
         "n_reference": len(reference),
         "epochs": epochs,
-        "memorised_share": memorised_share(student_run, rows_by_id, tok),
+        "memorised_share": memorised_share(student_run, {r["id"]: r["solution"] for r in members}, tok),
         "student": summarise(student_run),
         "null_control": summarise(base_run),
     }

@@ -12,7 +12,13 @@ from lm_eval_tbd.results import TaskRun
 from lm_eval_tbd.scores import SCORES, decision_value
 from lm_eval_tbd.stats import UndefinedMetricError, roc_auc, roc_report, tpr_at_fpr, tpr_at_fpr_paper
 
-__all__ = ["summarise", "compare_scores", "render_run", "print_run"]
+__all__ = ["summarise", "compare_scores", "render_run", "print_run", "one_line"]
+
+
+def one_line(text: str, width: int) -> str:
+    """``text`` on one line (whitespace collapsed), cut to ``width`` characters with an ellipsis."""
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def compare_scores(run: TaskRun, **kwargs) -> dict[str, dict]:
@@ -123,8 +129,7 @@ def render_run(run: TaskRun, top: int = 10):
         cells = [str(rank), q.question_id]
         if run.labelled:
             cells.append("[red]member[/]" if q.label else "[green]unseen[/]")
-        question = " ".join(q.question.split())
-        cells += [f"{q.tbd:.4f}", str(q.record.n_tokens), question if len(question) <= 60 else question[:59] + "…"]
+        cells += [f"{q.tbd:.4f}", str(q.record.n_tokens), one_line(q.question, 60)]
         suspects.add_row(*cells)
 
     parts = [summary]

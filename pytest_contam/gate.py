@@ -73,11 +73,6 @@ def _fmt(key: str, value: float) -> str:
     return format(value, _FORMATS[key])
 
 
-def _snippet(text: str, width: int = 70) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
 def _check(key: str, name: str, measured: float, limit: float, ok: bool) -> dict:
     return {"key": key, "check": name, "measured": float(measured), "limit": float(limit), "passed": bool(ok)}
 
@@ -87,6 +82,7 @@ def evaluate(threshold: Threshold, run, top: int = 5, reference=None) -> GateRes
     reference task's run when ``threshold.reference`` is set."""
     import numpy as np
 
+    from lm_eval_tbd.report import one_line
     from lm_eval_tbd.scores import decision_value
     from lm_eval_tbd.stats import audit
 
@@ -97,7 +93,7 @@ def evaluate(threshold: Threshold, run, top: int = 5, reference=None) -> GateRes
         fraction = len(flagged) / len(scores)
         checks.append(_check("flagged", f"share of questions with TBD below score_cutoff {threshold.score_cutoff:g}",
                              fraction, threshold.max_flagged_fraction, fraction <= threshold.max_flagged_fraction))
-        top_flagged = tuple((q.question_id, q.tbd, _snippet(q.question)) for q in flagged[:top])
+        top_flagged = tuple((q.question_id, q.tbd, one_line(q.question, 70)) for q in flagged[:top])
     if threshold.reference is not None:
         name = threshold.score
         missing_scores = [r.task for r in (run, reference) if name not in r.score_names()]
@@ -123,7 +119,7 @@ def evaluate(threshold: Threshold, run, top: int = 5, reference=None) -> GateRes
             order = sorted((i for i, f in enumerate(a["flagged"]) if f), key=lambda i: (a["bh_adjusted"][i], i))
             flagged = [run.questions[i] for i in order]
             top_flagged = tuple((run.questions[i].question_id, float(run.score_values(name)[i]),
-                                 _snippet(run.questions[i].question)) for i in order[:top])
+                                 one_line(run.questions[i].question, 70)) for i in order[:top])
     return GateResult(
         benchmark=threshold.benchmark,
         passed=all(c["passed"] for c in checks),

@@ -7,8 +7,6 @@ import fcntl
 import hashlib
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 from pytest_contam.config import ContamConfig
@@ -58,23 +56,15 @@ def _complete(run_dir: Path, tasks) -> bool:
 def _run_lm_eval(cfg: ContamConfig, run_dir: Path) -> None:
     from lm_eval_tbd.atomic import write_text_atomic
 
-    tasks = tasks_to_run(cfg)
-    cmd = [sys.executable, "-m", "lm_eval", "--model", cfg.model, "--tasks", ",".join(tasks),
-           "--batch_size", cfg.batch_size, "--log_samples", "--output_path", str(run_dir)]
-    if cfg.model_args:
-        cmd += ["--model_args", cfg.model_args]
-    if cfg.device:
-        cmd += ["--device", cfg.device]
-    if cfg.apply_chat_template:
-        cmd.append("--apply_chat_template")
-    if cfg.limit:
-        cmd += ["--limit", str(cfg.limit)]
-    if cfg.metadata:
-        cmd += ["--metadata", json.dumps(cfg.metadata)]
+    from lm_eval_tbd.runner import lm_eval_command, run_lm_eval
+
+    cmd = lm_eval_command(cfg.model, tasks_to_run(cfg), run_dir, model_args=cfg.model_args, device=cfg.device,
+                          apply_chat_template=cfg.apply_chat_template, batch_size=cfg.batch_size, limit=cfg.limit,
+                          metadata=cfg.metadata)
     env = dict(os.environ)
     if cfg.data_dir:
         env["LM_EVAL_TBD_DATA_DIR"] = str(cfg.data_dir)
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    proc = run_lm_eval(cmd, env=env, check=False)
     write_text_atomic(run_dir / "lm_eval.log", proc.stdout + proc.stderr)
     if proc.returncode != 0:
         raise RuntimeError(f"lm_eval failed with exit status {proc.returncode} (log: {run_dir / 'lm_eval.log'}):\n{proc.stderr[-2000:]}")

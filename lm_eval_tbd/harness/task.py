@@ -70,6 +70,10 @@ class TBDTask(ConfigurableTask):
             log.warning("%s: --cache_requests is ignored for TBD tasks (its cache key ignores --metadata)", self.config.task)
             kwargs["cache_requests"] = False
             kwargs["rewrite_requests_cache"] = False
+        ignored = _non_greedy_settings(self.config.generation_kwargs or {})
+        if ignored:
+            log.warning("%s: ignoring generation settings %s; TBD decodes greedily and generates %d tokens "
+                        "(set tbd_max_tokens in --metadata to change)", self.config.task, ignored, self.params.max_tokens)
         if not kwargs.get("apply_chat_template"):
             log.warning("%s: prompts are not chat-templated. The TBD protocol prompts a chat model with its "
                         "chat template; pass --apply_chat_template unless the model has none.", self.config.task)
@@ -78,13 +82,6 @@ class TBDTask(ConfigurableTask):
     def construct_requests(self, doc: dict, ctx: str, **kwargs) -> Instance:
         kwargs.pop("apply_chat_template", None)
         kwargs.pop("chat_template", None)
-        ignored = _non_greedy_settings(self.config.generation_kwargs or {})
-        if ignored and not getattr(self, "_warned_gen_kwargs", False):
-            log.warning(
-                "%s: ignoring generation settings %s; TBD decodes greedily and generates %d tokens "
-                "(set tbd_max_tokens in --metadata to change)", self.config.task, ignored, self.params.max_tokens,
-            )
-            self._warned_gen_kwargs = True
         gen_kwargs = {"max_gen_toks": self.params.max_tokens, "do_sample": False, "temperature": 0.0, "until": [],
                       "input_scores": self.options.input_scores, "ref_model": self.options.ref_model}
         # Where the question sits in the (possibly chat-templated) prompt, for the input-side scores.

@@ -1,9 +1,10 @@
 """Lets the stock ``lm_eval`` command find the TBD tasks with no flags.
 
 Imported at interpreter start by ``lm_eval_tbd.pth`` in site-packages, so it must stay cheap: it
-imports nothing heavy and only installs a one-shot import hook. When ``lm_eval.tasks.manager`` is
-first imported, the hook wraps ``TaskManager.__init__`` to add this package's task directory to
-``include_path`` (before the user's own paths, so theirs still override ours).
+imports nothing heavy and only installs an import hook. When ``lm_eval.tasks.manager`` is first
+imported, the hook wraps ``TaskManager.__init__`` to add this package's task directory to
+``include_path`` (before the user's own paths, so theirs still override ours); when an lm-eval
+model module is first imported, it adds the ``generate_logprobs`` request type to its classes.
 
 Switch it off with ``LM_EVAL_TBD_AUTOLOAD=0`` (then pass ``--include_path`` yourself).
 """
@@ -43,35 +44,72 @@ def patch_task_manager(module) -> None:
     cls.__init__ = __init__
 
 
+#: Modules patched when first imported: the task manager (task discovery) and the model classes
+#: that answer the plugin's request type (before ``lm_eval`` builds the model, which precedes
+#: task loading). Values are "module:function", imported only when the target is.
+MODEL_PATCHES = {
+    "lm_eval.api.model": "lm_eval_tbd.backends:patch_base_lm",
+    "lm_eval.models.huggingface": "lm_eval_tbd.backends.hf:patch_module",
+    "lm_eval.models.api_models": "lm_eval_tbd.backends.api:patch_module",
+    "lm_eval.models.vllm_causallms": "lm_eval_tbd.backends.vllm:patch_module",
+}
+PATCHES = {TARGET: "lm_eval_tbd._autoload:patch_task_manager", **MODEL_PATCHES}
+
+
+def _run_patch(spec: str, module) -> None:
+    import importlib
+
+    mod_name, func = spec.split(":")
+    getattr(importlib.import_module(mod_name), func)(module)
+
+
 class _Finder:
-    """Meta-path finder that fires once, for lm_eval.tasks.manager, then removes itself."""
+    """Meta-path finder that patches each module of ``pending`` right after it is first executed,
+    then removes itself once none is left."""
+
+    def __init__(self, pending: dict[str, str]) -> None:
+        self.pending = dict(pending)
 
     def find_spec(self, name, path=None, target=None):
-        if name != TARGET:
+        patch = self.pending.pop(name, None)
+        if patch is None:
             return None
+        if not self.pending and self in sys.meta_path:
+            sys.meta_path.remove(self)
         import importlib.util
 
-        sys.meta_path.remove(self)
-        spec = importlib.util.find_spec(name)
+        spec = importlib.util.find_spec(name)  # we no longer claim `name`, so this finds the real one
         if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
             return spec
         exec_module = spec.loader.exec_module
 
         def exec_and_patch(module):
             exec_module(module)
-            patch_task_manager(module)
+            _run_patch(patch, module)
 
         spec.loader.exec_module = exec_and_patch
         return spec
 
 
+def hook(patches: dict[str, str]) -> None:
+    """Apply ``patches`` to modules already imported and to the others when they are imported."""
+    pending = {}
+    for name, patch in patches.items():
+        if name in sys.modules:
+            _run_patch(patch, sys.modules[name])
+        else:
+            pending[name] = patch
+    for finder in sys.meta_path:
+        if isinstance(finder, _Finder):
+            pending = {k: v for k, v in pending.items() if k not in finder.pending}
+    if pending:
+        sys.meta_path.insert(0, _Finder(pending))
+
+
 def install() -> None:
     if os.environ.get(ENV, "1").strip().lower() in ("0", "false", "no", "off"):
         return
-    if TARGET in sys.modules:
-        patch_task_manager(sys.modules[TARGET])
-    elif not any(isinstance(f, _Finder) for f in sys.meta_path):
-        sys.meta_path.insert(0, _Finder())
+    hook(PATCHES)
 
 
 try:

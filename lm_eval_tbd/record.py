@@ -15,10 +15,12 @@ __all__ = ["GenerationRecord", "REQUEST_TYPE", "FINISH_REASONS"]
 
 #: The lm-eval request type (a method name on the LM) that this plugin adds.
 REQUEST_TYPE = "generate_logprobs"
-#: "eos": the model emitted an end-of-sequence token (included in ``token_ids``);
-#: "length": the scored length was reached.
+#: "eos": the model emitted an end-of-sequence token (included in ``token_ids`` when the backend
+#: reports it; OpenAI-compatible servers usually do not); "length": the scored length was reached.
 FINISH_REASONS = ("eos", "length")
-SCHEMA_VERSION = 2  # 2 added question_* and ref_logprobs (optional); version 1 records still read
+# 2 added question_* and ref_logprobs, 3 the server's token strings (``tokens``) with ``token_ids``
+# optional; older records still read.
+SCHEMA_VERSION = 3
 
 
 @dataclass
@@ -33,9 +35,13 @@ class GenerationRecord:
     ``question_*`` (optional) are the same quantities for the question's own prompt tokens (the
     input side; the first prompt token has no prediction and is not included), and
     ``ref_logprobs`` the log-probs of ``token_ids`` under a reference model, when one was given.
+
+    Backends that only see a server's response (OpenAI-compatible APIs) may know the generated
+    tokens as strings, not ids: they set ``tokens`` and leave ``token_ids`` None. One of the two is
+    always given, with one entry per log-probability.
     """
 
-    token_ids: list[int]
+    token_ids: list[int] | None
     logprobs: list[float]
     finish_reason: str
     text: str = ""
@@ -47,32 +53,37 @@ class GenerationRecord:
     question_logp_mean: list[float] | None = None
     question_logp_std: list[float] | None = None
     ref_logprobs: list[float] | None = None
+    tokens: list[str] | None = None
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if len(self.token_ids) != len(self.logprobs):
-            raise ValueError(
-                f"generation record: {len(self.token_ids)} token ids but {len(self.logprobs)} log-probabilities"
-            )
+        if self.token_ids is None and self.tokens is None:
+            raise ValueError("generation record: neither token_ids nor tokens given")
+        for name in ("token_ids", "tokens"):
+            values = getattr(self, name)
+            if values is not None and len(values) != len(self.logprobs):
+                raise ValueError(
+                    f"generation record: {len(values)} {name.replace('_', ' ')} but {len(self.logprobs)} log-probabilities"
+                )
         if self.finish_reason not in FINISH_REASONS:
             raise ValueError(f"generation record: finish_reason must be one of {FINISH_REASONS}, got {self.finish_reason!r}")
         for name in ("vocab_logp_mean", "vocab_logp_std", "ref_logprobs"):
             values = getattr(self, name)
-            if values is not None and len(values) != len(self.token_ids):
-                raise ValueError(f"generation record: {name} has {len(values)} entries for {len(self.token_ids)} tokens")
+            if values is not None and len(values) != len(self.logprobs):
+                raise ValueError(f"generation record: {name} has {len(values)} entries for {len(self.logprobs)} tokens")
         if self.question_logprobs is not None:
             for name in ("question_logp_mean", "question_logp_std"):
                 values = getattr(self, name)
                 if values is not None and len(values) != len(self.question_logprobs):
                     raise ValueError(f"generation record: {name} has {len(values)} entries for "
                                      f"{len(self.question_logprobs)} question tokens")
-        bad = [i for i, v in enumerate(self.logprobs) if isinstance(v, float) and math.isnan(v)]
+        bad = [i for i, v in enumerate(self.logprobs) if not isinstance(v, (int, float)) or math.isnan(v)]
         if bad:
-            raise ValueError(f"generation record: NaN log-probability at token position(s) {bad[:5]}")
+            raise ValueError(f"generation record: missing or NaN log-probability at token position(s) {bad[:5]}")
 
     @property
     def n_tokens(self) -> int:
-        return len(self.token_ids)
+        return len(self.logprobs)
 
     def to_json(self) -> str:
         # -inf (probability 0) is kept as the JSON extension "-Infinity", which json.loads reads back.
@@ -93,7 +104,7 @@ class GenerationRecord:
         except json.JSONDecodeError as err:
             raise ValueError(f"not a generation record (invalid JSON: {err}): {text[:80]!r}") from None
         version = data.pop("v", None) if isinstance(data, dict) else None
-        if version not in (1, SCHEMA_VERSION):
+        if version not in range(1, SCHEMA_VERSION + 1):
             raise ValueError(f"not a generation record of schema version 1-{SCHEMA_VERSION}: {text[:80]!r}")
         unknown = set(data) - set(cls.__dataclass_fields__)
         if unknown:

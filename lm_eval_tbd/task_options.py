@@ -14,7 +14,10 @@ __all__ = ["METADATA_KEYS", "TaskOptions", "params_from_metadata", "options_from
 #: metadata key -> TBDParams field
 PARAM_KEYS = {"tbd_tau": "tau", "tbd_alpha": "alpha", "tbd_max_tokens": "max_tokens"}
 #: every metadata key the TBD tasks read; any other ``tbd_*`` key is a typo
-METADATA_KEYS = frozenset(PARAM_KEYS) | {"tbd_input_scores", "tbd_ref_model", "tbd_data_file"}
+METADATA_KEYS = frozenset(PARAM_KEYS) | {"tbd_input_scores", "tbd_ref_model", "tbd_data_file", "tbd_server_args"}
+# Request fields that would make a server decode non-greedily or change the scored length.
+_RESERVED_SERVER_ARGS = frozenset({"temperature", "max_tokens", "max_completion_tokens", "logprobs", "top_logprobs",
+                                   "prompt", "messages", "stop", "n", "best_of", "stream", "echo"})
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,8 @@ class TaskOptions:
     params: TBDParams
     input_scores: bool = False  # also score the question's own prompt tokens (costs prefill logits)
     ref_model: str | None = None  # reference model path for the calibrated scores
+    # extra JSON fields for OpenAI-compatible server requests (e.g. llama.cpp's repeat_penalty)
+    server_args: dict[str, Any] | None = None
 
 
 def _number(value, key: str, task: str, integer: bool) -> float | int:
@@ -71,4 +76,18 @@ def options_from_metadata(metadata: dict[str, Any] | None, *, task: str = "tbd")
         params=params_from_metadata(metadata, task=task),
         input_scores=_flag(metadata.get("tbd_input_scores", False), "tbd_input_scores", task),
         ref_model=ref,
+        server_args=_server_args(metadata.get("tbd_server_args"), task),
     )
+
+
+def _server_args(value, task: str) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        raise ValueError(f"task {task}: metadata 'tbd_server_args' must be a JSON object of request fields, "
+                         f"got {value!r}")
+    reserved = sorted(set(value) & _RESERVED_SERVER_ARGS)
+    if reserved:
+        raise ValueError(f"task {task}: metadata 'tbd_server_args' may not set {reserved}: TBD sets them itself "
+                         "(greedy decoding, the scored length, per-token log-probabilities)")
+    return dict(value)

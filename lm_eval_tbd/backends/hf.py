@@ -300,9 +300,34 @@ def _records(lm, capture: LogprobCapture, generated, eos, context_enc, attn_mask
     return out
 
 
-def install() -> None:
-    """Add ``generate_logprobs`` to lm-eval's HFLM (and so to ``--model hf``) if it lacks it."""
-    from lm_eval.models.huggingface import HFLM
+def _cpu_data_parallel(init):
+    """Wrap ``HFLM.__init__`` so ``accelerate launch`` with several CPU processes shards the work.
 
-    if getattr(HFLM, REQUEST_TYPE, None) is not generate_logprobs:
-        setattr(HFLM, REQUEST_TYPE, generate_logprobs)
+    Stock HFLM takes its rank and world size from accelerate only when it counts more than one
+    GPU; on CPU every process then evaluates every document. After the stock constructor, a
+    multi-process accelerator on a CPU device gets the same treatment GPUs get.
+    """
+    import functools
+
+    @functools.wraps(init)
+    def __init__(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        accelerator = getattr(self, "accelerator", None)
+        if (accelerator is not None and accelerator.num_processes > 1 and self._world_size == 1
+                and self.device.type == "cpu"):
+            self._rank = accelerator.process_index
+            self._world_size = accelerator.num_processes
+            log.info("data-parallel on CPU: rank %d of %d", self._rank, self._world_size)
+
+    __init__._lm_eval_tbd = True
+    return __init__
+
+
+def patch_module(module) -> None:
+    """Add ``generate_logprobs`` to ``lm_eval.models.huggingface.HFLM`` (so to ``--model hf``), and
+    data-parallel CPU runs under ``accelerate launch``."""
+    cls = module.HFLM
+    if getattr(cls, REQUEST_TYPE, None) is not generate_logprobs:
+        setattr(cls, REQUEST_TYPE, generate_logprobs)
+    if not getattr(cls.__init__, "_lm_eval_tbd", False):
+        cls.__init__ = _cpu_data_parallel(cls.__init__)

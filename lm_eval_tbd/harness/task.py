@@ -4,8 +4,9 @@ labels, ROC AUC and TPR@1%FPR.
 
 Scoring parameters come from the task's ``metadata`` (YAML) and, per run, from ``--metadata``,
 which lm-eval merges over the YAML: ``tbd_tau``, ``tbd_alpha``, ``tbd_max_tokens``;
-``tbd_input_scores`` (default false: also score the question's own tokens) and ``tbd_ref_model``
-(a reference model path, typically the base model before distillation, for calibrated scores).
+``tbd_input_scores`` (default false: also score the question's own tokens), ``tbd_ref_model``
+(a reference model path, typically the base model before distillation, for calibrated scores) and
+``tbd_server_args`` (extra request fields for OpenAI-compatible servers).
 """
 
 from __future__ import annotations
@@ -84,6 +85,8 @@ class TBDTask(ConfigurableTask):
         kwargs.pop("chat_template", None)
         gen_kwargs = {"max_gen_toks": self.params.max_tokens, "do_sample": False, "temperature": 0.0, "until": [],
                       "input_scores": self.options.input_scores, "ref_model": self.options.ref_model}
+        if self.options.server_args:
+            gen_kwargs["server_args"] = self.options.server_args
         # Where the question sits in the (possibly chat-templated) prompt, for the input-side scores.
         start = ctx.rfind(doc["question"]) if isinstance(ctx, str) else -1
         extra = {"question_span": (start, start + len(doc["question"])) if start >= 0 else None}

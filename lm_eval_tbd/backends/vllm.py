@@ -1,0 +1,111 @@
+"""``generate_logprobs`` for lm-eval's ``vllm`` model: greedy ``SamplingParams`` (temperature 0,
+``max_tokens`` = the scored length, no stop strings) with ``logprobs=0``, which makes vLLM return
+the log-probability of each sampled token from the raw distribution, beside the generated ids.
+
+Requests go through lm-eval's own ``VLLM._model_generate``, so ``tensor_parallel_size`` and
+``data_parallel_size`` (Ray replicas) in ``--model_args`` work as they do for ``generate_until``.
+vLLM is an optional extra (``pip install 'lm-eval-tbd[vllm]'``); nothing here imports it until the
+method runs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+from tqdm import tqdm
+
+from lm_eval_tbd.record import REQUEST_TYPE, GenerationRecord
+
+__all__ = ["generate_logprobs", "patch_module", "record_from_vllm"]
+
+
+def _logprob_value(entry) -> float:
+    # vLLM's per-position dict maps token id -> Logprob (an object with .logprob); older versions
+    # held floats.
+    return float(getattr(entry, "logprob", entry))
+
+
+def record_from_vllm(token_ids: Sequence[int], logprobs: Sequence[Mapping] | None, finish_reason: str | None,
+                     text: str = "", *, max_tokens: int,
+                     prompt_n_tokens: int | None = None) -> GenerationRecord:
+    """The record of one vLLM ``CompletionOutput`` (its ``token_ids``, ``logprobs``, ``finish_reason``).
+
+    ``logprobs[i]`` is vLLM's dict for position i; it always holds the sampled id
+    ``token_ids[i]``. vLLM keeps an end-of-sequence token that stopped generation in
+    ``token_ids``, as the hf backend does; with no stop strings in the request, finish reason
+    "stop" means that token. Raises ``ValueError`` when log-probs are missing (the
+    request did not set ``logprobs``) or do not line up with the ids.
+    """
+    ids = [int(t) for t in token_ids]
+    if logprobs is None:
+        raise ValueError("vLLM returned no logprobs; SamplingParams must set logprobs=0")
+    if len(logprobs) != len(ids):
+        raise ValueError(f"vLLM returned {len(logprobs)} logprob entries for {len(ids)} generated tokens")
+    values = []
+    for i, (tok, entry) in enumerate(zip(ids, logprobs)):
+        if entry is None or tok not in entry:
+            raise ValueError(f"vLLM logprobs at position {i} do not include the sampled token {tok}")
+        value = _logprob_value(entry[tok])
+        if math.isnan(value):
+            raise ValueError(f"vLLM returned a NaN log-probability at position {i}")
+        values.append(min(value, 0.0))
+    if len(ids) > max_tokens:
+        raise ValueError(f"vLLM generated {len(ids)} tokens for max_tokens {max_tokens}")
+    if finish_reason not in ("stop", "length"):
+        raise ValueError(f"vLLM finished with {finish_reason!r}; the generation cannot be scored")
+    return GenerationRecord(
+        token_ids=ids,
+        logprobs=values,
+        finish_reason="eos" if finish_reason == "stop" else "length",
+        text=text,
+        prompt_n_tokens=prompt_n_tokens,
+        backend="vllm",
+    )
+
+
+def generate_logprobs(self, requests, disable_tqdm: bool = False) -> list[str]:
+    """VLLM method answering ``generate_logprobs`` requests with ``GenerationRecord`` JSON strings.
+
+    Question-side and reference-model scores are not implemented for vLLM and are refused.
+    """
+    from lm_eval.models.utils import maybe_truncate
+    from vllm import SamplingParams
+
+    contexts, all_kwargs = [r.args[0] for r in requests], [r.args[1] for r in requests]
+    for gen in all_kwargs:
+        for option in ("input_scores", "ref_model"):
+            if gen.get(option):
+                raise ValueError(f"tbd_{option} is implemented for --model hf only, not vllm")
+    encodings = self.tok_encode(list(contexts))
+    prompts, params, limits = [], [], []
+    for toks, gen in zip(encodings, all_kwargs):
+        max_tokens = int(gen["max_gen_toks"])
+        if max_tokens < 1:
+            raise ValueError(f"generate_logprobs: max_gen_toks must be >= 1, got {max_tokens}")
+        toks, max_tokens = maybe_truncate(toks, max_gen_toks=max_tokens, max_model_len=self.max_length,
+                                          side=self.truncation_side, verbose=True)
+        prompts.append(toks)
+        limits.append(max_tokens)
+        # Greedy on the raw distribution; every penalty at its neutral value (a model's
+        # generation_config can set them as vLLM defaults); no stop strings.
+        params.append(SamplingParams(temperature=0.0, max_tokens=max_tokens, logprobs=0, repetition_penalty=1.0,
+                                     frequency_penalty=0.0, presence_penalty=0.0, stop=None,
+                                     skip_special_tokens=True))
+    pbar = tqdm(total=len(prompts), disable=disable_tqdm or self.rank != 0, desc=f"Running {REQUEST_TYPE} requests")
+    outputs = self._model_generate(requests=prompts, generate=True, sampling_params=params)
+    results = []
+    for out, toks, limit in zip(outputs, prompts, limits, strict=True):
+        completion = out.outputs[0]
+        results.append(record_from_vllm(completion.token_ids, completion.logprobs, completion.finish_reason,
+                                        completion.text, max_tokens=limit,
+                                        prompt_n_tokens=len(toks)).to_json())
+        pbar.update(1)
+    pbar.close()
+    return results
+
+
+def patch_module(module) -> None:
+    """Add ``generate_logprobs`` to ``lm_eval.models.vllm_causallms.VLLM`` (``--model vllm``)."""
+    if getattr(module.VLLM, REQUEST_TYPE, None) is not generate_logprobs:
+        setattr(module.VLLM, REQUEST_TYPE, generate_logprobs)

@@ -1,0 +1,145 @@
+"""Generation records from OpenAI-style responses: the legacy completions API and chat completions.
+
+Used both by the ``local-completions`` / ``local-chat-completions`` backends (the response of one
+greedy request) and by ``lm-eval-tbd score`` (responses a user logged from any server or closed
+API, re-scored without re-running generation). Pure functions over the parsed JSON: no harness,
+no network.
+
+Shapes read (one ``choice`` of ``response["choices"]``):
+
+- completions: ``{"text", "finish_reason", "logprobs": {"tokens": [...], "token_logprobs": [...],
+  "top_logprobs": [{token: logprob}, ...]}}``; vLLM's ``return_tokens_as_token_ids`` spells tokens
+  ``"token_id:123"``, which gives the ids too.
+- chat completions: ``{"message": {"content"}, "finish_reason", "logprobs": {"content":
+  [{"token", "logprob", "top_logprobs": [{"token", "logprob"}]}]}}``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+from lm_eval_tbd.record import GenerationRecord
+
+__all__ = ["MissingLogprobsError", "record_from_choice", "record_from_completion_choice", "record_from_chat_choice"]
+
+# A server's sampled token may differ from its reported top-1 by float rounding only.
+_GREEDY_TOL = 1e-4
+# finish_reason values meaning "the model stopped by itself" (EOS or a stop sequence; TBD
+# requests send no stop sequences, so it is the end-of-sequence token).
+_STOPPED = ("stop", "eos", "eos_token", "end_turn", "stop_sequence")
+
+
+class MissingLogprobsError(ValueError):
+    """A response carries no per-token log-probabilities for its generated tokens."""
+
+
+def _finish(choice: Mapping, n_tokens: int, max_tokens: int | None, where: str) -> str:
+    reason = choice.get("finish_reason")
+    if reason in _STOPPED:
+        return "eos"
+    if reason == "length" or (max_tokens is not None and n_tokens >= max_tokens):
+        return "length"
+    if reason is None:
+        # Logged responses sometimes drop the field; without it we cannot tell, so trust the length.
+        return "length" if max_tokens is None else "eos"
+    raise ValueError(f"{where}: finish_reason {reason!r} is neither a stop nor the length limit; "
+                     "the generation was cut short (content filter, error) and cannot be scored")
+
+
+def _check_logprobs(values: Sequence, where: str) -> list[float]:
+    out = []
+    for i, v in enumerate(values):
+        if v is None or not isinstance(v, (int, float)) or math.isnan(v):
+            raise MissingLogprobsError(f"{where}: generated token {i} has log-probability {v!r}")
+        if v > 1e-6:
+            raise ValueError(f"{where}: generated token {i} has log-probability {v} > 0")
+        out.append(float(min(v, 0.0)))
+    return out
+
+
+def _check_greedy(logprobs: list[float], top: Sequence[float | None], where: str) -> None:
+    for i, (lp, best) in enumerate(zip(logprobs, top)):
+        if best is not None and lp < best - _GREEDY_TOL:
+            raise ValueError(
+                f"{where}: generated token {i} (log-prob {lp:.4f}) is not the server's top choice "
+                f"(log-prob {best:.4f}); the server did not decode greedily. TBD needs temperature 0 and "
+                "no repetition penalty; llama.cpp servers apply repeat_penalty 1.1 unless asked not to: "
+                "pass --metadata '{\"tbd_server_args\": {\"repeat_penalty\": 1.0}}'."
+            )
+
+
+def _token_ids(tokens: list[str]) -> list[int] | None:
+    if tokens and all(isinstance(t, str) and t.startswith("token_id:") for t in tokens):
+        return [int(t.split(":", 1)[1]) for t in tokens]
+    return None
+
+
+def record_from_completion_choice(choice: Mapping, *, max_tokens: int | None = None, backend: str = "openai-completions",
+                                  where: str = "completions response") -> GenerationRecord:
+    """The record of one legacy-completions ``choice`` (requested with ``logprobs >= 0``).
+
+    ``max_tokens`` is the generation limit the request used (to tell a length finish from a
+    stop). Raises :class:`MissingLogprobsError` when the choice has no token log-probabilities and
+    ``ValueError`` when decoding was visibly not greedy (sampled token below the reported top-1).
+    """
+    lp = choice.get("logprobs")
+    if not isinstance(lp, Mapping) or lp.get("token_logprobs") is None:
+        raise MissingLogprobsError(
+            f"{where}: no 'logprobs.token_logprobs' for the generated tokens. TBD needs the server to return "
+            "per-token log-probabilities (the request sets 'logprobs': 1); use a server that supports it "
+            "(vLLM, llama.cpp / llama-cpp-python, TGI) or enable it there (vLLM: --max-logprobs >= 1)."
+        )
+    tokens = [str(t) for t in lp.get("tokens") or []]
+    logprobs = _check_logprobs(lp["token_logprobs"], where)
+    if tokens and len(tokens) != len(logprobs):
+        raise ValueError(f"{where}: {len(tokens)} tokens but {len(logprobs)} token_logprobs")
+    tops = lp.get("top_logprobs")
+    if tops:
+        _check_greedy(logprobs, [max(t.values()) if isinstance(t, Mapping) and t else None for t in tops], where)
+    ids = _token_ids(tokens)
+    return GenerationRecord(
+        token_ids=ids,
+        tokens=None if ids is not None else (tokens or [""] * len(logprobs)),
+        logprobs=logprobs,
+        finish_reason=_finish(choice, len(logprobs), max_tokens, where),
+        text=choice.get("text") or "",
+        backend=backend,
+    )
+
+
+def record_from_chat_choice(choice: Mapping, *, max_tokens: int | None = None, backend: str = "openai-chat-completions",
+                            where: str = "chat completions response") -> GenerationRecord:
+    """The record of one chat-completions ``choice`` (requested with ``"logprobs": true``).
+
+    Same conventions and errors as :func:`record_from_completion_choice`.
+    """
+    lp = choice.get("logprobs")
+    content = lp.get("content") if isinstance(lp, Mapping) else None
+    if content is None:
+        raise MissingLogprobsError(
+            f"{where}: no 'logprobs.content' for the generated tokens. TBD needs per-token log-probabilities: "
+            "the request sets 'logprobs': true and 'top_logprobs': 1; use a model and server that return them."
+        )
+    tokens = [str(entry.get("token", "")) for entry in content]
+    logprobs = _check_logprobs([entry.get("logprob") for entry in content], where)
+    tops = [max((t.get("logprob") for t in entry.get("top_logprobs") or [] if t.get("logprob") is not None), default=None)
+            for entry in content]
+    _check_greedy(logprobs, tops, where)
+    ids = _token_ids(tokens)
+    message = choice.get("message") or {}
+    return GenerationRecord(
+        token_ids=ids,
+        tokens=None if ids is not None else tokens,
+        logprobs=logprobs,
+        finish_reason=_finish(choice, len(logprobs), max_tokens, where),
+        text=message.get("content") or "",
+        backend=backend,
+    )
+
+
+def record_from_choice(choice: Mapping, **kwargs) -> GenerationRecord:
+    """Either kind of choice, told apart by its shape (``message`` means chat)."""
+    if "message" in choice or isinstance(choice.get("logprobs"), Mapping) and "content" in choice["logprobs"]:
+        return record_from_chat_choice(choice, **kwargs)
+    return record_from_completion_choice(choice, **kwargs)

@@ -5,6 +5,9 @@
   lm-eval-tbd report OUTPUT_PATH [--task T] [--tau X --alpha Y --max-tokens M]
                                                   rich report of a run written with --log_samples,
                                                   optionally re-scored without re-running the model
+  lm-eval-tbd score FILE.jsonl [--questions Q.jsonl] [--tau X --alpha Y --max-tokens M] [--json OUT]
+                                                  scores from generations logged by any backend or
+                                                  API with per-token log-probs (lm_eval_tbd.logs)
 """
 
 from __future__ import annotations
@@ -15,26 +18,49 @@ import sys
 __all__ = ["main"]
 
 
+def _params(args):
+    """TBDParams from --tau/--alpha/--max-tokens (defaults for those not given), or None if none is."""
+    from lm_eval_tbd.scores import TBDParams
+
+    given = {k: v for k, v in (("tau", args.tau), ("alpha", args.alpha), ("max_tokens", args.max_tokens)) if v is not None}
+    return TBDParams(**given) if given else None
+
+
+def _score(args) -> int:
+    from rich.console import Console
+
+    from lm_eval_tbd.atomic import write_json_atomic
+    from lm_eval_tbd.logs import load_logged_generations
+    from lm_eval_tbd.report import compare_scores, print_run, summarise
+    from lm_eval_tbd.scores import TBDParams
+
+    params = _params(args) or TBDParams()
+    run = load_logged_generations(args.file, questions=args.questions, params=params)
+    print_run(run, Console(), top=args.top)
+    if args.json:
+        out = {"file": str(args.file), "params": {"tau": params.tau, "alpha": params.alpha,
+                                                  "max_tokens": params.max_tokens},
+               "summary": summarise(run),
+               "questions": [{"id": q.question_id, "label": q.label, "n_tokens": q.record.n_tokens, **q.scores}
+                             for q in run.questions]}
+        if run.labelled and "roc_undefined" not in out["summary"]:
+            out["scores"] = compare_scores(run)
+        write_json_atomic(args.json, out)
+    return 0
+
+
 def _report(args) -> int:
     from rich.console import Console
 
     from lm_eval_tbd.report import print_run
     from lm_eval_tbd.results import find_tasks, load_run
-    from lm_eval_tbd.scores import TBDParams
 
     console = Console()
     tasks = args.task or find_tasks(args.output_path)
     if not tasks:
         console.print(f"[red]no TBD samples under {args.output_path}[/] (run lm_eval with --log_samples --output_path)")
         return 2
-    params = None
-    if any(v is not None for v in (args.tau, args.alpha, args.max_tokens)):
-        defaults = TBDParams()
-        params = TBDParams(
-            tau=args.tau if args.tau is not None else defaults.tau,
-            alpha=args.alpha if args.alpha is not None else defaults.alpha,
-            max_tokens=args.max_tokens if args.max_tokens is not None else defaults.max_tokens,
-        )
+    params = _params(args)
     for task in tasks:
         run = load_run(args.output_path, task)
         if params is not None:
@@ -80,6 +106,16 @@ def main(argv: list[str] | None = None) -> int:
     rep.add_argument("--alpha", type=float, help="re-score with this exponent")
     rep.add_argument("--max-tokens", type=int, help="re-score the first M generated tokens")
     rep.set_defaults(func=_report)
+    score = sub.add_parser("score", help="score generations logged by any backend or API that recorded per-token "
+                                         "log-probs (OpenAI responses or batch output, or plain logprob lists)")
+    score.add_argument("file", help="JSON Lines of logged generations (see lm_eval_tbd.logs for the formats)")
+    score.add_argument("--questions", help="question file (id, question, label) joined on id")
+    score.add_argument("--top", type=int, default=10, help="suspicious questions to list (default: 10)")
+    score.add_argument("--tau", type=float, help="reference probability (default 1.0)")
+    score.add_argument("--alpha", type=float, help="exponent (default 0.6)")
+    score.add_argument("--max-tokens", type=int, help="score the first M generated tokens (default 300)")
+    score.add_argument("--json", help="also write the scores and figures here (atomically)")
+    score.set_defaults(func=_score)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

@@ -196,3 +196,25 @@ def test_completions_chat_template_needs_a_tokenizer(shared_data, tmp_path):
         cwd=tmp_path, LM_EVAL_TBD_DATA_DIR=str(shared_data),
     )
     assert proc.returncode != 0 and "tokenizer_backend=huggingface" in proc.stderr
+
+
+def test_logged_api_responses_rescore_to_the_run(runs, server, tmp_path):
+    """A closed model's path: the user calls the API themselves (here the same server), keeps the
+    responses in OpenAI Batch output format, and scores them with `lm-eval-tbd score` without
+    lm-eval: the scores equal the lm_eval run's."""
+    from lm_eval_tbd.cli import main
+
+    chat = runs["chat"]
+    lines = []
+    for q in chat.questions:
+        body = _post(f"{server}/chat/completions", {
+            "messages": [{"role": "user", "content": q.question}], "max_tokens": M, "temperature": 0,
+            "logprobs": True, "top_logprobs": 1, **SERVER_ARGS})
+        lines.append({"custom_id": q.question_id, "response": {"status_code": 200, "body": body}})
+    path = tmp_path / "batch_output.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    assert main(["score", str(path), "--json", str(tmp_path / "scores.json")]) == 0
+    scored = {row["id"]: row for row in json.loads((tmp_path / "scores.json").read_text())["questions"]}
+    for q in chat.questions:
+        assert scored[q.question_id]["tbd"] == pytest.approx(q.tbd, abs=1e-6)
+        assert scored[q.question_id]["n_tokens"] == q.record.n_tokens

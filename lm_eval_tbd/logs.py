@@ -1,0 +1,136 @@
+"""Scores from generations logged outside lm-eval: any backend or closed API that recorded the
+log-probability of each generated token, re-scored without re-running generation.
+
+One JSON object per line of a JSON Lines file, in any of these shapes:
+
+- an OpenAI Batch API output line: ``{"custom_id": ..., "response": {"status_code": 200, "body":
+  <chat or completions response>}}`` (``custom_id`` is the question id);
+- ``{"id"?, "question"?, "label"?, "response": <chat or completions response>}``;
+- a bare chat or completions response ``{"choices": [...]}``;
+- ``{"id"?, "question"?, "label"?, "logprobs": [float, ...], "tokens"?: [...], "token_ids"?: [...],
+  "text"?: str, "finish_reason"?: "eos" | "length"}`` for anything else (vLLM outputs, TGI
+  ``details``, your own loop).
+
+Questions and labels may also come from a question file (``id``, ``question``, ``label``: the
+``tbd_jsonl`` format) joined on ``id``. The generation must be greedy and start from the question
+alone, as the protocol says; this module cannot check how it was made.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+
+from lm_eval_tbd.data import _check_label, read_questions_jsonl
+from lm_eval_tbd.openai_format import record_from_choice
+from lm_eval_tbd.record import GenerationRecord
+from lm_eval_tbd.results import QuestionResult, TaskRun
+from lm_eval_tbd.scores import TBDParams
+from lm_eval_tbd.scoring import score_record
+
+__all__ = ["load_logged_generations", "record_from_logged"]
+
+_RECORD_FIELDS = {"logprobs", "tokens", "token_ids", "text", "finish_reason"}
+_META_FIELDS = {"id", "question", "label"}
+
+
+def _response_body(line: Mapping, where: str) -> Mapping | None:
+    response = line.get("response")
+    if response is None and "choices" in line:
+        return line
+    if isinstance(response, Mapping) and "body" in response:  # OpenAI Batch API output
+        status = response.get("status_code", 200)
+        if status != 200:
+            raise ValueError(f"{where}: the logged request failed (status_code {status}); it cannot be scored")
+        return response["body"]
+    if response is not None and not isinstance(response, Mapping):
+        raise ValueError(f"{where}: 'response' must be a JSON object, got {type(response).__name__}")
+    return response
+
+
+def record_from_logged(line: Mapping, where: str = "logged generation") -> GenerationRecord:
+    """The generation record of one logged line (any shape in the module docstring).
+
+    Raises ``ValueError`` (``MissingLogprobsError`` for a response without log-probs) naming
+    ``where`` and the missing or malformed field.
+    """
+    body = _response_body(line, where)
+    if body is not None:
+        choices = body.get("choices")
+        if not choices:
+            raise ValueError(f"{where}: response has no 'choices'")
+        if len(choices) > 1:
+            raise ValueError(f"{where}: response has {len(choices)} choices; TBD scores one greedy generation (n=1)")
+        return record_from_choice(choices[0], where=where)
+    if "logprobs" not in line:
+        raise ValueError(f"{where}: neither 'response', 'choices' nor 'logprobs'; see lm_eval_tbd.logs for the formats")
+    unknown = set(line) - _RECORD_FIELDS - _META_FIELDS
+    if unknown:
+        raise ValueError(f"{where}: unknown field(s) {sorted(unknown)}; known: {sorted(_RECORD_FIELDS | _META_FIELDS)}")
+    logprobs = line["logprobs"]
+    if not isinstance(logprobs, list):
+        raise ValueError(f"{where}: 'logprobs' must be a list of numbers")
+    ids, tokens = line.get("token_ids"), line.get("tokens")
+    try:
+        return GenerationRecord(
+            token_ids=ids,
+            tokens=tokens if tokens is not None or ids is not None else [""] * len(logprobs),
+            logprobs=logprobs,
+            finish_reason=line.get("finish_reason", "length"),
+            text=line.get("text", ""),
+            backend="logged",
+        )
+    except ValueError as err:
+        raise ValueError(f"{where}: {err}") from None
+
+
+def _question_index(path: Path) -> dict[str, dict]:
+    rows = read_questions_jsonl(path)
+    return {row["id"]: row for row in rows}
+
+
+def load_logged_generations(path: str | Path, *, questions: str | Path | None = None,
+                            params: TBDParams | None = None, task: str | None = None) -> TaskRun:
+    """Every logged generation of ``path`` scored with ``params`` (default: the paper's), as a
+    :class:`~lm_eval_tbd.results.TaskRun` the report and the statistics take.
+
+    ``questions`` (a question file) supplies question text and labels by ``id``; every logged id
+    must be in it. Without it, ids, questions and labels come from the lines themselves (ids
+    default to the line number). TBD: LOWER = more likely seen.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"logged generations file not found: {path}")
+    params = params or TBDParams()
+    index = _question_index(Path(questions)) if questions is not None else None
+    results, seen = [], set()
+    with path.open(encoding="utf-8") as f:
+        for lineno, text in enumerate(f, start=1):
+            if not text.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                line = json.loads(text)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{where}: invalid JSON ({err.msg})") from None
+            if not isinstance(line, Mapping):
+                raise ValueError(f"{where}: expected a JSON object per line, got {type(line).__name__}")
+            record = record_from_logged(line, where)
+            qid = str(line.get("custom_id", line.get("id", len(results))))
+            if qid in seen:
+                raise ValueError(f"{where}: question id {qid!r} appears twice")
+            seen.add(qid)
+            question, label = line.get("question", ""), _check_label(line.get("label"), where)
+            if index is not None:
+                if qid not in index:
+                    raise ValueError(f"{where}: id {qid!r} is not in the question file {questions}")
+                question, label = index[qid]["question"], index[qid]["label"]
+            scores = score_record(record, params, question=question or None)
+            results.append(QuestionResult(len(results), qid, question, label, scores["tbd"], record, scores))
+    if not results:
+        raise ValueError(f"{path}: no logged generations")
+    labels = {q.label is None for q in results}
+    if len(labels) > 1:
+        raise ValueError(f"{path}: some generations have a label and others do not; label all or none")
+    return TaskRun(task or path.stem, path, tuple(results))

@@ -1,0 +1,165 @@
+"""Scores from generations logged outside lm-eval (lm_eval_tbd.logs, `lm-eval-tbd score`), and
+records from OpenAI-style responses (lm_eval_tbd.openai_format). Response shapes follow the
+OpenAI completions / chat completions APIs; test_api_server checks them against a real server."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from lm_eval_tbd.cli import main
+from lm_eval_tbd.logs import load_logged_generations
+from lm_eval_tbd.openai_format import MissingLogprobsError, record_from_chat_choice, record_from_completion_choice
+from lm_eval_tbd.record import GenerationRecord
+from lm_eval_tbd.scores import TBDParams
+
+LN = math.log
+WORKED = [LN(1.0), LN(0.9), LN(0.5)]  # tbd-method.md's worked example: TBD 0.455471
+
+
+def _chat(logprobs, tokens=None, finish="stop", tops=None):
+    tokens = tokens or [f"t{i}" for i in range(len(logprobs))]
+    tops = tops or logprobs
+    return {"index": 0, "finish_reason": finish, "message": {"role": "assistant", "content": "".join(tokens)},
+            "logprobs": {"content": [{"token": t, "logprob": lp, "top_logprobs": [{"token": t, "logprob": top}]}
+                                     for t, lp, top in zip(tokens, logprobs, tops, strict=True)]}}
+
+
+def _completion(logprobs, tokens=None, finish="length"):
+    tokens = tokens or [f"t{i}" for i in range(len(logprobs))]
+    return {"index": 0, "text": "".join(tokens), "finish_reason": finish,
+            "logprobs": {"tokens": tokens, "token_logprobs": logprobs,
+                         "top_logprobs": [{t: lp} for t, lp in zip(tokens, logprobs, strict=True)]}}
+
+
+def _write(path, lines):
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return path
+
+
+def test_chat_and_completion_choices_give_the_same_record():
+    a = record_from_chat_choice(_chat(WORKED, ["a", "b", "c"]))
+    b = record_from_completion_choice(_completion(WORKED, ["a", "b", "c"], finish="stop"))
+    for rec in (a, b):
+        assert rec.tokens == ["a", "b", "c"] and rec.token_ids is None
+        assert rec.logprobs == pytest.approx(WORKED) and rec.finish_reason == "eos" and rec.text == "abc"
+
+
+def test_vllm_token_id_strings_give_ids():
+    rec = record_from_completion_choice(_completion(WORKED, ["token_id:5", "token_id:7", "token_id:2"]))
+    assert rec.token_ids == [5, 7, 2] and rec.tokens is None and rec.finish_reason == "length"
+
+
+def test_length_finish_and_limit():
+    assert record_from_chat_choice(_chat(WORKED, finish="length")).finish_reason == "length"
+    # finish_reason missing from a log: the request's max_tokens tells them apart
+    choice = _chat(WORKED)
+    del choice["finish_reason"]
+    assert record_from_chat_choice(choice, max_tokens=3).finish_reason == "length"
+    assert record_from_chat_choice(choice, max_tokens=10).finish_reason == "eos"
+    with pytest.raises(ValueError, match="content_filter"):
+        record_from_chat_choice(_chat(WORKED, finish="content_filter"))
+
+
+def test_missing_logprobs_name_the_option():
+    no_lp = {"index": 0, "text": "x", "finish_reason": "length", "logprobs": None}
+    with pytest.raises(MissingLogprobsError, match="'logprobs': 1"):
+        record_from_completion_choice(no_lp)
+    with pytest.raises(MissingLogprobsError, match="'logprobs': true"):
+        record_from_chat_choice({"index": 0, "message": {"content": "x"}, "finish_reason": "stop", "logprobs": None})
+    with pytest.raises(MissingLogprobsError, match="token 1"):
+        record_from_chat_choice(_chat([-0.1, None, -0.2], tops=[-0.1, -0.1, -0.2]))
+    with pytest.raises(MissingLogprobsError, match="token 0"):
+        record_from_completion_choice(_completion([float("nan")]))
+
+
+def test_non_greedy_tokens_are_refused():
+    with pytest.raises(ValueError, match="not the server's top choice"):
+        record_from_chat_choice(_chat([-1.2, -0.1], tops=[-0.4, -0.1]))
+    with pytest.raises(ValueError, match="> 0"):
+        record_from_chat_choice(_chat([0.5]))
+
+
+def test_plain_logprob_lines_hand_computed(tmp_path):
+    path = _write(tmp_path / "gen.jsonl", [
+        {"id": "q1", "question": "What?", "label": 1, "logprobs": WORKED},
+        {"id": "q2", "question": "Why?", "label": 0, "logprobs": [LN(0.5), LN(0.5)], "finish_reason": "eos"},
+    ])
+    run = load_logged_generations(path)
+    q1, q2 = run.questions
+    assert q1.tbd == pytest.approx(0.455471, abs=1e-6)
+    assert q2.tbd == pytest.approx(0.5 ** 0.6)
+    assert q1.scores["gen_mean_logprob"] == pytest.approx(sum(WORKED) / 3)
+    assert (q1.label, q2.label) == (1, 0) and run.labelled and q2.record.finish_reason == "eos"
+    # other parameters, same log-probs: tau 0.8 keeps only p = 0.5 -> (0.3 ** 0.6)
+    rescored = load_logged_generations(path, params=TBDParams(tau=0.8))
+    assert rescored.questions[0].tbd == pytest.approx(0.3 ** 0.6)
+
+
+def test_batch_output_joined_with_question_file(tmp_path):
+    questions = _write(tmp_path / "questions.jsonl", [
+        {"id": "a", "question": "First?", "label": 1}, {"id": "b", "question": "Second?", "label": 0}])
+    batch = _write(tmp_path / "batch_output.jsonl", [
+        {"custom_id": "b", "response": {"status_code": 200, "body": {"choices": [_chat([LN(0.5)])]}}},
+        {"custom_id": "a", "response": {"status_code": 200, "body": {"choices": [_chat(WORKED)]}}},
+    ])
+    run = load_logged_generations(batch, questions=questions)
+    by_id = {q.question_id: q for q in run.questions}
+    assert by_id["a"].question == "First?" and by_id["a"].label == 1
+    assert by_id["a"].tbd == pytest.approx(0.455471, abs=1e-6)
+    assert by_id["b"].tbd == pytest.approx(0.5 ** 0.6)
+
+
+@pytest.mark.parametrize(("lines", "message"), [
+    ([{"id": "x", "logprobs": WORKED, "score": 1}], "unknown field"),
+    ([{"id": "x", "text": "no log-probs"}], "neither 'response'"),
+    ([{"id": "x", "logprobs": WORKED}, {"id": "x", "logprobs": WORKED}], "appears twice"),
+    ([{"id": "x", "logprobs": WORKED, "label": 1}, {"id": "y", "logprobs": WORKED}], "label all or none"),
+    ([{"id": "x", "logprobs": WORKED, "label": 2}], "label"),
+    ([{"custom_id": "x", "response": {"status_code": 429, "body": {"error": "rate limit"}}}], "status_code 429"),
+    ([{"choices": [_chat(WORKED), _chat(WORKED)]}], "2 choices"),
+    ([{"response": {"choices": [{"index": 0, "text": "x", "logprobs": None}]}}], "logprobs"),
+    ([{"logprobs": [-0.1, "high"]}], "position"),
+    ([], "no logged generations"),
+])
+def test_bad_logged_lines_name_file_and_line(tmp_path, lines, message):
+    path = _write(tmp_path / "gen.jsonl", lines)
+    with pytest.raises(ValueError, match=message) as err:
+        load_logged_generations(path)
+    assert str(path) in str(err.value)
+
+
+def test_unknown_id_in_question_file(tmp_path):
+    questions = _write(tmp_path / "q.jsonl", [{"id": "a", "question": "A?"}])
+    path = _write(tmp_path / "gen.jsonl", [{"id": "zzz", "logprobs": WORKED}])
+    with pytest.raises(ValueError, match="'zzz' is not in the question file"):
+        load_logged_generations(path, questions=questions)
+
+
+def test_score_cli_writes_figures(tmp_path, capsys):
+    lines = [{"id": f"m{i}", "label": 1, "logprobs": [LN(0.99)] * 5} for i in range(4)]
+    lines += [{"id": f"n{i}", "label": 0, "logprobs": [LN(0.6)] * 5} for i in range(4)]
+    path = _write(tmp_path / "gen.jsonl", lines)
+    assert main(["score", str(path), "--json", str(tmp_path / "out.json"), "--max-tokens", "3"]) == 0
+    assert "lower = more likely seen" in capsys.readouterr().out
+    out = json.loads((tmp_path / "out.json").read_text())
+    assert out["params"] == {"tau": 1.0, "alpha": 0.6, "max_tokens": 3}
+    assert out["summary"]["auc"] == 1.0 and out["summary"]["n"] == 8
+    assert out["questions"][0]["tbd"] == pytest.approx(0.01 ** 0.6)
+    assert out["scores"]["tbd"]["auc"] == 1.0
+
+
+def test_score_cli_reports_errors(tmp_path, capsys):
+    assert main(["score", str(tmp_path / "missing.jsonl")]) == 2
+    assert "not found" in capsys.readouterr().err
+
+
+def test_record_with_tokens_round_trips():
+    rec = GenerationRecord(token_ids=None, tokens=["a", "b"], logprobs=[-0.1, -0.2], finish_reason="length")
+    assert GenerationRecord.from_json(rec.to_json()) == rec
+    with pytest.raises(ValueError, match="neither token_ids nor tokens"):
+        GenerationRecord(token_ids=None, logprobs=[], finish_reason="length")
+    with pytest.raises(ValueError, match="2 tokens but 1"):
+        GenerationRecord(token_ids=None, tokens=["a", "b"], logprobs=[-0.1], finish_reason="length")

@@ -1,0 +1,52 @@
+"""The vLLM backend's conversion of a vLLM CompletionOutput into a generation record.
+
+vLLM itself needs a GPU and is an optional extra, so it is not installed here: these tests feed
+`record_from_vllm` the fields of a CompletionOutput as vLLM fills them (per-position dicts from
+token id to a Logprob with a `.logprob`, or to a float in older releases). The full path runs
+with `benchmarks/vllm_vs_hf.py` on a GPU machine.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pytest
+
+from lm_eval_tbd.backends.vllm import record_from_vllm
+from lm_eval_tbd.scores import tbd_score
+
+
+@dataclass
+class Logprob:  # the fields of vllm.logprobs.Logprob
+    logprob: float
+    rank: int | None = None
+    decoded_token: str | None = None
+
+
+def test_sampled_token_logprobs_in_order():
+    ids = [11, 12, 2]
+    lps = [{11: Logprob(math.log(1.0), 1)}, {12: Logprob(math.log(0.9), 1)}, {2: Logprob(math.log(0.5), 1)}]
+    rec = record_from_vllm(ids, lps, "stop", "ab", max_tokens=300, prompt_n_tokens=7)
+    assert rec.token_ids == ids and rec.finish_reason == "eos" and rec.backend == "vllm"
+    assert tbd_score(rec.logprobs) == pytest.approx(0.455471, abs=1e-6)
+    assert rec.prompt_n_tokens == 7
+
+
+def test_older_float_logprobs_and_extra_entries():
+    # logprobs=1 adds the top-1 beside the sampled token; only the sampled one is kept
+    rec = record_from_vllm([5, 6], [{5: -0.1, 9: -0.05}, {6: -0.2}], "length", max_tokens=2)
+    assert rec.logprobs == [-0.1, -0.2] and rec.finish_reason == "length"
+
+
+@pytest.mark.parametrize(("ids", "lps", "finish", "message"), [
+    ([5], None, "stop", "logprobs=0"),
+    ([5, 6], [{5: -0.1}], "stop", "1 logprob entries for 2"),
+    ([5], [{6: -0.1}], "stop", "do not include the sampled token 5"),
+    ([5], [{5: float("nan")}], "stop", "NaN"),
+    ([5], [{5: -0.1}], "abort", "abort"),
+    ([5, 6], [{5: -0.1}, {6: -0.1}], "length", "2 tokens for max_tokens 1"),
+])
+def test_malformed_outputs_are_refused(ids, lps, finish, message):
+    with pytest.raises(ValueError, match=message):
+        record_from_vllm(ids, lps, finish, max_tokens=1 if message.startswith("2 tokens") else 10)

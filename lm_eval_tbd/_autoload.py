@@ -50,7 +50,7 @@ def patch_task_manager(module) -> None:
 MODEL_PATCHES = {
     "lm_eval.api.model": "lm_eval_tbd.backends:patch_base_lm",
     "lm_eval.models.huggingface": "lm_eval_tbd.backends.hf:patch_module",
-    "lm_eval.models.api_models": "lm_eval_tbd.backends.api:patch_module",
+    "lm_eval.models.openai_completions": "lm_eval_tbd.backends.api:patch_module",
     "lm_eval.models.vllm_causallms": "lm_eval_tbd.backends.vllm:patch_module",
 }
 PATCHES = {TARGET: "lm_eval_tbd._autoload:patch_task_manager", **MODEL_PATCHES}
@@ -63,9 +63,20 @@ def _run_patch(spec: str, module) -> None:
     getattr(importlib.import_module(mod_name), func)(module)
 
 
+def _safe_patch(spec: str, module) -> None:
+    """Patch, but never break lm-eval's own import (a renamed class in a new lm-eval, say): the
+    TBD tasks then fail on their own, with this warning to explain why."""
+    try:
+        _run_patch(spec, module)
+    except Exception as err:  # noqa: BLE001
+        print(f"lm_eval_tbd: could not patch {module.__name__} ({type(err).__name__}: {err}); "
+              "the TBD tasks may not find their tasks or model support", file=sys.stderr)
+
+
 class _Finder:
     """Meta-path finder that patches each module of ``pending`` right after it is first executed,
-    then removes itself once none is left."""
+    and removes itself once none is left (it stays while, say, vLLM's model module is never
+    imported; asked about any other module, it answers None at once)."""
 
     def __init__(self, pending: dict[str, str]) -> None:
         self.pending = dict(pending)
@@ -84,8 +95,15 @@ class _Finder:
         exec_module = spec.loader.exec_module
 
         def exec_and_patch(module):
-            exec_module(module)
-            _run_patch(patch, module)
+            try:
+                exec_module(module)
+            except BaseException:
+                # The import failed (vllm_causallms without vLLM, say): patch a later attempt.
+                self.pending[name] = patch
+                if self not in sys.meta_path:
+                    sys.meta_path.insert(0, self)
+                raise
+            _safe_patch(patch, module)
 
         spec.loader.exec_module = exec_and_patch
         return spec
@@ -96,7 +114,7 @@ def hook(patches: dict[str, str]) -> None:
     pending = {}
     for name, patch in patches.items():
         if name in sys.modules:
-            _run_patch(patch, sys.modules[name])
+            _safe_patch(patch, sys.modules[name])
         else:
             pending[name] = patch
     for finder in sys.meta_path:

@@ -96,8 +96,9 @@ def load_logged_generations(path: str | Path, *, questions: str | Path | None = 
     :class:`~lm_eval_tbd.results.TaskRun` the report and the statistics take.
 
     ``questions`` (a question file) supplies question text and labels by ``id``; every logged id
-    must be in it. Without it, ids, questions and labels come from the lines themselves (ids
-    default to the line number). TBD: LOWER = more likely seen.
+    must be in it. Without it, ids, questions and labels come from the lines themselves. A line
+    without an id gets its 0-based position among the generations, as question files number
+    rows without one. TBD: LOWER = more likely seen.
     """
     path = Path(path)
     if not path.is_file():
@@ -117,7 +118,9 @@ def load_logged_generations(path: str | Path, *, questions: str | Path | None = 
             if not isinstance(line, Mapping):
                 raise ValueError(f"{where}: expected a JSON object per line, got {type(line).__name__}")
             record = record_from_logged(line, where)
-            qid = str(line.get("custom_id", line.get("id", len(results))))
+            # A bare response's own "id" (cmpl-...) names the request, not the question.
+            own_id = None if "choices" in line else line.get("id")
+            qid = str(line.get("custom_id", own_id if own_id is not None else len(results)))
             if qid in seen:
                 raise ValueError(f"{where}: question id {qid!r} appears twice")
             seen.add(qid)

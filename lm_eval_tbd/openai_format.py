@@ -39,6 +39,10 @@ def _finish(choice: Mapping, n_tokens: int, max_tokens: int | None, where: str) 
     if reason in _STOPPED:
         return "eos"
     if reason == "length" or (max_tokens is not None and n_tokens >= max_tokens):
+        if max_tokens is not None and n_tokens < max_tokens:
+            raise ValueError(f"{where}: generation stopped at the length limit after {n_tokens} of {max_tokens} "
+                             "tokens (the model's context is full, or hidden reasoning tokens used the budget); "
+                             "its score would cover fewer tokens than asked")
         return "length"
     if reason is None:
         # Logged responses sometimes drop the field; without it we cannot tell, so trust the length.
@@ -58,8 +62,11 @@ def _check_logprobs(values: Sequence, where: str) -> list[float]:
     return out
 
 
-def _check_greedy(logprobs: list[float], top: Sequence[float | None], where: str) -> None:
-    for i, (lp, best) in enumerate(zip(logprobs, top)):
+def _check_greedy(logprobs: list[float], top: Sequence[float | None], where: str) -> bool:
+    """Raise if a token falls below the reported top-1; True when every token could be checked."""
+    if len(top) != len(logprobs):
+        return False
+    for i, (lp, best) in enumerate(zip(logprobs, top, strict=True)):
         if best is not None and lp < best - _GREEDY_TOL:
             raise ValueError(
                 f"{where}: generated token {i} (log-prob {lp:.4f}) is not the server's top choice "
@@ -67,6 +74,7 @@ def _check_greedy(logprobs: list[float], top: Sequence[float | None], where: str
                 "no repetition penalty; llama.cpp servers apply repeat_penalty 1.1 unless asked not to: "
                 "pass --metadata '{\"tbd_server_args\": {\"repeat_penalty\": 1.0}}'."
             )
+    return all(best is not None for best in top)
 
 
 def _token_ids(tokens: list[str]) -> list[int] | None:
@@ -80,8 +88,10 @@ def record_from_completion_choice(choice: Mapping, *, max_tokens: int | None = N
     """The record of one legacy-completions ``choice`` (requested with ``logprobs >= 0``).
 
     ``max_tokens`` is the generation limit the request used (to tell a length finish from a
-    stop). Raises :class:`MissingLogprobsError` when the choice has no token log-probabilities and
-    ``ValueError`` when decoding was visibly not greedy (sampled token below the reported top-1).
+    stop, and a full-length generation from one cut short). Raises :class:`MissingLogprobsError`
+    when the choice has no token log-probabilities and ``ValueError`` when decoding was visibly
+    not greedy (sampled token below the reported top-1). ``extra["greedy_checked"]`` says whether
+    top-1 log-probs came with every token, so that greedy decoding could be verified.
     """
     lp = choice.get("logprobs")
     if not isinstance(lp, Mapping) or lp.get("token_logprobs") is None:
@@ -94,9 +104,8 @@ def record_from_completion_choice(choice: Mapping, *, max_tokens: int | None = N
     logprobs = _check_logprobs(lp["token_logprobs"], where)
     if tokens and len(tokens) != len(logprobs):
         raise ValueError(f"{where}: {len(tokens)} tokens but {len(logprobs)} token_logprobs")
-    tops = lp.get("top_logprobs")
-    if tops:
-        _check_greedy(logprobs, [max(t.values()) if isinstance(t, Mapping) and t else None for t in tops], where)
+    tops = lp.get("top_logprobs") or []
+    checked = _check_greedy(logprobs, [max(t.values()) if isinstance(t, Mapping) and t else None for t in tops], where)
     ids = _token_ids(tokens)
     return GenerationRecord(
         token_ids=ids,
@@ -105,6 +114,7 @@ def record_from_completion_choice(choice: Mapping, *, max_tokens: int | None = N
         finish_reason=_finish(choice, len(logprobs), max_tokens, where),
         text=choice.get("text") or "",
         backend=backend,
+        extra={"greedy_checked": checked},
     )
 
 
@@ -125,7 +135,7 @@ def record_from_chat_choice(choice: Mapping, *, max_tokens: int | None = None, b
     logprobs = _check_logprobs([entry.get("logprob") for entry in content], where)
     tops = [max((t.get("logprob") for t in entry.get("top_logprobs") or [] if t.get("logprob") is not None), default=None)
             for entry in content]
-    _check_greedy(logprobs, tops, where)
+    checked = _check_greedy(logprobs, tops, where)
     ids = _token_ids(tokens)
     message = choice.get("message") or {}
     return GenerationRecord(
@@ -135,6 +145,7 @@ def record_from_chat_choice(choice: Mapping, *, max_tokens: int | None = None, b
         finish_reason=_finish(choice, len(logprobs), max_tokens, where),
         text=message.get("content") or "",
         backend=backend,
+        extra={"greedy_checked": checked},
     )
 
 

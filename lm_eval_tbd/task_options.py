@@ -15,9 +15,16 @@ __all__ = ["METADATA_KEYS", "TaskOptions", "params_from_metadata", "options_from
 PARAM_KEYS = {"tbd_tau": "tau", "tbd_alpha": "alpha", "tbd_max_tokens": "max_tokens"}
 #: every metadata key the TBD tasks read; any other ``tbd_*`` key is a typo
 METADATA_KEYS = frozenset(PARAM_KEYS) | {"tbd_input_scores", "tbd_ref_model", "tbd_data_file", "tbd_server_args"}
-# Request fields that would make a server decode non-greedily or change the scored length.
-_RESERVED_SERVER_ARGS = frozenset({"temperature", "max_tokens", "max_completion_tokens", "logprobs", "top_logprobs",
-                                   "prompt", "messages", "stop", "n", "best_of", "stream", "echo"})
+# Request fields TBD sets itself, or that would shorten, bias or multiply the generation.
+_RESERVED_SERVER_ARGS = frozenset({
+    "temperature", "max_tokens", "max_completion_tokens", "max_gen_toks", "min_tokens", "until", "stop",
+    "stop_token_ids", "ignore_eos", "logit_bias", "logprobs", "top_logprobs", "prompt", "messages", "n",
+    "best_of", "stream", "echo", "do_sample", "use_beam_search",
+})
+# Penalties change which token is chosen: allowed only at their neutral value (servers such as
+# llama.cpp default to a non-neutral one, which this option is there to switch off).
+_NEUTRAL_SERVER_ARGS = {"repeat_penalty": 1.0, "repetition_penalty": 1.0, "frequency_penalty": 0.0,
+                        "presence_penalty": 0.0}
 
 
 @dataclass(frozen=True)
@@ -89,5 +96,9 @@ def _server_args(value, task: str) -> dict[str, Any] | None:
     reserved = sorted(set(value) & _RESERVED_SERVER_ARGS)
     if reserved:
         raise ValueError(f"task {task}: metadata 'tbd_server_args' may not set {reserved}: TBD sets them itself "
-                         "(greedy decoding, the scored length, per-token log-probabilities)")
+                         "(greedy decoding of exactly tbd_max_tokens tokens, per-token log-probabilities)")
+    for key, neutral in _NEUTRAL_SERVER_ARGS.items():
+        if key in value and value[key] != neutral:
+            raise ValueError(f"task {task}: metadata 'tbd_server_args' sets {key} {value[key]!r}; TBD needs greedy "
+                             f"decoding, so only the neutral value {neutral} is allowed")
     return dict(value)

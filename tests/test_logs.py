@@ -163,3 +163,20 @@ def test_record_with_tokens_round_trips():
         GenerationRecord(token_ids=None, logprobs=[], finish_reason="length")
     with pytest.raises(ValueError, match="2 tokens but 1"):
         GenerationRecord(token_ids=None, tokens=["a", "b"], logprobs=[-0.1], finish_reason="length")
+
+
+def test_bare_response_ids_are_positions_not_response_ids(tmp_path):
+    questions = _write(tmp_path / "q.jsonl", [{"question": "A?", "label": 1}, {"question": "B?", "label": 0}])
+    path = _write(tmp_path / "gen.jsonl", [{"id": "cmpl-1", "choices": [_chat(WORKED)]},
+                                           {"id": "cmpl-2", "choices": [_chat([LN(0.5)])]}])
+    run = load_logged_generations(path, questions=questions)
+    assert [(q.question_id, q.question, q.label) for q in run.questions] == [("0", "A?", 1), ("1", "B?", 0)]
+
+
+def test_length_finish_short_of_the_limit_is_refused():
+    with pytest.raises(ValueError, match="after 3 of 10 tokens"):
+        record_from_chat_choice(_chat(WORKED, finish="length"), max_tokens=10)
+    assert record_from_chat_choice(_chat(WORKED)).extra["greedy_checked"] is True
+    choice = _completion(WORKED)
+    choice["logprobs"]["top_logprobs"] = None
+    assert record_from_completion_choice(choice).extra["greedy_checked"] is False

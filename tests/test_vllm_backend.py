@@ -3,7 +3,7 @@
 vLLM itself needs a GPU and is an optional extra, so it is not installed here: these tests feed
 `record_from_vllm` the fields of a CompletionOutput as vLLM fills them (per-position dicts from
 token id to a Logprob with a `.logprob`, or to a float in older releases). The full path runs
-with `benchmarks/vllm_vs_hf.py` on a GPU machine.
+with `benchmarks/backend_agreement.py --other vllm` on a GPU machine.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ def test_older_float_logprobs_and_extra_entries():
     ([5], [{5: float("nan")}], "stop", "NaN"),
     ([5], [{5: -0.1}], "abort", "abort"),
     ([5, 6], [{5: -0.1}, {6: -0.1}], "length", "2 tokens for max_tokens 1"),
+    ([5], [{5: -0.1}], "length", "after 1 of 10 tokens"),
 ])
 def test_malformed_outputs_are_refused(ids, lps, finish, message):
     with pytest.raises(ValueError, match=message):

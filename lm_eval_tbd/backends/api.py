@@ -3,9 +3,10 @@
 that asks the server for the log-probability of every generated token.
 
 The payload comes from the model class's own ``_create_payload`` (so subclasses keep their
-quirks), with temperature 0, ``max_tokens`` = the scored length, no stop sequences, and the
-log-probability fields added. Requests are retried with lm-eval's policy (``max_retries``,
-exponential wait) and ``timeout``; ``num_concurrent`` > 1 sends that many at once.
+quirks, such as OpenAI's ``max_completion_tokens``), then TBD's own fields are set over it:
+temperature 0, the scored length, no stop sequences, the log-probability fields. Requests are
+retried with lm-eval's policy (``max_retries``, exponential wait) and ``timeout``;
+``num_concurrent`` > 1 sends that many at once.
 
 What a server cannot give: the probability of the end-of-sequence token (servers strip it) and
 the vocabulary statistics Min-K%++ needs; records from this backend have neither.
@@ -26,6 +27,8 @@ log = logging.getLogger(__name__)
 
 __all__ = ["generate_logprobs", "patch_module"]
 
+_LIMIT_KEYS = ("max_tokens", "max_completion_tokens")
+
 
 def _is_chat(lm) -> bool:
     from lm_eval.models.openai_completions import LocalChatCompletion
@@ -33,25 +36,31 @@ def _is_chat(lm) -> bool:
     return isinstance(lm, LocalChatCompletion)
 
 
-def _prompt(lm, context, chat: bool, max_tokens: int):
-    """The prompt to send: messages for chat endpoints, text or token ids for completions."""
+def _messages(context) -> list[dict] | None:
+    """The chat messages of a chat-templated context, or None for a plain string."""
     from lm_eval.models.api_models import JsonChatStr
 
-    if chat:
-        if isinstance(context, JsonChatStr):
-            return json.loads(context.prompt)
-        return [{"role": "user", "content": context}]
     if isinstance(context, JsonChatStr):
-        # --apply_chat_template without a local tokenizer leaves the chat as messages; a
-        # completions endpoint needs them rendered with the model's template.
-        tokenizer = lm.tokenizer if lm.tokenizer_backend == "huggingface" else None
-        if tokenizer is None or not hasattr(tokenizer, "apply_chat_template"):
+        return json.loads(context.prompt)
+    if isinstance(context, list):  # tokenizer_backend=remote leaves the chat history as a list
+        return context
+    return None
+
+
+def _prompt(lm, context, chat: bool, max_tokens: int):
+    """The prompt to send: messages for chat endpoints, text or token ids for completions."""
+    messages = _messages(context)
+    if chat:
+        return messages if messages is not None else [{"role": "user", "content": context}]
+    if messages is not None:
+        # A completions endpoint needs the chat rendered with the model's template.
+        if getattr(lm, "tokenizer", None) is None or not hasattr(lm.tokenizer, "apply_chat_template"):
             raise ValueError(
                 f"{type(lm).__name__}: --apply_chat_template needs the model's chat template to build a completions "
                 "prompt: pass tokenizer_backend=huggingface and tokenizer=<path or hub id> in --model_args, or use "
                 "--model local-chat-completions"
             )
-        context = tokenizer.apply_chat_template(json.loads(context.prompt), tokenize=False, add_generation_prompt=True)
+        context = lm.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     if lm.tokenized_requests:
         ids = lm.tok_encode(context, add_special_tokens=lm.add_bos_token)
         room = lm.max_length - max_tokens
@@ -65,17 +74,17 @@ def _prompt(lm, context, chat: bool, max_tokens: int):
 
 
 def _payload(lm, prompt, max_tokens: int, chat: bool, server_args: dict | None = None) -> dict:
-    # OpenAI's neutral sampling settings, then the user's server-specific extras.
-    gen = {"max_gen_toks": max_tokens, "temperature": 0, "until": [], "top_p": 1, "frequency_penalty": 0,
-           "presence_penalty": 0, **(server_args or {})}
-    if chat:
-        gen.update(logprobs=True, top_logprobs=1)
-    else:
-        gen.update(logprobs=1)
     message = prompt if chat else lm.create_message([prompt])
+    gen = {**(server_args or {}), "max_gen_toks": max_tokens, "temperature": 0, "until": []}
     payload = lm._create_payload(message, generate=True, gen_kwargs=gen, seed=lm._seed, eos=None)
-    if not payload.get("stop"):
-        payload.pop("stop", None)  # no stop sequences: generation ends at EOS or max_tokens
+    # TBD's own fields win over whatever the class set (OpenAI's class forces temperature 1 for
+    # reasoning models, for one): greedy, the scored length, no stop sequences, log-probs.
+    payload["temperature"] = 0
+    for key in _LIMIT_KEYS:
+        if key in payload:
+            payload[key] = max_tokens
+    payload.pop("stop", None)
+    payload.update({"logprobs": True, "top_logprobs": 1} if chat else {"logprobs": 1})
     return payload
 
 
@@ -95,11 +104,7 @@ def _post(lm, payload: dict) -> dict:
     return call()
 
 
-def _one(lm, context, max_tokens: int, server_args: dict | None, *, chat: bool) -> str:
-    payload = _payload(lm, _prompt(lm, context, chat, max_tokens), max_tokens, chat, server_args)
-    prompt = payload.get("prompt")
-    prompt_len = len(prompt[0]) if isinstance(prompt, list) and prompt and isinstance(prompt[0], list) else None
-    response = _post(lm, payload)
+def _record(lm, response, max_tokens: int, prompt_len: int | None, chat: bool):
     choices = response.get("choices") if isinstance(response, dict) else None
     if not choices:
         raise ValueError(f"{lm.base_url}: response has no 'choices': {json.dumps(response)[:300]}")
@@ -108,7 +113,7 @@ def _one(lm, context, max_tokens: int, server_args: dict | None, *, chat: bool) 
     if record.n_tokens > max_tokens:
         raise ValueError(f"{lm.base_url}: returned {record.n_tokens} tokens for max_tokens {max_tokens}")
     record.prompt_n_tokens = prompt_len
-    return record.to_json()
+    return record
 
 
 def generate_logprobs(self, requests, disable_tqdm: bool = False) -> list[str]:
@@ -117,37 +122,51 @@ def generate_logprobs(self, requests, disable_tqdm: bool = False) -> list[str]:
     Only the scored length (``gen_kwargs["max_gen_toks"]``) is generated. Question-side and
     reference-model scores need the weights and are refused here.
     """
+    chat = _is_chat(self)
+    # Payloads are built here, in one thread (tokenizers are not safe to share across threads);
+    # only the HTTP calls run concurrently.
     work = []
     for req in requests:
         context, gen = req.args[0], req.args[1]
         for option in ("input_scores", "ref_model"):
             if gen.get(option):
                 raise ValueError(f"tbd_{option} needs the model's weights and is not available with "
-                                 f"{type(self).__name__}; use --model hf or vllm for it")
+                                 f"{type(self).__name__}; use --model hf for it")
         max_tokens = int(gen["max_gen_toks"])
         if max_tokens < 1:
             raise ValueError(f"generate_logprobs: max_gen_toks must be >= 1, got {max_tokens}")
-        work.append((context, max_tokens, gen.get("server_args")))
-    chat = _is_chat(self)
+        payload = _payload(self, _prompt(self, context, chat, max_tokens), max_tokens, chat, gen.get("server_args"))
+        prompt = payload.get("prompt")
+        prompt_len = len(prompt[0]) if isinstance(prompt, list) and prompt and isinstance(prompt[0], list) else None
+        work.append((payload, max_tokens, prompt_len))
+
     pbar = tqdm(total=len(work), disable=disable_tqdm, desc=f"Requesting API ({REQUEST_TYPE})")
 
     def run(item):
-        out = _one(self, *item, chat=chat)
+        payload, max_tokens, prompt_len = item
+        record = _record(self, _post(self, payload), max_tokens, prompt_len, chat)
         pbar.update(1)
-        return out
+        return record
 
-    workers = max(1, int(self._concurrent))
-    if workers == 1:
-        results = [run(item) for item in work]
-    else:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            results = list(pool.map(run, work))  # map keeps request order
-    pbar.close()
-    return results
+    try:
+        workers = max(1, int(self._concurrent))
+        if workers == 1:
+            records = [run(item) for item in work]
+        else:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                records = list(pool.map(run, work))  # map keeps request order
+    finally:
+        pbar.close()
+    unchecked = sum(not r.extra.get("greedy_checked") for r in records)
+    if unchecked:
+        log.warning("%s: the server returned no top log-probabilities for %d of %d generations, so greedy "
+                    "decoding could not be verified for them", self.base_url, unchecked, len(records))
+    return [r.to_json() for r in records]
 
 
 def patch_module(module) -> None:
-    """Add ``generate_logprobs`` to ``lm_eval.models.api_models.TemplateAPI`` (so to every
-    OpenAI-compatible model class)."""
-    if getattr(module.TemplateAPI, REQUEST_TYPE, None) is not generate_logprobs:
-        setattr(module.TemplateAPI, REQUEST_TYPE, generate_logprobs)
+    """Add ``generate_logprobs`` to ``lm_eval.models.openai_completions.LocalCompletionsAPI``: the
+    OpenAI-compatible classes (local and OpenAI completions and chat, Azure) inherit it. Other
+    API models (Anthropic, LiteLLM, SGLang...) keep the base ``LM``'s clear refusal."""
+    if getattr(module.LocalCompletionsAPI, REQUEST_TYPE, None) is not generate_logprobs:
+        setattr(module.LocalCompletionsAPI, REQUEST_TYPE, generate_logprobs)

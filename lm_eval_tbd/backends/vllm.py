@@ -54,6 +54,9 @@ def record_from_vllm(token_ids: Sequence[int], logprobs: Sequence[Mapping] | Non
         raise ValueError(f"vLLM generated {len(ids)} tokens for max_tokens {max_tokens}")
     if finish_reason not in ("stop", "length"):
         raise ValueError(f"vLLM finished with {finish_reason!r}; the generation cannot be scored")
+    if finish_reason == "length" and len(ids) < max_tokens:
+        raise ValueError(f"vLLM stopped at the length limit after {len(ids)} of {max_tokens} tokens (the model's "
+                         "context is full); its score would cover fewer tokens than asked")
     return GenerationRecord(
         token_ids=ids,
         logprobs=values,
@@ -83,6 +86,9 @@ def generate_logprobs(self, requests, disable_tqdm: bool = False) -> list[str]:
         max_tokens = int(gen["max_gen_toks"])
         if max_tokens < 1:
             raise ValueError(f"generate_logprobs: max_gen_toks must be >= 1, got {max_tokens}")
+        if self.max_length - max_tokens < 1:
+            raise ValueError(f"generate_logprobs: tbd_max_tokens {max_tokens} leaves no room for the prompt in the "
+                             f"model's maximum length {self.max_length}; lower tbd_max_tokens or raise max_model_len")
         toks, max_tokens = maybe_truncate(toks, max_gen_toks=max_tokens, max_model_len=self.max_length,
                                           side=self.truncation_side, verbose=True)
         prompts.append(toks)

@@ -1,0 +1,80 @@
+"""What the OpenAI-compatible backend sends, built by lm-eval's real model classes (no server
+needed to build a payload), and which lm-eval API models answer the request type."""
+
+from __future__ import annotations
+
+import pytest
+
+from lm_eval_tbd import backends
+from lm_eval_tbd.backends.api import _payload, _prompt, generate_logprobs
+from lm_eval_tbd.record import REQUEST_TYPE
+from lm_eval_tbd.task_options import options_from_metadata
+
+backends.install()
+
+
+@pytest.fixture
+def completions():
+    from lm_eval.models.openai_completions import LocalCompletionsAPI
+
+    return LocalCompletionsAPI(base_url="http://127.0.0.1:9/v1/completions", model="m", tokenizer_backend=None)
+
+
+def test_completions_payload(completions):
+    prompt = _prompt(completions, "Q?", chat=False, max_tokens=300)
+    payload = _payload(completions, prompt, 300, chat=False, server_args={"repeat_penalty": 1.0})
+    assert payload["prompt"] == "Q?" and payload["max_tokens"] == 300 and payload["temperature"] == 0
+    assert payload["logprobs"] == 1 and "stop" not in payload and payload["repeat_penalty"] == 1.0
+
+
+def test_openai_chat_payload_stays_greedy():
+    """lm-eval's OpenAI chat class forces temperature 1 for reasoning-model names and renames the
+    length field; TBD's own fields are set over it."""
+    from lm_eval.models.openai_completions import OpenAIChatCompletion
+
+    lm = OpenAIChatCompletion(model="gpt-5-mini")
+    messages = _prompt(lm, "Q?", chat=True, max_tokens=300)
+    assert messages == [{"role": "user", "content": "Q?"}]
+    payload = _payload(lm, messages, 300, chat=True)
+    assert payload["temperature"] == 0 and payload["max_completion_tokens"] == 300 and "max_tokens" not in payload
+    assert payload["logprobs"] is True and payload["top_logprobs"] == 1 and "stop" not in payload
+
+
+def test_only_openai_compatible_models_answer_the_request():
+    from lm_eval.api.model import LM
+    from lm_eval.models.api_models import TemplateAPI
+    from lm_eval.models.openai_completions import LocalChatCompletion, LocalCompletionsAPI
+
+    assert LocalCompletionsAPI.generate_logprobs is generate_logprobs
+    assert LocalChatCompletion.generate_logprobs is generate_logprobs
+    # Other API models (Anthropic, LiteLLM, SGLang) inherit TemplateAPI and get the refusal.
+    assert TemplateAPI.generate_logprobs is LM.generate_logprobs
+    with pytest.raises(NotImplementedError, match="Supported --model values"):
+        getattr(LM, REQUEST_TYPE)(object(), [])
+
+
+@pytest.mark.parametrize(("server_args", "message"), [
+    ({"max_gen_toks": 5}, "may not set"),
+    ({"until": ["\n"]}, "may not set"),
+    ({"stop": ["x"], "logit_bias": {}}, "may not set"),
+    ({"repeat_penalty": 1.1}, "only the neutral value 1.0"),
+    ({"frequency_penalty": 0.5}, "only the neutral value 0.0"),
+    (["repeat_penalty"], "JSON object"),
+])
+def test_server_args_that_would_change_the_score_are_refused(server_args, message):
+    with pytest.raises(ValueError, match=message):
+        options_from_metadata({"tbd_server_args": server_args}, task="t")
+
+
+def test_neutral_server_args_are_accepted():
+    opts = options_from_metadata({"tbd_server_args": {"repeat_penalty": 1.0, "top_k": 40}})
+    assert opts.server_args == {"repeat_penalty": 1.0, "top_k": 40}
+
+
+def test_a_failing_patch_warns_instead_of_breaking_the_import(capsys):
+    import types
+
+    from lm_eval_tbd._autoload import _safe_patch
+
+    _safe_patch("lm_eval_tbd.backends.api:patch_module", types.ModuleType("lm_eval.models.renamed"))
+    assert "could not patch lm_eval.models.renamed" in capsys.readouterr().err

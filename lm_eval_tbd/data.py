@@ -70,6 +70,23 @@ def _normalise(raw: dict, *, question_field: str, id_field: str | None, index: i
     }
 
 
+def iter_json_objects(path: Path):
+    """``(where, object)`` for each non-blank line of a JSON Lines file; ``where`` is
+    ``"FILE:LINE"``. A line that is not a JSON object raises ValueError naming it."""
+    with Path(path).open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{where}: invalid JSON ({err.msg})") from None
+            if not isinstance(obj, dict):
+                raise ValueError(f"{where}: expected a JSON object per line, got {type(obj).__name__}")
+            yield where, obj
+
+
 def read_questions_jsonl(path: str | os.PathLike) -> list[dict]:
     """Read a JSON Lines question file: ``question`` required, ``id`` and ``label`` optional.
 
@@ -83,23 +100,11 @@ def read_questions_jsonl(path: str | os.PathLike) -> list[dict]:
             + (f" (set {DATA_DIR_ENV} to a directory holding it)" if DATA_DIR_ENV in os.environ else "")
         )
     rows = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                raw = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{where}: invalid JSON ({err.msg})") from None
-            if not isinstance(raw, dict):
-                raise ValueError(f"{where}: expected a JSON object per line, got {type(raw).__name__}")
-            unknown = set(raw) - KNOWN_FIELDS
-            if unknown:
-                raise ValueError(
-                    f"{where}: unknown field(s) {sorted(unknown)}; known fields are {sorted(KNOWN_FIELDS)}"
-                )
-            rows.append(_normalise(raw, question_field="question", id_field="id", index=len(rows), where=where))
+    for where, raw in iter_json_objects(path):
+        unknown = set(raw) - KNOWN_FIELDS
+        if unknown:
+            raise ValueError(f"{where}: unknown field(s) {sorted(unknown)}; known fields are {sorted(KNOWN_FIELDS)}")
+        rows.append(_normalise(raw, question_field="question", id_field="id", index=len(rows), where=where))
     if not rows:
         raise ValueError(f"{path}: no questions")
     _check_labels_all_or_none(rows, str(path))

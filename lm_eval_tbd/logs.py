@@ -18,11 +18,10 @@ alone, as the protocol says; this module cannot check how it was made.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 
-from lm_eval_tbd.data import _check_label, read_questions_jsonl
+from lm_eval_tbd.data import _check_label, iter_json_objects, read_questions_jsonl
 from lm_eval_tbd.openai_format import record_from_choice
 from lm_eval_tbd.record import GenerationRecord
 from lm_eval_tbd.results import QuestionResult, TaskRun
@@ -106,31 +105,21 @@ def load_logged_generations(path: str | Path, *, questions: str | Path | None = 
     params = params or TBDParams()
     index = _question_index(Path(questions)) if questions is not None else None
     results, seen = [], set()
-    with path.open(encoding="utf-8") as f:
-        for lineno, text in enumerate(f, start=1):
-            if not text.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                line = json.loads(text)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{where}: invalid JSON ({err.msg})") from None
-            if not isinstance(line, Mapping):
-                raise ValueError(f"{where}: expected a JSON object per line, got {type(line).__name__}")
-            record = record_from_logged(line, where)
-            # A bare response's own "id" (cmpl-...) names the request, not the question.
-            own_id = None if "choices" in line else line.get("id")
-            qid = str(line.get("custom_id", own_id if own_id is not None else len(results)))
-            if qid in seen:
-                raise ValueError(f"{where}: question id {qid!r} appears twice")
-            seen.add(qid)
-            question, label = line.get("question", ""), _check_label(line.get("label"), where)
-            if index is not None:
-                if qid not in index:
-                    raise ValueError(f"{where}: id {qid!r} is not in the question file {questions}")
-                question, label = index[qid]["question"], index[qid]["label"]
-            scores = score_record(record, params, question=question or None)
-            results.append(QuestionResult(len(results), qid, question, label, scores["tbd"], record, scores))
+    for where, line in iter_json_objects(path):
+        record = record_from_logged(line, where)
+        # A bare response's own "id" (cmpl-...) names the request, not the question.
+        own_id = None if "choices" in line else line.get("id")
+        qid = str(line.get("custom_id", own_id if own_id is not None else len(results)))
+        if qid in seen:
+            raise ValueError(f"{where}: question id {qid!r} appears twice")
+        seen.add(qid)
+        question, label = line.get("question", ""), _check_label(line.get("label"), where)
+        if index is not None:
+            if qid not in index:
+                raise ValueError(f"{where}: id {qid!r} is not in the question file {questions}")
+            question, label = index[qid]["question"], index[qid]["label"]
+        scores = score_record(record, params, question=question or None)
+        results.append(QuestionResult(len(results), qid, question, label, scores["tbd"], record, scores))
     if not results:
         raise ValueError(f"{path}: no logged generations")
     labels = {q.label is None for q in results}

@@ -16,7 +16,7 @@ from __future__ import annotations
 from lm_eval_tbd._autoload import MODEL_PATCHES
 from lm_eval_tbd.record import REQUEST_TYPE
 
-__all__ = ["install", "SUPPORTED_MODELS", "MODULE_PATCHES"]
+__all__ = ["MODULE_PATCHES", "SUPPORTED_MODELS", "install", "scored_length"]
 
 #: lm-eval ``--model`` names whose class answers ``generate_logprobs``.
 SUPPORTED_MODELS = ("hf", "hf-auto", "huggingface", "vllm", "local-completions", "local-chat-completions",
@@ -32,6 +32,19 @@ def _unsupported(self, requests, disable_tqdm: bool = False):
         f"generation with per-token log-probabilities), which the TBD tasks need. "
         f"Supported --model values: {', '.join(SUPPORTED_MODELS)}."
     )
+
+
+def scored_length(gen_kwargs: dict, max_length: int | None = None, length_option: str = "max_length") -> int:
+    """Tokens to generate (and score) for a request: ``gen_kwargs["max_gen_toks"]``, checked to be
+    >= 1 and, given the model's ``max_length``, to leave room for a prompt (``length_option``
+    names the model argument that raises it)."""
+    max_tokens = int(gen_kwargs["max_gen_toks"])
+    if max_tokens < 1:
+        raise ValueError(f"generate_logprobs: max_gen_toks must be >= 1, got {max_tokens}")
+    if max_length is not None and max_length - max_tokens < 1:
+        raise ValueError(f"generate_logprobs: tbd_max_tokens {max_tokens} leaves no room for the prompt in the "
+                         f"model's maximum length {max_length}; lower tbd_max_tokens or raise {length_option}")
+    return max_tokens
 
 
 def patch_base_lm(module) -> None:

@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from tqdm import tqdm
 
+from lm_eval_tbd.backends import scored_length
 from lm_eval_tbd.openai_format import record_from_chat_choice, record_from_completion_choice
 from lm_eval_tbd.record import REQUEST_TYPE
 
@@ -132,9 +133,7 @@ def generate_logprobs(self, requests, disable_tqdm: bool = False) -> list[str]:
             if gen.get(option):
                 raise ValueError(f"tbd_{option} needs the model's weights and is not available with "
                                  f"{type(self).__name__}; use --model hf for it")
-        max_tokens = int(gen["max_gen_toks"])
-        if max_tokens < 1:
-            raise ValueError(f"generate_logprobs: max_gen_toks must be >= 1, got {max_tokens}")
+        max_tokens = scored_length(gen)
         payload = _payload(self, _prompt(self, context, chat, max_tokens), max_tokens, chat, gen.get("server_args"))
         prompt = payload.get("prompt")
         prompt_len = len(prompt[0]) if isinstance(prompt, list) and prompt and isinstance(prompt[0], list) else None

@@ -15,6 +15,7 @@ import logging
 import torch
 from tqdm import tqdm
 
+from lm_eval_tbd.backends import scored_length
 from lm_eval_tbd.record import REQUEST_TYPE, GenerationRecord
 
 log = logging.getLogger(__name__)
@@ -206,12 +207,7 @@ def generate_logprobs(self, requests, disable_tqdm: bool = False) -> list[str]:
         contexts, all_kwargs = [c[0] for c in chunk], [c[1] for c in chunk]
         extras = [c[2] if len(c) > 2 else None for c in chunk]
         gen = all_kwargs[0]
-        max_new = int(gen["max_gen_toks"])
-        if max_new < 1:
-            raise ValueError(f"generate_logprobs: max_gen_toks must be >= 1, got {max_new}")
-        if self.max_length - max_new < 1:
-            raise ValueError(f"generate_logprobs: tbd_max_tokens {max_new} leaves no room for the prompt in the "
-                             f"model's maximum length {self.max_length}; lower tbd_max_tokens or raise max_length")
+        max_new = scored_length(gen, self.max_length)
         context_enc, attn_mask = self.tok_batch_encode(
             list(contexts), left_truncate_len=self.max_length - max_new, truncation=self.truncation
         )

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 
 from tqdm import tqdm
 
+from lm_eval_tbd.backends import scored_length
 from lm_eval_tbd.record import REQUEST_TYPE, GenerationRecord
 
 __all__ = ["generate_logprobs", "patch_module", "record_from_vllm"]
@@ -83,12 +84,7 @@ def generate_logprobs(self, requests, disable_tqdm: bool = False) -> list[str]:
     encodings = self.tok_encode(list(contexts))
     prompts, params, limits = [], [], []
     for toks, gen in zip(encodings, all_kwargs):
-        max_tokens = int(gen["max_gen_toks"])
-        if max_tokens < 1:
-            raise ValueError(f"generate_logprobs: max_gen_toks must be >= 1, got {max_tokens}")
-        if self.max_length - max_tokens < 1:
-            raise ValueError(f"generate_logprobs: tbd_max_tokens {max_tokens} leaves no room for the prompt in the "
-                             f"model's maximum length {self.max_length}; lower tbd_max_tokens or raise max_model_len")
+        max_tokens = scored_length(gen, self.max_length, "max_model_len")
         toks, max_tokens = maybe_truncate(toks, max_gen_toks=max_tokens, max_model_len=self.max_length,
                                           side=self.truncation_side, verbose=True)
         prompts.append(toks)

@@ -47,7 +47,10 @@ def _post(url: str, payload: dict) -> dict:
 @pytest.fixture(scope="module")
 def server(smollm2_dir, tmp_path_factory):
     """Base URL of a llama-cpp-python OpenAI-compatible server on a free loopback port."""
-    pytest.importorskip("llama_cpp", reason="llama-cpp-python[server] is in the test extra")
+    import importlib.util
+
+    if importlib.util.find_spec("llama_cpp") is None:
+        pytest.fail("llama-cpp-python[server] is not installed (it is in the test extra: pip install -e '.[test]')")
     port = _free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"
     proc = subprocess.Popen(

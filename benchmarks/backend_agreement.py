@@ -28,26 +28,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from lm_eval_tbd.atomic import write_json_atomic  # noqa: E402
-from lm_eval_tbd.record import GenerationRecord  # noqa: E402
+from lm_eval_tbd.record import GenerationRecord, shared_prefix_length  # noqa: E402
 from lm_eval_tbd.results import load_run  # noqa: E402
 from lm_eval_tbd.runner import lm_eval_command, run_lm_eval  # noqa: E402
 from lm_eval_tbd.scores import tbd_score  # noqa: E402
 
 
-def _pieces(record: GenerationRecord) -> list:
-    """What to compare token by token: ids when the record has them, else the token strings
-    (servers report strings), with the reference's ids decoded one by one to match."""
-    if record.token_ids is not None:
-        return list(record.token_ids)
-    return list(record.tokens)
-
-
 def compare(reference: GenerationRecord, other: GenerationRecord, tokenizer=None, max_tokens: int = 300) -> dict:
     """Agreement of one question's two records: common prefix length, log-prob gaps on it, TBD."""
-    a, b = _pieces(reference), _pieces(other)
-    if isinstance(b[0] if b else 0, str) and not isinstance(a[0] if a else "", str):
-        a = [tokenizer.decode([t]) for t in a]
-    n = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+    n = shared_prefix_length(reference, other, decode=tokenizer and (lambda i: tokenizer.decode([i])))
     gaps = [abs(x - y) for x, y in zip(reference.logprobs[:n], other.logprobs[:n])]
     return {
         "common_prefix": n, "n_reference": reference.n_tokens, "n_other": other.n_tokens,

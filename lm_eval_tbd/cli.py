@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 
 __all__ = ["main"]
@@ -36,15 +37,16 @@ def _score(args) -> int:
 
     params = _params(args) or TBDParams()
     run = load_logged_generations(args.file, questions=args.questions, params=params)
-    print_run(run, Console(), top=args.top)
+    # Computed once for the terminal and the JSON (the comparison bootstraps every score).
+    summary = summarise(run)
+    comparison = compare_scores(run) if run.labelled and "roc_undefined" not in summary else None
+    print_run(run, Console(), top=args.top, summary=summary, comparison=comparison)
     if args.json:
-        out = {"file": str(args.file), "params": {"tau": params.tau, "alpha": params.alpha,
-                                                  "max_tokens": params.max_tokens},
-               "summary": summarise(run),
+        out = {"file": str(args.file), "params": dataclasses.asdict(params), "summary": summary,
                "questions": [{"id": q.question_id, "label": q.label, "n_tokens": q.record.n_tokens, **q.scores}
                              for q in run.questions]}
-        if run.labelled and "roc_undefined" not in out["summary"]:
-            out["scores"] = compare_scores(run)
+        if comparison is not None:
+            out["scores"] = comparison
         write_json_atomic(args.json, out)
     return 0
 

@@ -11,7 +11,7 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 
-__all__ = ["GenerationRecord", "REQUEST_TYPE", "FINISH_REASONS"]
+__all__ = ["GenerationRecord", "REQUEST_TYPE", "FINISH_REASONS", "shared_prefix_length"]
 
 #: The lm-eval request type (a method name on the LM) that this plugin adds.
 REQUEST_TYPE = "generate_logprobs"
@@ -110,3 +110,22 @@ class GenerationRecord:
         if unknown:
             raise ValueError(f"generation record has unknown field(s) {sorted(unknown)}")
         return cls(**data)
+
+
+def shared_prefix_length(a: GenerationRecord, b: GenerationRecord, decode=None) -> int:
+    """How many leading generated tokens two records of the same question share (e.g. from two
+    backends). Compared as ids when both records have them, else as token strings; a record that
+    has only ids is then decoded token by token with ``decode`` (``lambda i: tok.decode([i])``)."""
+    as_strings = a.token_ids is None or b.token_ids is None
+
+    def pieces(record: GenerationRecord) -> list:
+        if not as_strings:
+            return record.token_ids
+        if record.tokens is not None:
+            return record.tokens
+        if decode is None:
+            raise ValueError("comparing token ids with token strings needs a decode function")
+        return [decode(t) for t in record.token_ids]
+
+    x, y = pieces(a), pieces(b)
+    return next((i for i, (p, q) in enumerate(zip(x, y)) if p != q), min(len(x), len(y)))

@@ -87,34 +87,38 @@ def _histogram(run: TaskRun, bins: int = 10, width: int = 40) -> Text:
     return text
 
 
-def _comparison_table(run: TaskRun) -> Table:
+def _comparison_table(run: TaskRun, comparison: dict[str, dict] | None = None) -> Table:
     table = Table(title="Every score from the same pass: AUC and strict TPR [95% bootstrap CI]\n"
                         "(member = positive; ↓ = lower means seen, ↑ = higher means seen)", title_justify="left")
     for col in ("score", "AUC", "TPR@1%FPR", "@5%", "paper"):
         table.add_column(col, justify="left" if col == "score" else "right", no_wrap=True)
-    for name, r in compare_scores(run).items():
+    for name, r in (comparison if comparison is not None else compare_scores(run)).items():
         cell = lambda key: f"{r[key]:.3f} [{r[key + '_ci'][0]:.2f},{r[key + '_ci'][1]:.2f}]"  # noqa: E731
         arrow = "↑" if SCORES[name].higher_is_seen else "↓"
         table.add_row(f"{name} {arrow}", cell("auc"), cell("tpr@1%fpr"), f"{r['tpr@5%fpr']:.3f}", f"{r['tpr@1%fpr_paper']:.3f}")
     return table
 
 
-def render_run(run: TaskRun, top: int = 10):
-    """A rich renderable: summary table, the ``top`` lowest-TBD questions, and the histogram."""
-    s = summarise(run)
-    summary = Table(title=f"TBD contamination: {run.task}", title_justify="left", show_header=False)
-    summary.add_column("figure", style="bold", no_wrap=True)
-    summary.add_column("value", justify="right", no_wrap=True)
-    summary.add_row("questions", str(s["n"]))
-    summary.add_row("mean TBD (lower = more likely seen)", f"{s['mean_tbd']:.4f}")
-    summary.add_row("median TBD", f"{s['median_tbd']:.4f}")
-    summary.add_row("mean generated tokens", f"{s['mean_tokens']:.1f}")
-    summary.add_row("stopped at EOS", f"{s['eos_share']:.0%}")
+def render_run(run: TaskRun, top: int = 10, *, summary: dict | None = None,
+               comparison: dict[str, dict] | None = None):
+    """A rich renderable: summary table, the ``top`` lowest-TBD questions, and the histogram.
+
+    ``summary`` and ``comparison`` are :func:`summarise` and :func:`compare_scores` of ``run``
+    when the caller already has them (they are computed here otherwise)."""
+    s = summary if summary is not None else summarise(run)
+    summary_table = Table(title=f"TBD contamination: {run.task}", title_justify="left", show_header=False)
+    summary_table.add_column("figure", style="bold", no_wrap=True)
+    summary_table.add_column("value", justify="right", no_wrap=True)
+    summary_table.add_row("questions", str(s["n"]))
+    summary_table.add_row("mean TBD (lower = more likely seen)", f"{s['mean_tbd']:.4f}")
+    summary_table.add_row("median TBD", f"{s['median_tbd']:.4f}")
+    summary_table.add_row("mean generated tokens", f"{s['mean_tokens']:.1f}")
+    summary_table.add_row("stopped at EOS", f"{s['eos_share']:.0%}")
     if run.labelled:
-        summary.add_row("members (label 1)", str(s["n_members"]))
-        summary.add_row("ROC AUC (member = positive, -TBD)", _fmt(s["auc"]))
-        summary.add_row("TPR @ 1% FPR (strict)", _fmt(s["tpr_at_1fpr"]))
-        summary.add_row("TPR @ 1% FPR (paper's convention)", _fmt(s["tpr_at_1fpr_paper"]))
+        summary_table.add_row("members (label 1)", str(s["n_members"]))
+        summary_table.add_row("ROC AUC (member = positive, -TBD)", _fmt(s["auc"]))
+        summary_table.add_row("TPR @ 1% FPR (strict)", _fmt(s["tpr_at_1fpr"]))
+        summary_table.add_row("TPR @ 1% FPR (paper's convention)", _fmt(s["tpr_at_1fpr_paper"]))
 
     suspects = Table(title=f"Most suspicious questions (lowest TBD first, top {top})", title_justify="left")
     suspects.add_column("#", justify="right", no_wrap=True)
@@ -132,16 +136,17 @@ def render_run(run: TaskRun, top: int = 10):
         cells += [f"{q.tbd:.4f}", str(q.record.n_tokens), one_line(q.question, 60)]
         suspects.add_row(*cells)
 
-    parts = [summary]
+    parts = [summary_table]
     if s.get("roc_undefined"):
         parts.append(Text(f"ROC metrics undefined: {s['roc_undefined']}", style="yellow"))
     elif run.labelled and len(run.score_names()) > 1:
-        parts.append(_comparison_table(run))
+        parts.append(_comparison_table(run, comparison))
     if s["n_empty"]:
         parts.append(Text(f"{s['n_empty']} question(s) produced zero tokens (TBD 0 by definition)", style="yellow"))
     parts += [suspects, Panel(_histogram(run), title="TBD distribution", expand=False)]
     return Group(*parts)
 
 
-def print_run(run: TaskRun, console: Console | None = None, top: int = 10) -> None:
-    (console or Console()).print(render_run(run, top=top))
+def print_run(run: TaskRun, console: Console | None = None, top: int = 10, **precomputed) -> None:
+    """Print :func:`render_run` (``precomputed``: its ``summary`` / ``comparison``)."""
+    (console or Console()).print(render_run(run, top=top, **precomputed))

@@ -20,6 +20,7 @@ import urllib.request
 import pytest
 
 from lm_eval_tbd.openai_format import MissingLogprobsError, record_from_chat_choice, record_from_completion_choice
+from lm_eval_tbd.record import shared_prefix_length
 from lm_eval_tbd.results import load_run
 from lm_eval_tbd.scores import tbd_score
 from tests.conftest import SMOLLM2_GGUF, lm_eval
@@ -128,10 +129,9 @@ def test_completions_server_matches_hf_backend(runs, smol_tokenizer):
         assert rec.backend == "LocalCompletionsAPI" and rec.token_ids is None and len(rec.tokens) == rec.n_tokens
         assert 0 < rec.n_tokens <= M
         assert q.tbd == pytest.approx(tbd_score(rec.logprobs, max_tokens=M))
-        ref_tokens = [tok.decode([t]) for t in ref.token_ids]
-        n = next((i for i, (a, b) in enumerate(zip(rec.tokens, ref_tokens)) if a != b), min(rec.n_tokens, len(ref_tokens)))
+        n = shared_prefix_length(ref, rec, decode=lambda i: tok.decode([i]))
         common_lengths.append(n)
-        if n < min(rec.n_tokens, len(ref_tokens)):
+        if n < min(rec.n_tokens, ref.n_tokens):
             # The paths part only where the model hesitates: neither choice is a clear winner.
             assert math.exp(rec.logprobs[n]) < 0.6 and math.exp(ref.logprobs[n]) < 0.6, (qid, n)
         diffs += [abs(a - b) for a, b in zip(rec.logprobs[:n], ref.logprobs[:n])]

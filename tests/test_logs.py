@@ -180,3 +180,14 @@ def test_length_finish_short_of_the_limit_is_refused():
     choice = _completion(WORKED)
     choice["logprobs"]["top_logprobs"] = None
     assert record_from_completion_choice(choice).extra["greedy_checked"] is False
+
+
+def test_shared_prefix_length_of_ids_and_strings():
+    from lm_eval_tbd.record import shared_prefix_length
+
+    ids = GenerationRecord(token_ids=[1, 2, 3], logprobs=[-0.1] * 3, finish_reason="length")
+    strings = GenerationRecord(token_ids=None, tokens=["a", "b", "x"], logprobs=[-0.1] * 3, finish_reason="length")
+    assert shared_prefix_length(ids, strings, decode=lambda i: "abc"[i - 1]) == 2
+    assert shared_prefix_length(ids, ids) == 3
+    with pytest.raises(ValueError, match="decode"):
+        shared_prefix_length(ids, strings)

@@ -16,15 +16,11 @@ from __future__ import annotations
 from lm_eval_tbd._autoload import MODEL_PATCHES
 from lm_eval_tbd.record import REQUEST_TYPE
 
-__all__ = ["MODULE_PATCHES", "SUPPORTED_MODELS", "install", "scored_length"]
+__all__ = ["SUPPORTED_MODELS", "install", "refuse_weight_options", "scored_length"]
 
 #: lm-eval ``--model`` names whose class answers ``generate_logprobs``.
 SUPPORTED_MODELS = ("hf", "hf-auto", "huggingface", "vllm", "local-completions", "local-chat-completions",
                     "openai-completions", "openai-chat-completions", "azure-openai-chat-completions")
-
-#: lm-eval module -> the patch adding ``generate_logprobs`` to its classes.
-MODULE_PATCHES = MODEL_PATCHES
-
 
 def _unsupported(self, requests, disable_tqdm: bool = False):
     raise NotImplementedError(
@@ -45,6 +41,15 @@ def scored_length(gen_kwargs: dict, max_length: int | None = None, length_option
         raise ValueError(f"generate_logprobs: tbd_max_tokens {max_tokens} leaves no room for the prompt in the "
                          f"model's maximum length {max_length}; lower tbd_max_tokens or raise {length_option}")
     return max_tokens
+
+
+def refuse_weight_options(gen_kwargs: dict, backend: str) -> None:
+    """Raise if a request asks for scores that need the model's weights in this process
+    (question-side scores, a reference model): only the hf backend computes them."""
+    for option in ("input_scores", "ref_model"):
+        if gen_kwargs.get(option):
+            raise ValueError(f"tbd_{option} needs the model's weights and is implemented for --model hf only, "
+                             f"not {backend}")
 
 
 def patch_base_lm(module) -> None:

@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from tqdm import tqdm
 
-from lm_eval_tbd.backends import scored_length
+from lm_eval_tbd.backends import refuse_weight_options, scored_length
 from lm_eval_tbd.openai_format import record_from_chat_choice, record_from_completion_choice
 from lm_eval_tbd.record import REQUEST_TYPE
 
@@ -64,10 +64,7 @@ def _prompt(lm, context, chat: bool, max_tokens: int):
         context = lm.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     if lm.tokenized_requests:
         ids = lm.tok_encode(context, add_special_tokens=lm.add_bos_token)
-        room = lm.max_length - max_tokens
-        if room < 1:
-            raise ValueError(f"tbd_max_tokens {max_tokens} leaves no room for the prompt in max_length "
-                             f"{lm.max_length + 1}; raise max_length in --model_args")
+        room = lm.max_length - max_tokens  # >= 1: checked by scored_length
         if len(ids) > room:
             log.warning("prompt of %d tokens left-truncated to %d (max_length - tbd_max_tokens)", len(ids), room)
         return ids[-room:]
@@ -129,11 +126,9 @@ def generate_logprobs(self, requests, disable_tqdm: bool = False) -> list[str]:
     work = []
     for req in requests:
         context, gen = req.args[0], req.args[1]
-        for option in ("input_scores", "ref_model"):
-            if gen.get(option):
-                raise ValueError(f"tbd_{option} needs the model's weights and is not available with "
-                                 f"{type(self).__name__}; use --model hf for it")
-        max_tokens = scored_length(gen)
+        refuse_weight_options(gen, type(self).__name__)
+        # Token-id prompts are truncated to fit max_length; text prompts are the server's business.
+        max_tokens = scored_length(gen, self.max_length if self.tokenized_requests else None)
         payload = _payload(self, _prompt(self, context, chat, max_tokens), max_tokens, chat, gen.get("server_args"))
         prompt = payload.get("prompt")
         prompt_len = len(prompt[0]) if isinstance(prompt, list) and prompt and isinstance(prompt[0], list) else None

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 
 from tqdm import tqdm
 
-from lm_eval_tbd.backends import scored_length
+from lm_eval_tbd.backends import refuse_weight_options, scored_length
 from lm_eval_tbd.record import REQUEST_TYPE, GenerationRecord
 
 __all__ = ["generate_logprobs", "patch_module", "record_from_vllm"]
@@ -78,9 +78,7 @@ def generate_logprobs(self, requests, disable_tqdm: bool = False) -> list[str]:
 
     contexts, all_kwargs = [r.args[0] for r in requests], [r.args[1] for r in requests]
     for gen in all_kwargs:
-        for option in ("input_scores", "ref_model"):
-            if gen.get(option):
-                raise ValueError(f"tbd_{option} is implemented for --model hf only, not vllm")
+        refuse_weight_options(gen, "vllm")
     encodings = self.tok_encode(list(contexts))
     prompts, params, limits = [], [], []
     for toks, gen in zip(encodings, all_kwargs):

@@ -65,20 +65,21 @@ def main(argv=None) -> int:
     metadata = {"tbd_max_tokens": args.max_tokens, **json.loads(args.metadata)}
     hf_args = ",".join(x for x in (f"pretrained={args.model_path}", "dtype=float32", args.hf_args) if x)
     runs = {}
-    for name, model, model_args, device in (("hf", "hf", hf_args, args.device),
-                                             (args.other, args.other, args.other_args, None)):
+    # Separate folders even when the other backend is hf too (e.g. hf with other model_args).
+    for name, model, model_args, device in (("reference", "hf", hf_args, args.device),
+                                             ("other", args.other, args.other_args, None)):
         run_lm_eval(lm_eval_command(model, [args.task], out / name, model_args=model_args, device=device,
                                     batch_size="1", limit=args.limit, metadata=metadata))
         runs[name] = {q.question_id: q for q in load_run(out / name, args.task).questions}
 
     tokenizer = None
-    if any(q.record.token_ids is None for q in runs[args.other].values()):
+    if any(q.record.token_ids is None for q in runs["other"].values()):
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(args.model_path, **(
             {"gguf_file": args.hf_args.split("gguf_file=")[1].split(",")[0]} if "gguf_file=" in args.hf_args else {}))
-    rows = {qid: compare(q.record, runs[args.other][qid].record, tokenizer, args.max_tokens)
-            for qid, q in sorted(runs["hf"].items())}
+    rows = {qid: compare(q.record, runs["other"][qid].record, tokenizer, args.max_tokens)
+            for qid, q in sorted(runs["reference"].items())}
     full = sum(r["common_prefix"] == min(r["n_reference"], r["n_other"]) for r in rows.values())
     summary = {
         "questions": len(rows), "identical_generations": full,

@@ -16,7 +16,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Benchmark", "BENCHMARKS", "DATA_DIR_ENV", "load_benchmark", "load_jsonl", "read_questions_jsonl"]
+__all__ = ["Benchmark", "BENCHMARKS", "DATA_DIR_ENV", "load_benchmark", "load_jsonl", "read_questions_jsonl",
+           "train_test_split_indices"]
 
 DATA_DIR_ENV = "LM_EVAL_TBD_DATA_DIR"
 
@@ -148,6 +149,32 @@ def load_benchmark(name: str, data_dir: str | os.PathLike | None = None) -> list
         for i, raw in enumerate(ds)
     ]
     return rows
+
+
+def train_test_split_indices(n_rows: int, *, train_size: float = 0.8, seed: int = 42) -> tuple[list[int], list[int]]:
+    """Row indices ``(train, test)`` of the split that ``datasets.Dataset.train_test_split(
+    train_size=train_size, seed=seed, shuffle=True)`` draws, computed with numpy alone.
+
+    That method permutes the rows with ``numpy.random.default_rng(seed).permutation(n_rows)`` and
+    takes the first ``n_test`` of the permutation as the test split and the next ``n_train`` as
+    the train split, with ``n_train = floor(train_size * n_rows)`` and ``n_test`` the rest. The
+    TBD paper's S1 protocol uses it on s1K: train = the distillation data (members), test = the
+    never-seen questions (non-members).
+
+    Example: ``train, test = train_test_split_indices(1000)`` gives 800 member and 200
+    non-member row indices; the paper evaluates ``train[:200]`` against ``test``.
+    """
+    import numpy as np
+
+    if n_rows < 2 or not 0.0 < train_size < 1.0:
+        raise ValueError(f"train_test_split_indices: need n_rows >= 2 and 0 < train_size < 1, "
+                         f"got {n_rows} and {train_size}")
+    n_train = int(np.floor(train_size * n_rows))
+    n_test = n_rows - n_train
+    if n_train == 0 or n_test == 0:
+        raise ValueError(f"train_test_split_indices: train_size {train_size} of {n_rows} rows leaves a split empty")
+    perm = np.random.default_rng(seed).permutation(n_rows)
+    return perm[n_test:n_test + n_train].tolist(), perm[:n_test].tolist()
 
 
 # ---- custom_dataset entry points for the task YAMLs -------------------------------------------

@@ -11,7 +11,7 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 
-__all__ = ["GenerationRecord", "REQUEST_TYPE", "FINISH_REASONS", "shared_prefix_length"]
+__all__ = ["GenerationRecord", "REQUEST_TYPE", "FINISH_REASONS", "DECODINGS", "shared_prefix_length"]
 
 #: The lm-eval request type (a method name on the LM) that this plugin adds.
 REQUEST_TYPE = "generate_logprobs"
@@ -19,13 +19,16 @@ REQUEST_TYPE = "generate_logprobs"
 #: reports it; OpenAI-compatible servers usually do not); "length": the scored length was reached.
 FINISH_REASONS = ("eos", "length")
 # 2 added question_* and ref_logprobs, 3 the server's token strings (``tokens``) with ``token_ids``
-# optional; older records still read.
-SCHEMA_VERSION = 3
+# optional, 4 the decoding mode and sample seed; older records still read (as greedy).
+SCHEMA_VERSION = 4
+#: How the generated tokens were chosen: "greedy" (the row maximum of the raw distribution) or
+#: "sample" (drawn from the raw distribution at temperature 1).
+DECODINGS = ("greedy", "sample")
 
 
 @dataclass
 class GenerationRecord:
-    """What a greedy generation produced, token by token.
+    """What a generation (greedy, or sampled at temperature 1) produced, token by token.
 
     ``token_ids[i]`` is the i-th generated id and ``logprobs[i]`` its natural-log probability
     under the model's raw distribution (before any logits processor). An end-of-sequence token
@@ -39,6 +42,9 @@ class GenerationRecord:
     Backends that only see a server's response (OpenAI-compatible APIs) may know the generated
     tokens as strings, not ids: they set ``tokens`` and leave ``token_ids`` None. One of the two is
     always given, with one entry per log-probability.
+
+    ``decoding`` says which mode made the record; a sampled record carries the ``seed`` of its
+    own random stream and its ``sample_index`` among the question's samples.
     """
 
     token_ids: list[int] | None
@@ -54,6 +60,9 @@ class GenerationRecord:
     question_logp_std: list[float] | None = None
     ref_logprobs: list[float] | None = None
     tokens: list[str] | None = None
+    decoding: str = "greedy"
+    seed: int | None = None
+    sample_index: int | None = None
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -65,6 +74,8 @@ class GenerationRecord:
                 raise ValueError(
                     f"generation record: {len(values)} {name.replace('_', ' ')} but {len(self.logprobs)} log-probabilities"
                 )
+        if self.decoding not in DECODINGS:
+            raise ValueError(f"generation record: decoding must be one of {DECODINGS}, got {self.decoding!r}")
         if self.finish_reason not in FINISH_REASONS:
             raise ValueError(f"generation record: finish_reason must be one of {FINISH_REASONS}, got {self.finish_reason!r}")
         for name in ("vocab_logp_mean", "vocab_logp_std", "ref_logprobs"):

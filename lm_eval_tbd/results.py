@@ -7,20 +7,25 @@ every logged generation record, and can re-score it with other TBD parameters wi
 
 from __future__ import annotations
 
+import functools
 import json
-from dataclasses import dataclass
+import statistics
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from lm_eval_tbd.record import GenerationRecord
 from lm_eval_tbd.scores import SCORES, TBDParams
-from lm_eval_tbd.scoring import score_record
+from lm_eval_tbd.scoring import mean_scores, score_record
 
 __all__ = ["QuestionResult", "TaskRun", "load_run", "find_tasks"]
 
 
 @dataclass(frozen=True)
 class QuestionResult:
-    """One question's outcome. ``tbd``: LOWER = more likely seen."""
+    """One question's outcome. ``tbd``: LOWER = more likely seen.
+
+    ``record`` is the (first) generation; with sampled decoding ``records`` holds every sample
+    and ``sample_scores`` each sample's scores, and ``tbd`` / ``scores`` are means over them."""
 
     doc_id: int
     question_id: str
@@ -29,6 +34,14 @@ class QuestionResult:
     tbd: float
     record: GenerationRecord
     scores: dict = None  # every score logged for this question (see lm_eval_tbd.scores.SCORES)
+    records: tuple = ()
+    sample_scores: tuple = field(default=(), compare=False)
+
+    def spread(self, name: str = "tbd") -> float:
+        """Population standard deviation of score ``name`` across this question's samples (0.0
+        for a single generation)."""
+        values = [s[name] for s in self.sample_scores if name in s]
+        return statistics.pstdev(values) if len(values) > 1 else 0.0
 
 
 @dataclass(frozen=True)
@@ -50,8 +63,20 @@ class TaskRun:
         """The same run with TBD recomputed from the logged log-probabilities under ``params``."""
         qs = []
         for q in self.questions:
+            per_sample = tuple(score_record(r, params, question=q.question) for r in (q.records or (q.record,)))
+            scores = mean_scores(list(per_sample))
+            qs.append(QuestionResult(q.doc_id, q.question_id, q.question, q.label, scores["tbd"], q.record, scores,
+                                     q.records, per_sample))
+        return TaskRun(self.task, self.samples_file, tuple(qs))
+
+    def first_sample(self, params: TBDParams) -> "TaskRun":
+        """The run with each question reduced to its first generation, scored under ``params``
+        (for sampled runs: the k = 1 figure)."""
+        qs = []
+        for q in self.questions:
             scores = score_record(q.record, params, question=q.question)
-            qs.append(QuestionResult(q.doc_id, q.question_id, q.question, q.label, scores["tbd"], q.record, scores))
+            qs.append(QuestionResult(q.doc_id, q.question_id, q.question, q.label, scores["tbd"], q.record, scores,
+                                     (q.record,), (scores,)))
         return TaskRun(self.task, self.samples_file, tuple(qs))
 
     def score_names(self) -> list[str]:
@@ -62,6 +87,30 @@ class TaskRun:
         import numpy as np
 
         return np.array([q.scores[name] for q in self.questions], dtype=float)
+
+
+def _sample_scores(records, question: str, samples_file: Path) -> tuple:
+    """Each sample's own scores under the run's parameters (as far as the run records them), so
+    a sampled run keeps every score's spread across samples; () for a single generation."""
+    if len(records) < 2:
+        return ()
+    params = _run_params(samples_file)
+    return tuple(score_record(r, params, question=question) for r in records)
+
+
+@functools.lru_cache(maxsize=64)
+def _run_params(samples_file: Path) -> TBDParams:
+    """The TBD parameters the run used, from its results file's task config (defaults if absent)."""
+    from lm_eval_tbd.task_options import params_from_metadata
+
+    stamp = samples_file.stem.rsplit("_", 1)[-1]
+    results = samples_file.parent / f"results_{stamp}.json"
+    try:
+        configs = json.loads(results.read_text(encoding="utf-8")).get("configs", {})
+        metadata = configs[_task_of(samples_file)].get("metadata") or {}
+    except (OSError, ValueError, KeyError, AttributeError):
+        metadata = {}
+    return params_from_metadata({k: v for k, v in metadata.items() if k in ("tbd_tau", "tbd_alpha", "tbd_max_tokens")})
 
 
 def _samples_files(root: Path, task: str | None = None) -> list[Path]:
@@ -105,16 +154,22 @@ def load_run(output_path: str | Path, task: str) -> TaskRun:
             where = f"{newest}:{lineno}"
             try:
                 sample = json.loads(line)
-                record = GenerationRecord.from_json(sample["resps"][0][0])
+                # One response per sample (sampled decoding with tbd_samples k logs k of them).
+                records = tuple(GenerationRecord.from_json(resp[0]) for resp in sample["resps"])
+                if not records:
+                    raise ValueError("no responses")
                 doc = sample["doc"]
+                question = doc.get("question", "")
                 questions.append(QuestionResult(
                     doc_id=int(sample["doc_id"]),
                     question_id=str(doc.get("id", sample["doc_id"])),
-                    question=doc.get("question", ""),
+                    question=question,
                     label=doc.get("label"),
                     tbd=float(sample["tbd"]),
-                    record=record,
+                    record=records[0],
                     scores={k: float(sample[k]) for k in SCORES if k in sample},
+                    records=records,
+                    sample_scores=_sample_scores(records, question, newest),
                 ))
             except (KeyError, IndexError, TypeError, ValueError) as err:
                 raise ValueError(f"{where}: not a TBD sample ({type(err).__name__}: {err})") from None

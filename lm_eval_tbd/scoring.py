@@ -9,7 +9,7 @@ from __future__ import annotations
 from lm_eval_tbd.record import GenerationRecord
 from lm_eval_tbd.scores import TBDParams, max_k, mean_logprob, min_k, min_k_plus_plus, tbd_score, zlib_ratio
 
-__all__ = ["score_record", "K"]
+__all__ = ["score_record", "mean_scores", "K"]
 
 #: The fraction used by Min-K%, Max-K% and Min-K%++ (the values the issue and papers use).
 K = 0.2
@@ -58,3 +58,18 @@ def _question_scores(record: GenerationRecord, question: str | None) -> dict[str
     if question:
         out["q_zlib"] = zlib_ratio(lp, question)
     return out
+
+
+def mean_scores(per_sample: list[dict[str, float]]) -> dict[str, float]:
+    """One question's scores over several sampled generations: each score's mean over the
+    samples that have it (a baseline undefined for an empty generation is left out of its mean),
+    in the order of the first sample. One sample is returned as it is.
+
+    Example: ``mean_scores([{"tbd": 0.2}, {"tbd": 0.4}])`` is ``{"tbd": 0.3}`` (up to rounding).
+    """
+    if not per_sample:
+        raise ValueError("mean_scores: no samples")
+    if len(per_sample) == 1:
+        return dict(per_sample[0])
+    names = list(dict.fromkeys(k for s in per_sample for k in s))
+    return {k: sum(s[k] for s in per_sample if k in s) / sum(k in s for s in per_sample) for k in names}

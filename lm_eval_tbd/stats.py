@@ -15,7 +15,7 @@ from scipy import stats as _scipy_stats
 from sklearn.metrics import roc_auc_score, roc_curve
 
 __all__ = [
-    "UndefinedMetricError", "roc_auc", "tpr_at_fpr", "tpr_at_fpr_paper", "roc_report",
+    "UndefinedMetricError", "roc_auc", "tpr_at_fpr", "tpr_at_fpr_paper", "roc_report", "paired_auc_difference",
     "empirical_p_values", "contaminated_fraction", "audit",
 ]
 
@@ -128,6 +128,41 @@ def roc_report(y_true, y_score, *, fprs=(0.001, 0.01, 0.05), n_resamples: int = 
         ))
         out[f"{name}_paper"] = tpr_at_fpr_paper(y_true, y_score, f)
     return out
+
+
+def paired_auc_difference(y_true, score_a, score_b, *, n_resamples: int = 2000, confidence: float = 0.95,
+                          seed: int = 0) -> dict:
+    """AUC(a) - AUC(b) for two decision values of the SAME questions, with a paired bootstrap CI.
+
+    Each resample draws members and non-members separately (with replacement) and evaluates
+    both scores on the same drawn questions, so the question-to-question variation they share
+    cancels. Both scores are decision values (higher = more likely a member). Returns
+    ``{"difference": d, "ci": [lo, hi], "p_two_sided": p, "auc_a": .., "auc_b": ..}``, where
+    ``p`` is the share of resamples on the far side of 0, doubled (a bootstrap p-value; small
+    when the CI excludes 0). A positive difference means ``a`` separates better.
+
+    Example: ``paired_auc_difference([1, 1, 0, 0], [.9, .8, .2, .1], [.9, .1, .8, .2])``
+    gives difference 1.0 - 0.5 = 0.5.
+    """
+    y_true, a = _check(y_true, score_a)
+    _, b = _check(y_true, score_b)
+    pos, neg = np.flatnonzero(y_true == 1), np.flatnonzero(y_true == 0)
+    rng = np.random.default_rng(seed)
+    ip = pos[rng.integers(0, pos.size, size=(n_resamples, pos.size))]
+    ineg = neg[rng.integers(0, neg.size, size=(n_resamples, neg.size))]
+
+    def auc(score):
+        # Mann-Whitney U per resample, ties counted one half (as roc_auc_score).
+        p, n = score[ip][:, :, None], score[ineg][:, None, :]
+        return ((p > n).mean(axis=(1, 2)) + 0.5 * (p == n).mean(axis=(1, 2)))
+
+    diffs = auc(a) - auc(b)
+    half = (1 - confidence) / 2
+    d = roc_auc(y_true, a) - roc_auc(y_true, b)
+    p = min(1.0, 2 * min(np.mean(diffs <= 0), np.mean(diffs >= 0)))
+    return {"difference": float(d), "ci": [float(np.quantile(diffs, half)), float(np.quantile(diffs, 1 - half))],
+            "p_two_sided": float(p), "auc_a": roc_auc(y_true, a), "auc_b": roc_auc(y_true, b),
+            "n_resamples": n_resamples}
 
 
 # ---- audit mode: a benchmark against a clean reference question set (no labels) ------------

@@ -9,22 +9,29 @@ from typing import Any
 
 from lm_eval_tbd.scores import TBDParams
 
-__all__ = ["METADATA_KEYS", "TaskOptions", "params_from_metadata", "options_from_metadata"]
+__all__ = ["METADATA_KEYS", "DECODING_MODES", "TaskOptions", "params_from_metadata", "options_from_metadata",
+           "sample_seed"]
 
 #: metadata key -> TBDParams field
 PARAM_KEYS = {"tbd_tau": "tau", "tbd_alpha": "alpha", "tbd_max_tokens": "max_tokens"}
 #: every metadata key the TBD tasks read; any other ``tbd_*`` key is a typo
-METADATA_KEYS = frozenset(PARAM_KEYS) | {"tbd_input_scores", "tbd_ref_model", "tbd_data_file", "tbd_server_args"}
+METADATA_KEYS = frozenset(PARAM_KEYS) | {"tbd_input_scores", "tbd_ref_model", "tbd_data_file", "tbd_server_args",
+                                         "tbd_decoding", "tbd_samples", "tbd_seed"}
+#: ``tbd_decoding`` values. "greedy" is the paper's text; "sample" (temperature 1 on the raw
+#: distribution, no top-k, top-p or penalties) is what the authors' released evaluation code does
+#: (vLLM's default temperature of 1.0).
+DECODING_MODES = ("greedy", "sample")
 # Request fields TBD sets itself, or that would shorten, bias or multiply the generation.
 _RESERVED_SERVER_ARGS = frozenset({
     "temperature", "max_tokens", "max_completion_tokens", "max_gen_toks", "min_tokens", "until", "stop",
     "stop_token_ids", "ignore_eos", "logit_bias", "logprobs", "top_logprobs", "prompt", "messages", "n",
-    "best_of", "stream", "echo", "do_sample", "use_beam_search",
+    "best_of", "stream", "echo", "do_sample", "use_beam_search", "seed", "top_p",
 })
-# Penalties change which token is chosen: allowed only at their neutral value (servers such as
-# llama.cpp default to a non-neutral one, which this option is there to switch off).
-_NEUTRAL_SERVER_ARGS = {"repeat_penalty": 1.0, "repetition_penalty": 1.0, "frequency_penalty": 0.0,
-                        "presence_penalty": 0.0}
+# Penalties and truncations change which token is chosen: allowed only at their neutral values
+# (servers such as llama.cpp default to non-neutral ones, e.g. repeat_penalty 1.1, top_k 40 and
+# min_p 0.05, which this option is there to switch off).
+_NEUTRAL_SERVER_ARGS = {"repeat_penalty": (1.0,), "repetition_penalty": (1.0,), "frequency_penalty": (0.0,),
+                        "presence_penalty": (0.0,), "top_k": (0, -1), "min_p": (0.0,), "typical_p": (1.0,)}
 
 
 @dataclass(frozen=True)
@@ -34,6 +41,21 @@ class TaskOptions:
     ref_model: str | None = None  # reference model path for the calibrated scores
     # extra JSON fields for OpenAI-compatible server requests (e.g. llama.cpp's repeat_penalty)
     server_args: dict[str, Any] | None = None
+    decoding: str = "greedy"  # or "sample": temperature 1 on the raw distribution
+    samples: int = 1  # independent samples per question (sample decoding); the score is their mean
+    seed: int = 0  # base seed of sampled decoding; each (question, sample) gets its own stream
+
+
+def sample_seed(seed: int, question: str, index: int) -> int:
+    """The seed of sample ``index`` of ``question`` under ``tbd_seed`` ``seed``: a stable 63-bit
+    hash, so a question's samples do not depend on batching, order or the other questions.
+
+    Example: ``sample_seed(0, "What is 2+2?", 0)`` is the same number in every run and process.
+    """
+    import hashlib
+
+    digest = hashlib.sha256(f"{seed}\0{index}\0{question}".encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") & (2**63 - 1)
 
 
 def _number(value, key: str, task: str, integer: bool) -> float | int:
@@ -79,12 +101,34 @@ def options_from_metadata(metadata: dict[str, Any] | None, *, task: str = "tbd")
     ref = metadata.get("tbd_ref_model") or None
     if ref is not None and not isinstance(ref, str):
         raise ValueError(f"task {task}: metadata 'tbd_ref_model' must be a model path, got {ref!r}")
+    decoding = metadata.get("tbd_decoding", "greedy")
+    if decoding not in DECODING_MODES:
+        raise ValueError(f"task {task}: metadata 'tbd_decoding' must be one of {list(DECODING_MODES)}, got {decoding!r}")
+    samples = _count(metadata.get("tbd_samples", 1), "tbd_samples", task, minimum=1)
+    if samples > 1 and decoding != "sample":
+        raise ValueError(f"task {task}: metadata 'tbd_samples' {samples} needs 'tbd_decoding': 'sample' "
+                         "(greedy decoding gives the same tokens every time)")
     return TaskOptions(
         params=params_from_metadata(metadata, task=task),
         input_scores=_flag(metadata.get("tbd_input_scores", False), "tbd_input_scores", task),
         ref_model=ref,
         server_args=_server_args(metadata.get("tbd_server_args"), task),
+        decoding=decoding,
+        samples=samples,
+        seed=_count(metadata.get("tbd_seed", 0), "tbd_seed", task, minimum=0),
     )
+
+
+def _count(value, key: str, task: str, *, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ValueError(f"task {task}: metadata '{key}' must be an integer >= {minimum}, got {value!r}")
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValueError(f"task {task}: metadata '{key}' must be an integer >= {minimum}, got {value!r}") from None
+    if number < minimum:
+        raise ValueError(f"task {task}: metadata '{key}' must be an integer >= {minimum}, got {value!r}")
+    return number
 
 
 def _server_args(value, task: str) -> dict[str, Any] | None:
@@ -96,9 +140,10 @@ def _server_args(value, task: str) -> dict[str, Any] | None:
     reserved = sorted(set(value) & _RESERVED_SERVER_ARGS)
     if reserved:
         raise ValueError(f"task {task}: metadata 'tbd_server_args' may not set {reserved}: TBD sets them itself "
-                         "(greedy decoding of exactly tbd_max_tokens tokens, per-token log-probabilities)")
+                         "(the decoding of tbd_decoding for exactly tbd_max_tokens tokens, per-token log-probabilities)")
     for key, neutral in _NEUTRAL_SERVER_ARGS.items():
-        if key in value and value[key] != neutral:
-            raise ValueError(f"task {task}: metadata 'tbd_server_args' sets {key} {value[key]!r}; TBD needs greedy "
-                             f"decoding, so only the neutral value {neutral} is allowed")
+        if key in value and (isinstance(value[key], bool) or value[key] not in neutral):
+            raise ValueError(f"task {task}: metadata 'tbd_server_args' sets {key} {value[key]!r}; TBD decodes on the "
+                             f"model's raw distribution, so only the neutral value {' or '.join(map(str, neutral))} "
+                             "is allowed")
     return dict(value)

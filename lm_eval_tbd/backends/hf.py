@@ -1,5 +1,5 @@
-"""``generate_logprobs`` for lm-eval's stock ``hf`` model (HFLM): greedy generation that keeps the
-log-probability of every generated token, captured while generating.
+"""``generate_logprobs`` for lm-eval's stock ``hf`` model (HFLM): greedy or sampled generation
+that keeps the log-probability of every generated token, captured while generating.
 
 How: a forward hook on the model sees the raw logits of each decoding step (before any logits
 processor), turns the last position into a log-softmax row, and holds that one [batch x vocab] row
@@ -103,6 +103,40 @@ class LogprobCapture:
             raise RuntimeError("generate_logprobs: captured token ids differ from the generated ones")
 
 
+class GumbelSampler:
+    """A logits processor that turns greedy ``generate`` into sampling at temperature 1 from the
+    raw distribution, with one seeded random stream per sequence.
+
+    argmax(log p + g) with g ~ Gumbel(0, 1) i.i.d. per vocabulary entry is an exact draw from p
+    (the Gumbel-max trick). The draw is made on the capture's raw row (the model's own
+    distribution, whatever processors ran before), and noted so the backend can check that the
+    generated id is that draw. Per-row generators make a question's sample depend only on its own
+    seed, not on batching or the other questions.
+    """
+
+    def __init__(self, seeds: list[int], capture: "LogprobCapture") -> None:
+        self.generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
+        self.capture = capture
+        self.expected: list[torch.Tensor] = []
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        vocab = scores.shape[-1]
+        # Uniforms on CPU from each row's generator (reproducible on any device), kept away from 0
+        # and 1 so the double log stays finite; the draw is made in float64 on the raw row.
+        u = torch.stack([torch.rand(vocab, generator=g, dtype=torch.float64) for g in self.generators])
+        gumbel = -torch.log(-torch.log(u.clamp(1e-300, 1 - 1e-16)))
+        raw = self.capture._row
+        if raw is None or raw.shape != scores.shape:
+            raise RuntimeError("generate_logprobs: the sampler found no raw distribution for this step")
+        choice = (raw.detach().cpu().double() + gumbel).argmax(-1).to(scores.device)
+        self.expected.append(choice)
+        # Force the draw (greedy selection then takes it exactly, with no float32 near-tie flips);
+        # a processor running after this one that changes it is caught by the backend's check.
+        forced = torch.full_like(scores, float("-inf"))
+        forced.scatter_(-1, choice[:, None], 0.0)
+        return forced
+
+
 def _eos_ids(lm) -> set[int]:
     ids: set[int] = set()
     for source in (lm.tokenizer.eos_token_id, getattr(lm.model.generation_config, "eos_token_id", None)):
@@ -180,8 +214,10 @@ def generate_logprobs(self, requests, disable_tqdm: bool = False) -> list[str]:
     tokens are generated; ``gen_kwargs["input_scores"]`` (default False) also records the
     question's prompt-token log-probs, whose character span in ``context`` is
     ``extra["question_span"]``; ``gen_kwargs["ref_model"]`` (a path) scores the generated ids
-    under that reference model too. Decoding is greedy on the raw distribution and stops at an
-    end-of-sequence token or at ``max_gen_toks``; no stop strings apply.
+    under that reference model too. ``gen_kwargs["decoding"]`` is "greedy" (the default: the raw
+    distribution's maximum) or "sample" (a draw from the raw distribution at temperature 1, seeded
+    per request by ``extra["seed"]``). Generation stops at an end-of-sequence token or at
+    ``max_gen_toks``; no stop strings apply.
     """
     from lm_eval.models.utils import Collator
 
@@ -220,6 +256,18 @@ def generate_logprobs(self, requests, disable_tqdm: bool = False) -> list[str]:
             if "logits_to_keep" in inspect.signature(model.forward).parameters:
                 extra_kwargs["logits_to_keep"] = 0  # prefill returns the whole prompt's logits
         capture = LogprobCapture(prompt_positions=positions)
+        sampler = None
+        decoding = gen.get("decoding", "greedy")
+        if decoding == "sample":
+            seeds = [(e or {}).get("seed") for e in extras]
+            if any(s is None for s in seeds):
+                raise ValueError("generate_logprobs: sampled decoding needs a seed per request (extra['seed'])")
+            from transformers import LogitsProcessorList
+
+            sampler = GumbelSampler(seeds, capture)
+            extra_kwargs["logits_processor"] = LogitsProcessorList([sampler])
+        elif decoding != "greedy":
+            raise ValueError(f"generate_logprobs: unknown decoding {decoding!r}")
         handle = model.register_forward_hook(capture.hook, with_kwargs=True)
         try:
             with torch.no_grad(), torch.autocast(
@@ -232,6 +280,7 @@ def generate_logprobs(self, requests, disable_tqdm: bool = False) -> list[str]:
                     attention_mask=attn_mask,
                     max_new_tokens=max_new,
                     min_new_tokens=0,
+                    # Sampling is the Gumbel processor over greedy selection (seeded per row).
                     do_sample=False,
                     num_beams=1,
                     # Neutralise processors a checkpoint's generation_config may switch on.
@@ -249,13 +298,14 @@ def generate_logprobs(self, requests, disable_tqdm: bool = False) -> list[str]:
         ref_lp = None
         if gen.get("ref_model"):
             ref_lp = _reference_logprobs(_reference_model(self, gen["ref_model"]), out, attn_mask, context_enc.shape[1]).cpu()
-        results.extend(_records(self, capture, generated, eos, context_enc, attn_mask, ref_lp))
+        results.extend(_records(self, capture, generated, eos, context_enc, attn_mask, ref_lp, sampler, extras))
         pbar.update(len(chunk))
     pbar.close()
     return re_ords.get_original(results)
 
 
-def _records(lm, capture: LogprobCapture, generated, eos, context_enc, attn_mask, ref_lp=None) -> list[str]:
+def _records(lm, capture: LogprobCapture, generated, eos, context_enc, attn_mask, ref_lp=None, sampler=None,
+             extras=None) -> list[str]:
     steps = generated.shape[1]
     empty = torch.empty(generated.shape[0], 0)
     stack = lambda xs: torch.stack(xs, 1).cpu() if xs else empty  # noqa: E731
@@ -267,14 +317,26 @@ def _records(lm, capture: LogprobCapture, generated, eos, context_enc, attn_mask
         end = next((i + 1 for i, t in enumerate(ids) if t in eos), steps)
         finish = "eos" if end and ids[end - 1] in eos else "length"
         lp = chosen[b, :end]
-        # The hook saw the raw distribution; greedy decoding must have picked its maximum.
-        off = torch.nonzero(lp < row_max[b, :end] - _GREEDY_TOL)
-        if off.numel():
-            raise RuntimeError(
-                f"generate_logprobs: token {int(off[0, 0])} was not the greedy choice of the model's raw "
-                "distribution; a logits processor from the checkpoint's generation_config changed decoding. "
-                "TBD needs plain greedy decoding."
-            )
+        if sampler is None:
+            # The hook saw the raw distribution; greedy decoding must have picked its maximum.
+            off = torch.nonzero(lp < row_max[b, :end] - _GREEDY_TOL)
+            if off.numel():
+                raise RuntimeError(
+                    f"generate_logprobs: token {int(off[0, 0])} was not the greedy choice of the model's raw "
+                    "distribution; a logits processor from the checkpoint's generation_config changed decoding. "
+                    "TBD needs plain greedy decoding."
+                )
+        else:
+            # Each sampled id must be the Gumbel-max draw from the raw distribution (so its logged
+            # log-prob, gathered from that distribution, is the raw log-prob of a true sample).
+            expected = torch.stack(sampler.expected, 1)[b, :end].cpu().tolist() if sampler.expected else []
+            off = next((i for i, (a, e) in enumerate(zip(ids[:end], expected)) if a != e), None)
+            if off is not None or len(expected) != end or not torch.isfinite(lp).all():
+                raise RuntimeError(
+                    f"generate_logprobs: sampled token {off} is not the draw from the model's raw distribution; a "
+                    "logits processor from the checkpoint's generation_config changed decoding."
+                )
+        extra = (extras[b] if extras else None) or {}
         text_ids = ids[: end - 1] if finish == "eos" else ids[:end]
         question = capture.prompt[b] if capture.prompt else None
         out.append(
@@ -291,6 +353,9 @@ def _records(lm, capture: LogprobCapture, generated, eos, context_enc, attn_mask
                 question_logp_mean=question[1] if question else None,
                 question_logp_std=question[2] if question else None,
                 ref_logprobs=ref_lp[b, :end].tolist() if ref_lp is not None else None,
+                decoding="greedy" if sampler is None else "sample",
+                seed=extra.get("seed") if sampler is not None else None,
+                sample_index=extra.get("sample_index") if sampler is not None else None,
             ).to_json()
         )
     return out

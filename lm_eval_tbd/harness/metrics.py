@@ -89,6 +89,7 @@ def _metrics() -> dict[str, tuple[str, bool]]:
         out[f"{name}_tpr_at_1fpr"] = ("tbd_tpr_at_1fpr", True)
     out["tbd_n_tokens"] = ("mean", True)
     out["tbd_empty_rate"] = ("mean", False)
+    out["tbd_sample_std"] = ("mean", False)  # spread of TBD across a question's samples (0 when greedy)
     return out
 
 

@@ -12,6 +12,7 @@ which lm-eval merges over the YAML: ``tbd_tau``, ``tbd_alpha``, ``tbd_max_tokens
 from __future__ import annotations
 
 import logging
+import statistics
 
 from lm_eval.api.instance import Instance
 from lm_eval.api.registry import get_aggregation
@@ -22,8 +23,8 @@ from lm_eval_tbd import backends
 from lm_eval_tbd.harness.metrics import METRICS  # importing registers the metrics and aggregations
 from lm_eval_tbd.record import REQUEST_TYPE, GenerationRecord
 from lm_eval_tbd.scores import decision_value
-from lm_eval_tbd.scoring import score_record
-from lm_eval_tbd.task_options import options_from_metadata
+from lm_eval_tbd.scoring import mean_scores, score_record
+from lm_eval_tbd.task_options import options_from_metadata, sample_seed
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ __all__ = ["TBDTask"]
 
 def _non_greedy_settings(gen_kwargs: dict) -> list[str]:
     """Settings (e.g. from --gen_kwargs meant for the ordinary tasks of the same run) that TBD
-    ignores: it is defined on greedy decoding up to tbd_max_tokens, with no stop strings."""
+    ignores: its decoding is set by tbd_decoding alone, up to tbd_max_tokens, with no stop strings."""
     ignored = []
     if gen_kwargs.get("do_sample") not in (None, False, "false", "False"):
         ignored.append("do_sample")
@@ -73,39 +74,64 @@ class TBDTask(ConfigurableTask):
             kwargs["rewrite_requests_cache"] = False
         ignored = _non_greedy_settings(self.config.generation_kwargs or {})
         if ignored:
-            log.warning("%s: ignoring generation settings %s; TBD decodes greedily and generates %d tokens "
-                        "(set tbd_max_tokens in --metadata to change)", self.config.task, ignored, self.params.max_tokens)
+            log.warning("%s: ignoring generation settings %s; TBD decodes as tbd_decoding says (%s) and generates "
+                        "%d tokens (set tbd_decoding and tbd_max_tokens in --metadata to change)", self.config.task,
+                        ignored, self.options.decoding, self.params.max_tokens)
         if not kwargs.get("apply_chat_template"):
             log.warning("%s: prompts are not chat-templated. The TBD protocol prompts a chat model with its "
                         "chat template; pass --apply_chat_template unless the model has none.", self.config.task)
         super().build_all_requests(*args, **kwargs)
 
-    def construct_requests(self, doc: dict, ctx: str, **kwargs) -> Instance:
+    def construct_requests(self, doc: dict, ctx: str, **kwargs) -> list[Instance]:
+        """One request per sample (one for greedy decoding). Every request of a question shares the
+        generation settings; a sampled one carries its own seed in its third argument."""
         kwargs.pop("apply_chat_template", None)
         kwargs.pop("chat_template", None)
-        gen_kwargs = {"max_gen_toks": self.params.max_tokens, "do_sample": False, "temperature": 0.0, "until": [],
+        sample = self.options.decoding == "sample"
+        gen_kwargs = {"max_gen_toks": self.params.max_tokens, "do_sample": sample, "temperature": 1.0 if sample else 0.0,
+                      "until": [], "decoding": self.options.decoding,
                       "input_scores": self.options.input_scores, "ref_model": self.options.ref_model}
         if self.options.server_args:
             gen_kwargs["server_args"] = self.options.server_args
         # Where the question sits in the (possibly chat-templated) prompt, for the input-side scores.
         start = ctx.rfind(doc["question"]) if isinstance(ctx, str) else -1
-        extra = {"question_span": (start, start + len(doc["question"])) if start >= 0 else None}
-        return Instance(request_type=REQUEST_TYPE, doc=doc, arguments=(ctx, gen_kwargs, extra), idx=0, **kwargs)
+        span = (start, start + len(doc["question"])) if start >= 0 else None
+        requests = []
+        for index in range(self.options.samples):
+            extra = {"question_span": span}
+            if sample:
+                extra.update(sample_index=index, seed=sample_seed(self.options.seed, doc["question"], index))
+            requests.append(Instance(request_type=REQUEST_TYPE, doc=doc, arguments=(ctx, dict(gen_kwargs), extra),
+                                     idx=index, **kwargs))
+        return requests
 
     def process_results(self, doc: dict, results: list) -> dict:
         """Per question: every score (``tbd`` first), the token count, and with a label the
-        ``(decision value, label)`` pairs the ROC aggregations need (decision: higher = seen)."""
-        record = GenerationRecord.from_json(results[0])
-        if record.n_tokens > self.params.max_tokens:
-            raise ValueError(f"{self.config.task}: question {doc.get('id')} has {record.n_tokens} generated tokens "
-                             f"for tbd_max_tokens {self.params.max_tokens}; the response is not from this request")
-        scores = score_record(record, self.params, question=doc.get("question"))
-        if record.n_tokens == 0:
-            log.warning("%s: question %s produced zero generated tokens; its TBD is 0 by definition "
-                        "and the likelihood baselines are undefined", self.config.task, doc.get("id"))
+        ``(decision value, label)`` pairs the ROC aggregations need (decision: higher = seen).
+
+        With several samples, each score is the mean over the samples that have it, and
+        ``tbd_sample_std`` is the spread of TBD across them (0 for one generation)."""
+        if len(results) != self.options.samples:
+            raise ValueError(f"{self.config.task}: question {doc.get('id')} got {len(results)} generations for "
+                             f"tbd_samples {self.options.samples}")
+        records = [GenerationRecord.from_json(r) for r in results]
+        per_sample = []
+        for record in records:
+            if record.n_tokens > self.params.max_tokens:
+                raise ValueError(f"{self.config.task}: question {doc.get('id')} has {record.n_tokens} generated tokens "
+                                 f"for tbd_max_tokens {self.params.max_tokens}; the response is not from this request")
+            if record.decoding != self.options.decoding:
+                raise ValueError(f"{self.config.task}: question {doc.get('id')}: the backend decoded "
+                                 f"{record.decoding!r}, the task asked for {self.options.decoding!r}")
+            if record.n_tokens == 0:
+                log.warning("%s: question %s produced zero generated tokens; its TBD is 0 by definition "
+                            "and the likelihood baselines are undefined", self.config.task, doc.get("id"))
+            per_sample.append(score_record(record, self.params, question=doc.get("question")))
+        scores = mean_scores(per_sample)
         out = dict(scores)
-        out["tbd_n_tokens"] = record.n_tokens
-        out["tbd_empty_rate"] = float(record.n_tokens == 0)
+        out["tbd_n_tokens"] = sum(r.n_tokens for r in records) / len(records)
+        out["tbd_empty_rate"] = sum(r.n_tokens == 0 for r in records) / len(records)
+        out["tbd_sample_std"] = statistics.pstdev(s["tbd"] for s in per_sample)
         label = doc.get("label")
         if label is not None:
             for name, value in scores.items():

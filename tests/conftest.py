@@ -13,8 +13,6 @@ import pytest
 pytest_plugins = ["pytester"]
 
 ROOT = Path(__file__).resolve().parents[1]
-# The benchmark files are read from ../shared/data (never committed); override for other layouts.
-SHARED_DATA = Path(os.environ.get("LM_EVAL_TBD_TEST_DATA", ROOT.parent / "shared" / "data"))
 
 # No hub here: any attempt to download must fail fast rather than hang.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -30,10 +28,13 @@ def offline_env(**extra: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    if not (SHARED_DATA / "aime24.jsonl").is_file():
-        pytest.fail(f"benchmark data not found in {SHARED_DATA}; set LM_EVAL_TBD_TEST_DATA to ../shared/data")
-    return SHARED_DATA
+def shared_data(tmp_path_factory) -> Path:
+    """A data directory in the benchmark layout (aime24.jsonl, ..., s1k.jsonl) of synthetic,
+    seeded questions (tests/synthetic_data.py): the suite never reads the real benchmark files,
+    so it passes on a fresh clone with nothing beside it."""
+    from tests.synthetic_data import write_benchmark_dir
+
+    return write_benchmark_dir(tmp_path_factory.mktemp("benchmark_data"))
 
 
 def read_questions(path: Path) -> list[str]:

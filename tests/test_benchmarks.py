@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, SHARED_DATA, offline_env
+from tests.conftest import ROOT, offline_env
 
 pytestmark = pytest.mark.slow
 
@@ -21,7 +21,7 @@ def run_script(name: str, out: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 def test_detection_quick(tmp_path, shared_data):
-    run_script("detection.py", tmp_path, "--data", str(SHARED_DATA))
+    run_script("detection.py", tmp_path, "--data", str(shared_data))
     summary = json.loads((tmp_path / "detection-quick.json").read_text())
     assert set(summary["checkpoints"]) == {"0", "100"}
     for figures in summary["checkpoints"].values():
@@ -35,7 +35,7 @@ def test_detection_quick(tmp_path, shared_data):
 
 
 def test_speed_quick(tmp_path, shared_data):
-    run_script("speed.py", tmp_path, "--data", str(SHARED_DATA / "math500.jsonl"))
+    run_script("speed.py", tmp_path, "--data", str(shared_data / "math500.jsonl"))
     result = json.loads((tmp_path / "speed.json").read_text())
     medians = result["summary"]["medians"]
     assert set(medians) == {"plain@64", "tbd@64", "tbd@200"}

@@ -16,7 +16,7 @@ from lm_eval_tbd.record import GenerationRecord
 from lm_eval_tbd.scores import TBDParams
 
 LN = math.log
-WORKED = [LN(1.0), LN(0.9), LN(0.5)]  # tbd-method.md's worked example: TBD 0.455471
+WORKED = [LN(1.0), LN(0.9), LN(0.5)]  # docs/method.md's worked example: TBD 0.455471
 
 
 def _chat(logprobs, tokens=None, finish="stop", tops=None):

@@ -1,4 +1,4 @@
-"""TBD against hand-computed values (tbd-method.md) and its edge cases."""
+"""TBD against hand-computed values (the worked example in docs/method.md) and its edge cases."""
 
 import math
 

@@ -16,7 +16,8 @@ from __future__ import annotations
 from lm_eval_tbd._autoload import MODEL_PATCHES
 from lm_eval_tbd.record import REQUEST_TYPE
 
-__all__ = ["SUPPORTED_MODELS", "install", "refuse_weight_options", "scored_length"]
+__all__ = ["SUPPORTED_MODELS", "PromptTooLongError", "check_prompt_fits", "install", "refuse_weight_options",
+           "scored_length"]
 
 #: lm-eval ``--model`` names whose class answers ``generate_logprobs``.
 SUPPORTED_MODELS = ("hf", "hf-auto", "huggingface", "vllm", "local-completions", "local-chat-completions",
@@ -41,6 +42,27 @@ def scored_length(gen_kwargs: dict, max_length: int | None = None, length_option
         raise ValueError(f"generate_logprobs: tbd_max_tokens {max_tokens} leaves no room for the prompt in the "
                          f"model's maximum length {max_length}; lower tbd_max_tokens or raise {length_option}")
     return max_tokens
+
+
+class PromptTooLongError(ValueError):
+    """A question's prompt does not fit the model's context beside the tokens to generate."""
+
+
+def check_prompt_fits(n_prompt: int, max_tokens: int, max_length: int | None, *, doc: dict | None = None,
+                      length_option: str = "max_length") -> None:
+    """Refuse a prompt longer than ``max_length - max_tokens``: the harness would cut its start
+    (left truncation) and the score would be that of another, shorter prompt, reported as the
+    whole question's."""
+    if max_length is None or n_prompt <= max_length - max_tokens:
+        return
+    qid = (doc or {}).get("id")
+    which = f"question {qid!r}" if qid is not None else "a question"
+    raise PromptTooLongError(
+        f"generate_logprobs: {which} has a prompt of {n_prompt} tokens, but the model's maximum length "
+        f"{max_length} minus tbd_max_tokens {max_tokens} leaves room for {max_length - max_tokens}; its start "
+        f"would be cut and the score would not be the question's. Raise {length_option} in --model_args, lower "
+        "tbd_max_tokens, or leave the question out."
+    )
 
 
 def refuse_weight_options(gen_kwargs: dict, backend: str) -> None:

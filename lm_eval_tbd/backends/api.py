@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from tqdm import tqdm
 
-from lm_eval_tbd.backends import refuse_weight_options, scored_length
+from lm_eval_tbd.backends import check_prompt_fits, refuse_weight_options, scored_length
 from lm_eval_tbd.openai_format import record_from_chat_choice, record_from_completion_choice
 from lm_eval_tbd.record import REQUEST_TYPE
 
@@ -49,7 +49,7 @@ def _messages(context) -> list[dict] | None:
     return None
 
 
-def _prompt(lm, context, chat: bool, max_tokens: int):
+def _prompt(lm, context, chat: bool, max_tokens: int, doc: dict | None = None):
     """The prompt to send: messages for chat endpoints, text or token ids for completions."""
     messages = _messages(context)
     if chat:
@@ -65,10 +65,8 @@ def _prompt(lm, context, chat: bool, max_tokens: int):
         context = lm.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     if lm.tokenized_requests:
         ids = lm.tok_encode(context, add_special_tokens=lm.add_bos_token)
-        room = lm.max_length - max_tokens  # >= 1: checked by scored_length
-        if len(ids) > room:
-            log.warning("prompt of %d tokens left-truncated to %d (max_length - tbd_max_tokens)", len(ids), room)
-        return ids[-room:]
+        check_prompt_fits(len(ids), max_tokens, lm.max_length, doc=doc)
+        return ids
     return context
 
 
@@ -144,9 +142,9 @@ def generate_logprobs(self, requests, disable_tqdm: bool = False) -> list[str]:
         sample = gen.get("decoding", "greedy") == "sample"
         if sample and extra.get("seed") is None:
             raise ValueError("generate_logprobs: sampled decoding needs a seed per request (extra['seed'])")
-        # Token-id prompts are truncated to fit max_length; text prompts are the server's business.
+        # Token-id prompts must fit max_length (refused otherwise); text prompts are the server's business.
         max_tokens = scored_length(gen, self.max_length if self.tokenized_requests else None)
-        payload = _payload(self, _prompt(self, context, chat, max_tokens), max_tokens, chat, gen.get("server_args"),
+        payload = _payload(self, _prompt(self, context, chat, max_tokens, req.doc), max_tokens, chat, gen.get("server_args"),
                            seed=extra["seed"] if sample else None)
         prompt = payload.get("prompt")
         prompt_len = len(prompt[0]) if isinstance(prompt, list) and prompt and isinstance(prompt[0], list) else None

@@ -15,7 +15,7 @@ import logging
 import torch
 from tqdm import tqdm
 
-from lm_eval_tbd.backends import scored_length
+from lm_eval_tbd.backends import check_prompt_fits, scored_length
 from lm_eval_tbd.record import REQUEST_TYPE, GenerationRecord
 
 log = logging.getLogger(__name__)
@@ -226,6 +226,11 @@ def generate_logprobs(self, requests, disable_tqdm: bool = False) -> list[str]:
     model = self.model
     eos = _eos_ids(self)
     pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else min(eos)
+
+    # Refuse, before generating anything, a prompt that would be left-truncated.
+    for req in requests:
+        check_prompt_fits(len(self.tok_encode(req.args[0])), scored_length(req.args[1], self.max_length),
+                          self.max_length, doc=req.doc)
 
     batch_size = self.batch_size
     if batch_size == "auto":

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 
 from tqdm import tqdm
 
-from lm_eval_tbd.backends import refuse_weight_options, scored_length
+from lm_eval_tbd.backends import check_prompt_fits, refuse_weight_options, scored_length
 from lm_eval_tbd.record import REQUEST_TYPE, GenerationRecord
 
 __all__ = ["generate_logprobs", "patch_module", "record_from_vllm"]
@@ -99,7 +99,6 @@ def generate_logprobs(self, requests, disable_tqdm: bool = False) -> list[str]:
 
     Question-side and reference-model scores are not implemented for vLLM and are refused.
     """
-    from lm_eval.models.utils import maybe_truncate
     from vllm import SamplingParams
 
     contexts, all_kwargs = [r.args[0] for r in requests], [r.args[1] for r in requests]
@@ -108,10 +107,10 @@ def generate_logprobs(self, requests, disable_tqdm: bool = False) -> list[str]:
         refuse_weight_options(gen, "vllm")
     encodings = self.tok_encode(list(contexts))
     prompts, params, limits = [], [], []
-    for toks, gen, extra in zip(encodings, all_kwargs, extras):
+    for toks, gen, extra, req in zip(encodings, all_kwargs, extras, requests):
         max_tokens = scored_length(gen, self.max_length, "max_model_len")
-        toks, max_tokens = maybe_truncate(toks, max_gen_toks=max_tokens, max_model_len=self.max_length,
-                                          side=self.truncation_side, verbose=True)
+        # A prompt that does not fit is refused rather than cut (its score would be another prompt's).
+        check_prompt_fits(len(toks), max_tokens, self.max_length, doc=req.doc, length_option="max_model_len")
         prompts.append(toks)
         limits.append(max_tokens)
         params.append(SamplingParams(max_tokens=max_tokens, logprobs=0, stop=None, skip_special_tokens=True,

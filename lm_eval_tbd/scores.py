@@ -16,7 +16,8 @@ import numpy as np
 
 __all__ = [
     "TBDParams", "tbd_score", "validate_logprobs", "DEFAULT_TAU", "DEFAULT_ALPHA", "DEFAULT_MAX_TOKENS",
-    "mean_logprob", "min_k", "max_k", "min_k_plus_plus", "zlib_ratio", "SCORES", "ScoreSpec", "decision_value",
+    "mean_logprob", "min_k", "max_k", "min_k_plus_plus", "zlib_ratio", "mean_entropy", "ratio_min_k",
+    "certain_share", "SCORES", "ScoreSpec", "decision_value",
 ]
 
 DEFAULT_TAU = 1.0
@@ -149,6 +150,68 @@ def zlib_ratio(logprobs, text: str, *, max_tokens: int | None = None) -> float:
     return float(np.mean(lp) / size)
 
 
+def mean_entropy(vocab_logp_mean, *, max_tokens: int | None = None) -> float:
+    """Mean entropy (nats) of the model's next-token distribution over the scored positions,
+    from ``vocab_logp_mean[i] = sum_v p_v log p_v = -H_i`` (what the hf capture records for
+    Min-K%++). LOWER = more likely seen: a model that learned an answer is near-certain at every
+    step, whichever token it then draws.
+
+    Example: positions with H = 0 and H = log 2 give ``mean_entropy([0.0, -0.693147])`` = 0.346574.
+    """
+    mu = np.asarray(vocab_logp_mean, dtype=np.float64)
+    if max_tokens is not None:
+        mu = mu[:max_tokens]
+    if mu.ndim != 1 or mu.size == 0:
+        raise ValueError("mean_entropy is undefined for zero tokens")
+    if np.isnan(mu).any() or (mu > 1e-4).any():
+        raise ValueError("mean_entropy: sum p log p must be a non-positive number at every position")
+    return float(-np.mean(np.minimum(mu, 0.0)))
+
+
+def _paired(logprobs, ref_logprobs, max_tokens: int | None, what: str) -> tuple[np.ndarray, np.ndarray]:
+    lp = _scored(logprobs, max_tokens, what)
+    ref = validate_logprobs(ref_logprobs, where=f"{what} reference log-probs")[: lp.size]
+    if ref.size != lp.size:
+        raise ValueError(f"{what}: {lp.size} tokens but {ref.size} reference log-probs")
+    return lp, ref
+
+
+def ratio_min_k(logprobs, ref_logprobs, k: float = 0.2, *, max_tokens: int | None = None) -> float:
+    """Min-K% of the per-token log-likelihood ratios ``log p_i - log q_i`` (student against the
+    reference model, usually the base before distillation, on the same generated tokens): the
+    mean of the lowest ``k`` fraction. HIGHER = more likely seen.
+
+    Why the lowest: distillation raises the probability of the answer style on every question;
+    only on a question it was trained on does it also raise the content tokens the base found
+    unlikely, so even the worst-boosted tokens are boosted. -inf ratios (a reference probability
+    of 0 against a non-zero student one) count as +inf, and the reverse as -inf.
+
+    Example: ratios [1.0, 0.2, -0.5, 0.3, 0.4] with k = 0.4 average the lowest two:
+    (-0.5 + 0.2) / 2 = -0.15.
+    """
+    lp, ref = _paired(logprobs, ref_logprobs, max_tokens, "ratio_min_k")
+    with np.errstate(invalid="ignore"):
+        r = lp - ref
+    r = np.where(np.isnan(r), 0.0, r)  # both probabilities 0: no evidence either way
+    return float(np.mean(np.sort(r)[: _k_count(r.size, k)]))
+
+
+def certain_share(logprobs, ref_logprobs, *, student_min: float = 0.9, ref_max: float = 0.5,
+                  max_tokens: int | None = None) -> float:
+    """Share of the scored tokens where the student is near-certain (``p_i >= student_min``) and
+    the reference model is not (``q_i < ref_max``). HIGHER = more likely seen.
+
+    Why: TBD counts every near-certain token, including those any model is sure of (formula
+    boilerplate, the answer format taught to all questions); this keeps only the certainty the
+    reference model does not share, which is what training on the question adds.
+
+    Example: p = [0.95, 0.99, 0.5, 0.92], q = [0.2, 0.99, 0.1, 0.4] -> tokens 0 and 3 qualify:
+    2 / 4 = 0.5.
+    """
+    lp, ref = _paired(logprobs, ref_logprobs, max_tokens, "certain_share")
+    return float(np.mean((np.exp(lp) >= student_min) & (np.exp(ref) < ref_max)))
+
+
 @dataclass(frozen=True)
 class ScoreSpec:
     """How to read a score: ``higher_is_seen`` says which direction means "member"."""
@@ -174,6 +237,10 @@ SCORES: dict[str, ScoreSpec] = {
         ScoreSpec("q_zlib", True, "mean log-probability / zlib bytes of the question"),
         ScoreSpec("ref_tbd", False, "TBD of the student's generated tokens minus their TBD under the reference model"),
         ScoreSpec("ref_logprob", True, "mean log-prob of the generated tokens, student minus reference model"),
+        ScoreSpec("gen_entropy", False, "mean entropy of the next-token distribution at the generated positions"),
+        ScoreSpec("ref_ratio_min_k", True, "Min-K% (k=0.2) of per-token log-prob ratios, student over reference"),
+        ScoreSpec("ref_certain_share", True, "share of generated tokens the student is near-certain of (p >= 0.9) "
+                                             "and the reference model is not (q < 0.5)"),
     )
 }
 

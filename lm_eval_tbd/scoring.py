@@ -7,7 +7,10 @@ means "seen"); ``scores.decision_value`` turns any of them into HIGHER = more li
 from __future__ import annotations
 
 from lm_eval_tbd.record import GenerationRecord
-from lm_eval_tbd.scores import TBDParams, max_k, mean_logprob, min_k, min_k_plus_plus, tbd_score, zlib_ratio
+from lm_eval_tbd.scores import (
+    TBDParams, certain_share, max_k, mean_entropy, mean_logprob, min_k, min_k_plus_plus, ratio_min_k, tbd_score,
+    zlib_ratio,
+)
 
 __all__ = ["score_record", "mean_scores", "K"]
 
@@ -36,6 +39,9 @@ def score_record(record: GenerationRecord, params: TBDParams, question: str | No
     out["gen_max_k"] = max_k(lp, K)
     if record.vocab_logp_mean is not None and record.vocab_logp_std is not None:
         out["gen_min_k_pp"] = min_k_plus_plus(lp, record.vocab_logp_mean[:m], record.vocab_logp_std[:m], K)
+    if record.vocab_logp_mean is not None:
+        # sum p log p at each position: backends that record it (hf) give the entropy for free.
+        out["gen_entropy"] = mean_entropy(record.vocab_logp_mean[:m])
     # zlib needs the text of exactly the scored tokens; a record longer than M (re-scoring with a
     # smaller M) only has the text of all of them, so the score is left out rather than skewed.
     if record.n_tokens <= m:
@@ -44,6 +50,8 @@ def score_record(record: GenerationRecord, params: TBDParams, question: str | No
         ref = record.ref_logprobs[:m]
         out["ref_tbd"] = out["tbd"] - tbd_score(ref, tau=params.tau, alpha=params.alpha)
         out["ref_logprob"] = out["gen_mean_logprob"] - mean_logprob(ref)
+        out["ref_ratio_min_k"] = ratio_min_k(lp, ref, K)
+        out["ref_certain_share"] = certain_share(lp, ref)
     return out
 
 

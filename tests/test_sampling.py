@@ -124,3 +124,37 @@ def test_paired_auc_difference_hand_computed():
     assert same["difference"] == 0.0 and same["ci"] == [0.0, 0.0] and same["p_two_sided"] == 1.0
     # seeded: the same call gives the same interval
     assert paired_auc_difference(labels, a, b, n_resamples=500)["ci"] == d["ci"]
+
+
+def test_new_scores_hand_computed():
+    from lm_eval_tbd.scores import SCORES, certain_share, mean_entropy, ratio_min_k
+
+    assert mean_entropy([0.0, -math.log(2)]) == pytest.approx(0.346574, abs=1e-6)
+    assert mean_entropy([0.0, -math.log(2), -5.0], max_tokens=2) == pytest.approx(0.346574, abs=1e-6)
+    with pytest.raises(ValueError):
+        mean_entropy([])
+    with pytest.raises(ValueError):
+        mean_entropy([0.5])
+    lp = [0.0, 0.0, -0.5, 0.0, 0.0]
+    ref = [-1.0, -0.2, 0.0, -0.3, -0.4]  # ratios lp - ref: [1.0, 0.2, -0.5, 0.3, 0.4]
+    assert ratio_min_k(lp, ref, k=0.4) == pytest.approx((-0.5 + 0.2) / 2)
+    assert ratio_min_k(lp, ref, k=0.2) == pytest.approx(-0.5)  # max(1, floor(5 * 0.2)) = 1 token
+    p, q = [0.95, 0.99, 0.5, 0.92], [0.2, 0.99, 0.1, 0.4]
+    assert certain_share([math.log(x) for x in p], [math.log(x) for x in q]) == 0.5
+    with pytest.raises(ValueError, match="reference log-probs"):
+        certain_share([0.0, 0.0], [0.0])
+    assert not SCORES["gen_entropy"].higher_is_seen
+    assert SCORES["ref_ratio_min_k"].higher_is_seen and SCORES["ref_certain_share"].higher_is_seen
+
+
+def test_new_scores_come_from_the_record():
+    rec = GenerationRecord(token_ids=[1, 2], logprobs=[math.log(0.95), math.log(0.5)], finish_reason="length",
+                           vocab_logp_mean=[-0.1, -0.7], vocab_logp_std=[0.1, 0.2],
+                           ref_logprobs=[math.log(0.2), math.log(0.5)])
+    s = score_record(rec, TBDParams())
+    assert s["gen_entropy"] == pytest.approx(0.4)
+    assert s["ref_certain_share"] == 0.5
+    assert s["ref_ratio_min_k"] == pytest.approx(0.0)  # ratios [log .95 - log .2, 0]: lowest 1 of 2
+    # a server's record (no vocabulary statistics, no reference): the scores are left out, not faked
+    bare = score_record(GenerationRecord(token_ids=[1], logprobs=[-0.1], finish_reason="length"), TBDParams())
+    assert not {"gen_entropy", "ref_ratio_min_k", "ref_certain_share"} & set(bare)

@@ -1,0 +1,150 @@
+"""A combined detector: logistic regression over the per-question scores of one generation pass.
+
+A user fits it once on a labelled calibration run (their own distillation questions against
+held-out ones, scored by the same model with the TBD task), saves it as a small JSON file, and
+applies it to benchmark runs. It is reported only with out-of-fold figures: every calibration
+question is scored by a model fitted without it (stratified k-fold), never in-sample.
+
+The features are decision values (higher = more likely seen, :func:`lm_eval_tbd.scores.decision_value`),
+standardised with the calibration run's means and standard deviations. The model's output is a
+decision value too: HIGHER = more likely seen.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from lm_eval_tbd.scores import SCORES, decision_value
+
+__all__ = ["CombinedModel", "fit_combined", "load_combined", "COMBINED"]
+
+#: The name a combined model's output goes by in reports and gates.
+COMBINED = "combined"
+_VERSION = 1
+
+
+@dataclass(frozen=True)
+class CombinedModel:
+    """A fitted combination: ``decision = intercept + sum_j coef_j * (x_j - mean_j) / scale_j``,
+    with ``x_j`` the decision value of score ``features[j]``. Higher = more likely seen."""
+
+    features: tuple[str, ...]
+    means: tuple[float, ...]
+    scales: tuple[float, ...]
+    coef: tuple[float, ...]
+    intercept: float
+    C: float
+    out_of_fold: dict  # AUC, TPR and their CIs of the out-of-fold decisions on the calibration run
+    n_members: int
+    n_nonmembers: int
+    folds: int
+
+    def decision(self, scores: dict[str, float]) -> float:
+        """The combined decision value of one question's ``scores`` (its own SCORES values).
+        Raises KeyError naming a missing feature."""
+        missing = [f for f in self.features if f not in scores]
+        if missing:
+            raise KeyError(f"combined model needs score(s) {missing}, which this question's record does not give")
+        x = np.array([decision_value(f, scores[f]) for f in self.features])
+        z = (x - np.array(self.means)) / np.array(self.scales)
+        return float(self.intercept + z @ np.array(self.coef))
+
+    def decisions(self, run) -> np.ndarray:
+        """Decision values of every question of a :class:`lm_eval_tbd.results.TaskRun`."""
+        return np.array([self.decision(q.scores or {}) for q in run.questions])
+
+    def to_json(self) -> str:
+        return json.dumps({"version": _VERSION, **asdict(self)}, indent=1)
+
+    def save(self, path: str | Path) -> Path:
+        from lm_eval_tbd.atomic import write_text_atomic
+
+        return write_text_atomic(Path(path), self.to_json() + "\n")
+
+
+def load_combined(path: str | Path) -> CombinedModel:
+    """Read a model written by :meth:`CombinedModel.save`; a bad file is a ValueError naming it."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{path}: not a combined-model JSON file ({err})") from None
+    if not isinstance(data, dict) or data.pop("version", None) != _VERSION:
+        raise ValueError(f"{path}: not a combined-model file of version {_VERSION}")
+    try:
+        model = CombinedModel(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+    except TypeError as err:
+        raise ValueError(f"{path}: {err}") from None
+    unknown = [f for f in model.features if f not in SCORES]
+    lengths = {len(model.features), len(model.means), len(model.scales), len(model.coef)}
+    if unknown or len(lengths) != 1 or not all(math.isfinite(v) and v > 0 for v in model.scales):
+        raise ValueError(f"{path}: inconsistent combined model (unknown features {unknown} or mismatched arrays)")
+    return model
+
+
+def _matrix(runs, features):
+    rows, labels = [], []
+    for run in runs:
+        for q in run.questions:
+            if q.label is None:
+                raise ValueError(f"{run.task}: question {q.question_id} has no label; fitting needs a labelled run")
+            rows.append([decision_value(f, q.scores[f]) for f in features])
+            labels.append(int(q.label))
+    return np.array(rows, dtype=float), np.array(labels)
+
+
+def fit_combined(runs, *, features: list[str] | None = None, folds: int = 5, C: float = 1.0, seed: int = 0,
+                 n_resamples: int = 1000) -> CombinedModel:
+    """Fit on the labelled questions of ``runs`` (TaskRuns) and return the model.
+
+    ``features`` default to every score all questions have, except ``gen_zlib`` and ``q_zlib``
+    (their scale depends on text length, not on the model). Out-of-fold decisions come from
+    stratified ``folds``-fold cross-validation (seeded); ``out_of_fold`` holds their ROC report.
+    Non-finite feature values (a -inf log-prob) are an error, not silently dropped.
+
+    Example: ``fit_combined([load_run(out, "my_calibration")]).save("model.json")``.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+
+    from lm_eval_tbd.stats import roc_report
+
+    runs = list(runs)
+    if not runs:
+        raise ValueError("fit_combined: no runs given")
+    available = [n for n in SCORES if all(q.scores and n in q.scores for r in runs for q in r.questions)]
+    if features is None:
+        features = [n for n in available if n not in ("gen_zlib", "q_zlib")]
+    missing = [f for f in features if f not in available]
+    if missing or not features:
+        raise ValueError(f"fit_combined: score(s) {missing or features} are not given for every question; "
+                         f"available: {available}")
+    x, y = _matrix(runs, features)
+    if not np.isfinite(x).all():
+        raise ValueError("fit_combined: a feature value is not finite (a probability-0 token?); drop that feature")
+    n_pos, n_neg = int(y.sum()), int((1 - y).sum())
+    if min(n_pos, n_neg) < folds:
+        raise ValueError(f"fit_combined: {n_pos} members and {n_neg} non-members; each class needs at least "
+                         f"{folds} questions for {folds}-fold cross-validation")
+    means, scales = x.mean(0), x.std(0)
+    scales[scales == 0] = 1.0  # a constant feature carries no information; keep it harmless
+    z = (x - means) / scales
+
+    oof = np.empty(len(y))
+    for train, test in StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(z, y):
+        # Standardised with the full run's statistics: they use no labels, so nothing leaks.
+        clf = LogisticRegression(C=C, max_iter=1000).fit(z[train], y[train])
+        oof[test] = clf.decision_function(z[test])
+    clf = LogisticRegression(C=C, max_iter=1000).fit(z, y)
+    report = roc_report(y, oof, n_resamples=n_resamples, seed=seed)
+    return CombinedModel(
+        features=tuple(features), means=tuple(map(float, means)), scales=tuple(map(float, scales)),
+        coef=tuple(map(float, clf.coef_[0])), intercept=float(clf.intercept_[0]), C=C,
+        out_of_fold={"decisions_note": "out-of-fold (stratified k-fold), never in-sample", **report},
+        n_members=n_pos, n_nonmembers=n_neg, folds=folds,
+    )

@@ -21,7 +21,7 @@ import numpy as np
 
 from lm_eval_tbd.scores import SCORES, decision_value
 
-__all__ = ["CombinedModel", "fit_combined", "load_combined", "COMBINED"]
+__all__ = ["CombinedModel", "fit_combined", "load_combined", "cross_fit_decisions", "COMBINED"]
 
 #: The name a combined model's output goes by in reports and gates.
 COMBINED = "combined"
@@ -148,3 +148,39 @@ def fit_combined(runs, *, features: list[str] | None = None, folds: int = 5, C: 
         out_of_fold={"decisions_note": "out-of-fold (stratified k-fold), never in-sample", **report},
         n_members=n_pos, n_nonmembers=n_neg, folds=folds,
     )
+
+
+def cross_fit_decisions(calibration, targets: dict, *, features: list[str] | None = None, folds: int = 5,
+                        C: float = 1.0, seed: int = 0) -> dict[str, np.ndarray]:
+    """Out-of-fold combined decisions for runs over the SAME questions as ``calibration`` (e.g.
+    the questions reworded, or the model trained further): the questions are split into
+    stratified folds; each fold's questions in every target run are scored by a model fitted on
+    the calibration run's OTHER questions. So no question is scored by a model that saw its label.
+
+    Returns ``{name: decisions in the order of targets[name].questions}``. Raises ValueError when a
+    target holds questions the calibration run does not.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+
+    if features is None:
+        features = list(fit_combined([calibration], folds=folds, C=C, seed=seed, n_resamples=10).features)
+    ids = [q.question_id for q in calibration.questions]
+    x, y = _matrix([calibration], features)
+    out = {name: np.full(len(run.questions), np.nan) for name, run in targets.items()}
+    index = {name: {q.question_id: i for i, q in enumerate(run.questions)} for name, run in targets.items()}
+    for name, run in targets.items():
+        extra = set(index[name]) - set(ids)
+        if extra:
+            raise ValueError(f"cross_fit_decisions: {name} has questions the calibration run lacks: {sorted(extra)[:3]}")
+    for train, test in StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(x, y):
+        means, scales = x[train].mean(0), x[train].std(0)
+        scales[scales == 0] = 1.0
+        clf = LogisticRegression(C=C, max_iter=1000).fit((x[train] - means) / scales, y[train])
+        held_out = {ids[i] for i in test}
+        for name, run in targets.items():
+            for q in run.questions:
+                if q.question_id in held_out:
+                    z = (np.array([decision_value(f, q.scores[f]) for f in features]) - means) / scales
+                    out[name][index[name][q.question_id]] = float(clf.decision_function(z[None])[0])
+    return out

@@ -73,3 +73,19 @@ def test_bad_inputs_are_clear_errors(tmp_path):
     with pytest.raises(KeyError, match="needs score"):
         model.decision({"tbd": 0.1})
     assert not math.isnan(model.intercept)
+
+
+def test_cross_fit_scores_each_question_with_a_model_blind_to_it():
+    from lm_eval_tbd.combine import cross_fit_decisions
+
+    calib = make_run(seed=0)
+    target = make_run(seed=5)  # same question ids, other values (e.g. the questions reworded)
+    out = cross_fit_decisions(calib, {"calib": calib, "target": target})
+    assert set(out) == {"calib", "target"} and all(np.isfinite(v).all() and v.shape == (40,) for v in out.values())
+    from lm_eval_tbd.stats import roc_auc
+
+    assert roc_auc([q.label for q in target.questions], out["target"]) > 0.5
+    other = TaskRun("other", None, tuple(QuestionResult(99, "q99", "Q", 1, 0.1, q.record, q.scores)
+                                         for q in make_run(n=1).questions))
+    with pytest.raises(ValueError, match="questions the calibration run lacks"):
+        cross_fit_decisions(calib, {"other": other})

@@ -73,19 +73,39 @@ def _normalise(raw: dict, *, question_field: str, id_field: str | None, index: i
 
 def iter_json_objects(path: Path):
     """``(where, object)`` for each non-blank line of a JSON Lines file; ``where`` is
-    ``"FILE:LINE"``. A line that is not a JSON object raises ValueError naming it."""
-    with Path(path).open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
+    ``"FILE:LINE"``. A line that is not a JSON object, or not UTF-8, raises ValueError naming it."""
+    try:
+        with Path(path).open(encoding="utf-8") as f:
+            for lineno, line in enumerate(f, start=1):
+                if not line.strip():
+                    continue
+                where = f"{path}:{lineno}"
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as err:
+                    raise ValueError(f"{where}: invalid JSON ({err.msg})") from None
+                if not isinstance(obj, dict):
+                    raise ValueError(f"{where}: expected a JSON object per line, got {type(obj).__name__}")
+                yield where, obj
+    except UnicodeDecodeError:
+        raise ValueError(utf8_error_message(path)) from None
+
+
+def utf8_error_message(path: str | os.PathLike) -> str:
+    """Where ``path`` stops being UTF-8: ``"FILE:LINE: not valid UTF-8 (byte 0x.. at column C,
+    byte offset B of the file)"``. The text reader decodes in blocks, so its own error gives an
+    offset within a block; the file is read again line by line (only once it has failed) to name
+    the line."""
+    offset = 0
+    with Path(path).open("rb") as f:
+        for lineno, raw in enumerate(f, start=1):
             try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{where}: invalid JSON ({err.msg})") from None
-            if not isinstance(obj, dict):
-                raise ValueError(f"{where}: expected a JSON object per line, got {type(obj).__name__}")
-            yield where, obj
+                raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                return (f"{path}:{lineno}: not valid UTF-8 (byte 0x{raw[err.start]:02x} at column {err.start + 1}, "
+                        f"byte offset {offset + err.start} of the file); save the file as UTF-8")
+            offset += len(raw)
+    return f"{path}: not valid UTF-8; save the file as UTF-8"
 
 
 def read_questions_jsonl(path: str | os.PathLike) -> list[dict]:

@@ -25,7 +25,7 @@ from lm_eval_tbd.data import _check_label, iter_json_objects, read_questions_jso
 from lm_eval_tbd.openai_format import record_from_choice
 from lm_eval_tbd.record import GenerationRecord
 from lm_eval_tbd.results import QuestionResult, TaskRun
-from lm_eval_tbd.scores import TBDParams
+from lm_eval_tbd.scores import TBDParams, validate_logprobs
 from lm_eval_tbd.scoring import score_record
 
 __all__ = ["load_logged_generations", "record_from_logged"]
@@ -72,7 +72,7 @@ def record_from_logged(line: Mapping, where: str = "logged generation") -> Gener
         raise ValueError(f"{where}: 'logprobs' must be a list of numbers")
     ids, tokens = line.get("token_ids"), line.get("tokens")
     try:
-        return GenerationRecord(
+        record = GenerationRecord(
             token_ids=ids,
             tokens=tokens if tokens is not None or ids is not None else [""] * len(logprobs),
             logprobs=logprobs,
@@ -82,6 +82,10 @@ def record_from_logged(line: Mapping, where: str = "logged generation") -> Gener
         )
     except ValueError as err:
         raise ValueError(f"{where}: {err}") from None
+    # Checked here rather than when scoring, so the message names the line (a positive value is
+    # a probability or a logit, not a natural-log probability).
+    validate_logprobs(record.logprobs, where=f"{where}: 'logprobs'")
+    return record
 
 
 def _question_index(path: Path) -> dict[str, dict]:
@@ -118,7 +122,10 @@ def load_logged_generations(path: str | Path, *, questions: str | Path | None = 
             if qid not in index:
                 raise ValueError(f"{where}: id {qid!r} is not in the question file {questions}")
             question, label = index[qid]["question"], index[qid]["label"]
-        scores = score_record(record, params, question=question or None)
+        try:
+            scores = score_record(record, params, question=question or None)
+        except ValueError as err:
+            raise ValueError(f"{where}: {err}") from None
         results.append(QuestionResult(len(results), qid, question, label, scores["tbd"], record, scores))
     if not results:
         raise ValueError(f"{path}: no logged generations")

@@ -191,3 +191,38 @@ def test_shared_prefix_length_of_ids_and_strings():
     assert shared_prefix_length(ids, ids) == 3
     with pytest.raises(ValueError, match="decode"):
         shared_prefix_length(ids, strings)
+
+
+# ---- regressions: values that are not log-probabilities, files that are not UTF-8 ----
+
+
+def test_json_booleans_are_not_log_probabilities(tmp_path, capsys):
+    # printf '{"id":"a","logprobs":[false,false,false]}\n' > b.jsonl; lm-eval-tbd score b.jsonl
+    path = tmp_path / "b.jsonl"
+    path.write_text('{"id":"a","logprobs":[false,false,false]}\n')
+    assert main(["score", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:1:" in err and "position(s) [0, 1, 2]" in err and "False" in err
+    with pytest.raises(ValueError, match="non-numeric"):
+        GenerationRecord(token_ids=[1], logprobs=[True], finish_reason="eos")
+    with pytest.raises(ValueError, match="ref_logprobs"):
+        GenerationRecord(token_ids=[1], logprobs=[-0.1], ref_logprobs=[False], finish_reason="eos")
+    with pytest.raises(MissingLogprobsError, match="token 1"):
+        record_from_chat_choice(_chat([-0.1, False], tops=[-0.1, False]))
+
+
+def test_positive_log_probability_names_file_and_line(tmp_path, capsys):
+    path = _write(tmp_path / "p.jsonl", [{"id": "a", "logprobs": WORKED}, {"id": "b", "logprobs": [-0.1, 0.5]}])
+    assert main(["score", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:2:" in err and "log-probability > 0 at token position(s) [1]" in err
+
+
+def test_non_utf8_file_names_the_line_and_byte(tmp_path, capsys):
+    path = tmp_path / "u.jsonl"
+    good = b'{"id":"a","logprobs":[-0.5]}\n'
+    path.write_bytes(good + good.replace(b'"a"', b'"b"') + b'{"id":"c\xff","logprobs":[-0.5]}\n')
+    assert main(["score", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:3: not valid UTF-8 (byte 0xff at column 9, byte offset {2 * len(good) + 8} of the file)" in err
+    assert "Traceback" not in err

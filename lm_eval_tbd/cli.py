@@ -14,16 +14,37 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import sys
 
 __all__ = ["main"]
 
 
+_PARAM_OPTIONS = {"tau": "--tau", "alpha": "--alpha", "max_tokens": "--max-tokens"}
+
+
+def _finite_float(text: str) -> float:
+    """argparse type: a finite number. ``float()`` alone accepts "inf" and "nan"."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
 def _params(args):
-    """TBDParams from --tau/--alpha/--max-tokens (defaults for those not given), or None if none is."""
+    """TBDParams from --tau/--alpha/--max-tokens (defaults for those not given), or None if none is.
+    A value TBDParams refuses is a ValueError naming the option."""
     from lm_eval_tbd.scores import TBDParams
 
     given = {k: v for k, v in (("tau", args.tau), ("alpha", args.alpha), ("max_tokens", args.max_tokens)) if v is not None}
+    for key, value in given.items():  # one at a time, so the message names the option at fault
+        try:
+            TBDParams(**{key: value})
+        except ValueError as err:
+            raise ValueError(f"{_PARAM_OPTIONS[key]} {value}: {err}") from None
     return TBDParams(**given) if given else None
 
 
@@ -104,8 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     rep.add_argument("output_path")
     rep.add_argument("--task", action="append", help="task name (repeatable; default: every tbd* task found)")
     rep.add_argument("--top", type=int, default=10, help="suspicious questions to list (default: 10)")
-    rep.add_argument("--tau", type=float, help="re-score with this reference probability")
-    rep.add_argument("--alpha", type=float, help="re-score with this exponent")
+    rep.add_argument("--tau", type=_finite_float, help="re-score with this reference probability")
+    rep.add_argument("--alpha", type=_finite_float, help="re-score with this exponent")
     rep.add_argument("--max-tokens", type=int, help="re-score the first M generated tokens")
     rep.set_defaults(func=_report)
     score = sub.add_parser("score", help="score generations logged by any backend or API that recorded per-token "
@@ -113,8 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     score.add_argument("file", help="JSON Lines of logged generations (see lm_eval_tbd.logs for the formats)")
     score.add_argument("--questions", help="question file (id, question, label) joined on id")
     score.add_argument("--top", type=int, default=10, help="suspicious questions to list (default: 10)")
-    score.add_argument("--tau", type=float, help="reference probability (default 1.0)")
-    score.add_argument("--alpha", type=float, help="exponent (default 0.6)")
+    score.add_argument("--tau", type=_finite_float, help="reference probability (default 1.0)")
+    score.add_argument("--alpha", type=_finite_float, help="exponent (default 0.6)")
     score.add_argument("--max-tokens", type=int, help="score the first M generated tokens (default 300)")
     score.add_argument("--json", help="also write the scores and figures here (atomically)")
     score.set_defaults(func=_score)

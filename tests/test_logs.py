@@ -226,3 +226,21 @@ def test_non_utf8_file_names_the_line_and_byte(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"{path}:3: not valid UTF-8 (byte 0xff at column 9, byte offset {2 * len(good) + 8} of the file)" in err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv", [["--alpha", "inf"], ["--alpha", "nan"], ["--tau", "inf"], ["--alpha=-inf"]])
+@pytest.mark.parametrize("command", ["score", "report"])
+def test_non_finite_parameters_are_refused_naming_the_option(tmp_path, capsys, command, argv):
+    # lm-eval-tbd score g.jsonl --alpha inf gave TBD 0 for every question and exit status 0
+    path = _write(tmp_path / "g.jsonl", [{"id": "a", "logprobs": WORKED}])
+    target = str(path) if command == "score" else str(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        main([command, target, *argv])
+    assert exit_.value.code == 2
+    assert f"argument {argv[0].split('=')[0]}: must be a finite number" in capsys.readouterr().err
+
+
+def test_out_of_range_parameter_names_the_option(tmp_path, capsys):
+    path = _write(tmp_path / "g.jsonl", [{"id": "a", "logprobs": WORKED}])
+    assert main(["score", str(path), "--tau", "1.5"]) == 2
+    assert "lm-eval-tbd: error: --tau 1.5: tbd_tau must be" in capsys.readouterr().err

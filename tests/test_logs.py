@@ -244,3 +244,36 @@ def test_out_of_range_parameter_names_the_option(tmp_path, capsys):
     path = _write(tmp_path / "g.jsonl", [{"id": "a", "logprobs": WORKED}])
     assert main(["score", str(path), "--tau", "1.5"]) == 2
     assert "lm-eval-tbd: error: --tau 1.5: tbd_tau must be" in capsys.readouterr().err
+
+
+def test_duplicate_ids_in_the_question_file_are_refused(tmp_path, capsys):
+    # the --questions join used to keep the last of two rows with one id
+    questions = _write(tmp_path / "q.jsonl", [{"id": "a", "question": "A?", "label": 1},
+                                             {"id": "a", "question": "A?", "label": 0}])
+    path = _write(tmp_path / "gen.jsonl", [{"id": "a", "logprobs": WORKED}])
+    assert main(["score", str(path), "--questions", str(questions)]) == 2
+    assert f"{questions}:2: id 'a' is also the id of line 1" in capsys.readouterr().err
+
+
+def test_duplicate_logged_ids_name_both_lines(tmp_path):
+    path = _write(tmp_path / "gen.jsonl", [{"id": "x", "logprobs": WORKED}, {"id": "y", "logprobs": WORKED},
+                                           {"id": "x", "logprobs": WORKED}])
+    with pytest.raises(ValueError, match=r"gen.jsonl:3: question id 'x' appears twice \(also on line 1\)"):
+        load_logged_generations(path)
+
+
+def test_labels_contradicting_the_question_file_are_an_error(tmp_path, capsys):
+    questions = _write(tmp_path / "q.jsonl", [{"id": "a", "question": "A?", "label": 1},
+                                             {"id": "b", "question": "B?", "label": 0}])
+    path = _write(tmp_path / "gen.jsonl", [{"id": "a", "label": 1, "logprobs": WORKED},
+                                           {"id": "b", "label": 1, "logprobs": [LN(0.5)]}])
+    assert main(["score", str(path), "--questions", str(questions)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:2: id 'b' has label 1, but {questions}:2 gives it label 0" in err
+    # agreeing labels, or a label on one side only, join as before
+    unlabelled = _write(tmp_path / "q0.jsonl", [{"id": "a", "question": "A?"}, {"id": "b", "question": "B?"}])
+    run = load_logged_generations(path, questions=unlabelled)
+    assert [q.label for q in run.questions] == [1, 1] and run.questions[0].question == "A?"
+    agreeing = _write(tmp_path / "gen2.jsonl", [{"id": "a", "label": 1, "logprobs": WORKED},
+                                                {"id": "b", "logprobs": [LN(0.5)]}])
+    assert [q.label for q in load_logged_generations(agreeing, questions=questions).questions] == [1, 0]

@@ -277,3 +277,15 @@ def test_labels_contradicting_the_question_file_are_an_error(tmp_path, capsys):
     agreeing = _write(tmp_path / "gen2.jsonl", [{"id": "a", "label": 1, "logprobs": WORKED},
                                                 {"id": "b", "logprobs": [LN(0.5)]}])
     assert [q.label for q in load_logged_generations(agreeing, questions=questions).questions] == [1, 0]
+
+
+def test_score_with_a_single_member_reports_what_is_defined(tmp_path, capsys):
+    lines = [{"id": "m", "label": 1, "logprobs": [LN(0.99)] * 3}]
+    lines += [{"id": f"n{i}", "label": 0, "logprobs": [LN(0.6 - 0.1 * i)] * 3} for i in range(3)]
+    path = _write(tmp_path / "one.jsonl", lines)
+    assert main(["score", str(path), "--json", str(tmp_path / "out.json")]) == 0
+    out = capsys.readouterr().out
+    assert "No confidence intervals" in out and "got 1 and 3" in out
+    figures = json.loads((tmp_path / "out.json").read_text())
+    assert figures["summary"]["auc"] == 1.0 and figures["scores"]["tbd"]["auc_ci"] is None
+    assert "at least 2 members" in figures["scores"]["tbd"]["ci_undefined"]

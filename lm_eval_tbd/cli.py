@@ -49,9 +49,12 @@ def _params(args):
 
 
 def _score(args) -> int:
+    """``lm-eval-tbd score``. The ``--json`` file is strict JSON: a non-finite float (a mean
+    log-prob of -inf after a token of probability 0) is written as the string "-Infinity",
+    "Infinity" or "NaN" (lm_eval_tbd.atomic.json_safe)."""
     from rich.console import Console
 
-    from lm_eval_tbd.atomic import write_json_atomic
+    from lm_eval_tbd.atomic import json_safe, write_json_atomic
     from lm_eval_tbd.logs import load_logged_generations
     from lm_eval_tbd.report import compare_scores, print_run, summarise
     from lm_eval_tbd.scores import TBDParams
@@ -68,7 +71,7 @@ def _score(args) -> int:
                              for q in run.questions]}
         if comparison is not None:
             out["scores"] = comparison
-        write_json_atomic(args.json, out)
+        write_json_atomic(args.json, json_safe(out))
     return 0
 
 

@@ -289,3 +289,25 @@ def test_score_with_a_single_member_reports_what_is_defined(tmp_path, capsys):
     figures = json.loads((tmp_path / "out.json").read_text())
     assert figures["summary"]["auc"] == 1.0 and figures["scores"]["tbd"]["auc_ci"] is None
     assert "at least 2 members" in figures["scores"]["tbd"]["ci_undefined"]
+
+
+def test_score_json_with_minus_infinity_is_strict_json(tmp_path):
+    # "Out of range float values are not JSON compliant" at the very end of the run
+    path = tmp_path / "i.jsonl"
+    path.write_text('{"id":"a","label":1,"logprobs":[-Infinity,-0.1]}\n{"id":"b","label":0,"logprobs":[-0.5]}\n'
+                    '{"id":"c","label":0,"logprobs":[-0.9]}\n{"id":"d","label":1,"logprobs":[-0.01]}\n')
+    out = tmp_path / "out.json"
+    assert main(["score", str(path), "--json", str(out)]) == 0
+    text = out.read_text()
+    figures = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
+    a = figures["questions"][0]
+    assert a["gen_mean_logprob"] == "-Infinity" and float(a["gen_mean_logprob"]) == -math.inf
+    assert a["tbd"] == pytest.approx((1 + (1 - math.exp(-0.1)) ** 0.6) / 2)
+    assert figures["scores"]["gen_mean_logprob"]["auc"] == 0.5  # -inf ranks lowest
+
+
+def test_json_safe_spells_non_finite_floats():
+    from lm_eval_tbd.atomic import json_safe
+
+    assert json_safe({"a": [math.inf, -math.inf, math.nan, 1.5], "b": (None, "x")}) == \
+        {"a": ["Infinity", "-Infinity", "NaN", 1.5], "b": [None, "x"]}

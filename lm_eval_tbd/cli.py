@@ -34,6 +34,18 @@ def _finite_float(text: str) -> float:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    """argparse type of --top: an integer >= 0 (0 lists no questions; a negative count would
+    slice the ranking from its end and list all but a few)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0 (0 lists none), got {value}")
+    return value
+
+
 def _params(args):
     """TBDParams from --tau/--alpha/--max-tokens (defaults for those not given), or None if none is.
     A value TBDParams refuses is a ValueError naming the option."""
@@ -127,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     rep = sub.add_parser("report", help="report a run written by lm_eval --log_samples --output_path")
     rep.add_argument("output_path")
     rep.add_argument("--task", action="append", help="task name (repeatable; default: every tbd* task found)")
-    rep.add_argument("--top", type=int, default=10, help="suspicious questions to list (default: 10)")
+    rep.add_argument("--top", type=_non_negative_int, default=10,
+                     help="suspicious questions to list (default: 10; 0: none)")
     rep.add_argument("--tau", type=_finite_float, help="re-score with this reference probability")
     rep.add_argument("--alpha", type=_finite_float, help="re-score with this exponent")
     rep.add_argument("--max-tokens", type=int, help="re-score the first M generated tokens")
@@ -136,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
                                          "log-probs (OpenAI responses or batch output, or plain logprob lists)")
     score.add_argument("file", help="JSON Lines of logged generations (see lm_eval_tbd.logs for the formats)")
     score.add_argument("--questions", help="question file (id, question, label) joined on id")
-    score.add_argument("--top", type=int, default=10, help="suspicious questions to list (default: 10)")
+    score.add_argument("--top", type=_non_negative_int, default=10,
+                       help="suspicious questions to list (default: 10; 0: none)")
     score.add_argument("--tau", type=_finite_float, help="reference probability (default 1.0)")
     score.add_argument("--alpha", type=_finite_float, help="exponent (default 0.6)")
     score.add_argument("--max-tokens", type=int, help="score the first M generated tokens (default 300)")

@@ -102,7 +102,8 @@ def _comparison_table(run: TaskRun, comparison: dict[str, dict] | None = None) -
 
 def render_run(run: TaskRun, top: int = 10, *, summary: dict | None = None,
                comparison: dict[str, dict] | None = None):
-    """A rich renderable: summary table, the ``top`` lowest-TBD questions, and the histogram.
+    """A rich renderable: summary table, the ``top`` lowest-TBD questions (none for 0), and the
+    histogram.
 
     ``summary`` and ``comparison`` are :func:`summarise` and :func:`compare_scores` of ``run``
     when the caller already has them (they are computed here otherwise)."""
@@ -148,7 +149,9 @@ def render_run(run: TaskRun, top: int = 10, *, summary: dict | None = None,
             parts.append(Text(f"No confidence intervals: {reason}", style="yellow"))
     if s["n_empty"]:
         parts.append(Text(f"{s['n_empty']} question(s) produced zero tokens (TBD 0 by definition)", style="yellow"))
-    parts += [suspects, Panel(_histogram(run), title="TBD distribution", expand=False)]
+    if top > 0:
+        parts.append(suspects)
+    parts.append(Panel(_histogram(run), title="TBD distribution", expand=False))
     return Group(*parts)
 
 

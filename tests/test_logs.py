@@ -311,3 +311,19 @@ def test_json_safe_spells_non_finite_floats():
 
     assert json_safe({"a": [math.inf, -math.inf, math.nan, 1.5], "b": (None, "x")}) == \
         {"a": ["Infinity", "-Infinity", "NaN", 1.5], "b": [None, "x"]}
+
+
+@pytest.mark.parametrize("command", ["score", "report"])
+def test_negative_top_is_refused(tmp_path, capsys, command):
+    path = _write(tmp_path / "g.jsonl", [{"id": "a", "logprobs": WORKED}])
+    with pytest.raises(SystemExit) as exit_:
+        main([command, str(path) if command == "score" else str(tmp_path), "--top", "-1"])
+    assert exit_.value.code == 2
+    assert "argument --top: must be an integer >= 0" in capsys.readouterr().err
+
+
+def test_top_zero_lists_no_questions(tmp_path, capsys):
+    path = _write(tmp_path / "g.jsonl", [{"id": "a", "logprobs": WORKED}])
+    assert main(["score", str(path), "--top", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "Most suspicious" not in out and "TBD distribution" in out

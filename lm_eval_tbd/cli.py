@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import shlex
 import sys
 
 __all__ = ["main"]
@@ -112,7 +113,7 @@ def _make_task(args) -> int:
     from lm_eval_tbd.custom_tasks import write_jsonl_task
 
     path = write_jsonl_task(args.name, args.data_file, args.dir)
-    print(f"wrote {path}; run it with: lm_eval --include_path {args.dir} --tasks {args.name} ...")
+    print(f"wrote {path}; run it with: lm_eval --include_path {shlex.quote(args.dir)} --tasks {args.name} ...")
     return 0
 
 

@@ -139,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     make.set_defaults(func=_make_task)
     rep = sub.add_parser("report", help="report a run written by lm_eval --log_samples --output_path")
     rep.add_argument("output_path")
-    rep.add_argument("--task", action="append", help="task name (repeatable; default: every tbd* task found)")
+    rep.add_argument("--task", action="append",
+                     help="task name (repeatable; default: every task whose samples hold TBD generation records)")
     rep.add_argument("--top", type=_non_negative_int, default=10,
                      help="suspicious questions to list (default: 10; 0: none)")
     rep.add_argument("--tau", type=_finite_float, help="re-score with this reference probability")

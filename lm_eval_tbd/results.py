@@ -125,9 +125,29 @@ def _task_of(path: Path) -> str:
 
 
 def find_tasks(output_path: str | Path) -> list[str]:
-    """Task names with TBD samples under ``output_path`` (sorted)."""
-    root = Path(output_path)
-    return sorted({_task_of(p) for p in _samples_files(root) if _task_of(p).startswith("tbd")})
+    """Task names with TBD samples under ``output_path`` (sorted).
+
+    Told by content, not by name (tasks written by ``make-task`` have any name): a task is a
+    TBD task when the first sample of one of its samples files holds a generation record in
+    ``resps[0][0]``. An ordinary task's response there is its generated text."""
+    by_task: dict[str, list[Path]] = {}
+    for path in _samples_files(Path(output_path)):
+        by_task.setdefault(_task_of(path), []).append(path)
+    return sorted(task for task, files in by_task.items() if any(_holds_records(p) for p in files))
+
+
+def _holds_records(samples_file: Path) -> bool:
+    """Whether the first sample of ``samples_file`` is a TBD sample (False for unreadable files:
+    discovery skips them; naming the task with --task reports what is wrong)."""
+    try:
+        with samples_file.open(encoding="utf-8") as f:
+            first = next((line for line in f if line.strip()), None)
+        if first is None:
+            return False
+        GenerationRecord.from_json(json.loads(first)["resps"][0][0])
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        return False
+    return True
 
 
 def load_run(output_path: str | Path, task: str) -> TaskRun:

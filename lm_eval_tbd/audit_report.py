@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from rich.console import Group
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -103,7 +104,7 @@ def _limits(criteria: AuditCriteria) -> str:
 def render_audit(outcomes: list[AuditOutcome], criteria: AuditCriteria):
     """A rich renderable: one row per audited task, then the failures' details (each failed
     threshold with its measured value, and the most significant flagged questions)."""
-    table = Table(title=f"Audit against reference {criteria.reference} (score {criteria.score}; AUC > 0.5 = more "
+    table = Table(title=f"Audit against reference {escape(criteria.reference)} (score {criteria.score}; AUC > 0.5 = more "
                         f"seen-like than the reference)\nthresholds: {_limits(criteria)}; flags: Benjamini-Hochberg "
                         f"at FDR {criteria.fdr:g}", title_justify="left")
     for col in ("task", "n", "AUC", "p (one-sided)", "contaminated share [CI]", "flagged", "verdict"):
@@ -113,12 +114,12 @@ def render_audit(outcomes: list[AuditOutcome], criteria: AuditCriteria):
     for o in outcomes:
         verdict = f"[{colours[o.verdict]}]{o.verdict}[/]"
         if o.result is None:
-            table.add_row(o.task, "-", "-", "-", "-", "-", verdict)
+            table.add_row(escape(o.task), "-", "-", "-", "-", "-", verdict)
             details.append(Text(f"{o.task}: audit undefined: {o.reason}", style="yellow"))
             continue
         a, r = o.result.audit, o.result
         lo, hi = a["contaminated_fraction_ci"]
-        table.add_row(o.task, str(r.n), f"{a['auc']:.3f}", f"{a['p_value']:.2g}",
+        table.add_row(escape(o.task), str(r.n), f"{a['auc']:.3f}", f"{a['p_value']:.2g}",
                       f"{a['contaminated_fraction']:.1%} [{lo:.0%}, {hi:.0%}]", str(a["n_bh_flagged"]), verdict)
         if o.verdict == FAIL:
             details.append(Text(r.message(), style="red"))

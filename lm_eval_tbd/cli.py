@@ -2,9 +2,11 @@
 
   lm-eval-tbd demo [--out DIR]                    offline end-to-end demo (the README's main job)
   lm-eval-tbd make-task NAME FILE [--dir DIR]     a named TBD task over your own JSONL file
-  lm-eval-tbd report OUTPUT_PATH [--task T] [--tau X --alpha Y --max-tokens M]
+  lm-eval-tbd report OUTPUT_PATH [--task T] [--tau X --alpha Y --max-tokens M] [--plot DIR] [--json PATH]
+                     [--reference TASK [--max-auc X] [--significance P] [--fdr Q] ...]
                                                   rich report of a run written with --log_samples,
-                                                  optionally re-scored without re-running the model
+                                                  optionally re-scored without re-running the model,
+                                                  and audited against a clean reference task
   lm-eval-tbd score FILE.jsonl [--questions Q.jsonl] [--tau X --alpha Y --max-tokens M] [--json OUT]
                                                   scores from generations logged by any backend or
                                                   API with per-token log-probs (lm_eval_tbd.logs)
@@ -14,69 +16,138 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
+import shlex
 import sys
 
 __all__ = ["main"]
 
 
+_PARAM_OPTIONS = {"tau": "--tau", "alpha": "--alpha", "max_tokens": "--max-tokens"}
+
+
+def _finite_float(text: str) -> float:
+    """argparse type: a finite number. ``float()`` alone accepts "inf" and "nan"."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    """argparse type of --top: an integer >= 0 (0 lists no questions; a negative count would
+    slice the ranking from its end and list all but a few)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0 (0 lists none), got {value}")
+    return value
+
+
 def _params(args):
-    """TBDParams from --tau/--alpha/--max-tokens (defaults for those not given), or None if none is."""
+    """TBDParams from --tau/--alpha/--max-tokens (defaults for those not given), or None if none is.
+    A value TBDParams refuses is a ValueError naming the option."""
     from lm_eval_tbd.scores import TBDParams
 
     given = {k: v for k, v in (("tau", args.tau), ("alpha", args.alpha), ("max_tokens", args.max_tokens)) if v is not None}
+    for key, value in given.items():  # one at a time, so the message names the option at fault
+        try:
+            TBDParams(**{key: value})
+        except ValueError as err:
+            raise ValueError(f"{_PARAM_OPTIONS[key]} {value}: {err}") from None
     return TBDParams(**given) if given else None
 
 
 def _score(args) -> int:
+    """``lm-eval-tbd score``. The ``--json`` file is strict JSON: a non-finite float (a mean
+    log-prob of -inf after a token of probability 0) is written as the string "-Infinity",
+    "Infinity" or "NaN" (lm_eval_tbd.atomic.json_safe)."""
     from rich.console import Console
 
-    from lm_eval_tbd.atomic import write_json_atomic
+    from lm_eval_tbd.atomic import json_safe, write_json_atomic
     from lm_eval_tbd.logs import load_logged_generations
-    from lm_eval_tbd.report import compare_scores, print_run, summarise
+    from lm_eval_tbd.report import print_run
+    from lm_eval_tbd.reporting import task_figures
     from lm_eval_tbd.scores import TBDParams
 
     params = _params(args) or TBDParams()
     run = load_logged_generations(args.file, questions=args.questions, params=params)
     # Computed once for the terminal and the JSON (the comparison bootstraps every score).
-    summary = summarise(run)
-    comparison = compare_scores(run) if run.labelled and "roc_undefined" not in summary else None
-    print_run(run, Console(), top=args.top, summary=summary, comparison=comparison)
+    figures = task_figures(run)
+    print_run(run, Console(), top=args.top, summary=figures.summary, comparison=figures.comparison)
     if args.json:
-        out = {"file": str(args.file), "params": dataclasses.asdict(params), "summary": summary,
+        out = {"file": str(args.file), "params": dataclasses.asdict(params), "summary": figures.summary,
                "questions": [{"id": q.question_id, "label": q.label, "n_tokens": q.record.n_tokens, **q.scores}
                              for q in run.questions]}
-        if comparison is not None:
-            out["scores"] = comparison
-        write_json_atomic(args.json, out)
+        if figures.comparison is not None:
+            out["scores"] = figures.comparison
+        write_json_atomic(args.json, json_safe(out))
     return 0
 
 
 def _report(args) -> int:
-    from rich.console import Console
+    """``lm-eval-tbd report`` (lm_eval_tbd.reporting). Exit status 0 whatever an audit's verdict:
+    a report, not a gate. The ``--json`` file is strict JSON, non-finite floats spelled as strings."""
+    from lm_eval_tbd.reporting import report_folder
 
-    from lm_eval_tbd.report import print_run
-    from lm_eval_tbd.results import find_tasks, load_run
-
-    console = Console()
-    tasks = args.task or find_tasks(args.output_path)
-    if not tasks:
-        console.print(f"[red]no TBD samples under {args.output_path}[/] (run lm_eval with --log_samples --output_path)")
-        return 2
     params = _params(args)
-    for task in tasks:
-        run = load_run(args.output_path, task)
-        if params is not None:
-            run = run.rescore(params)
-            console.print(f"[dim]{task}: re-scored from logged log-probabilities with {params}[/]")
-        print_run(run, console, top=args.top)
-    return 0
+    criteria = None
+    if args.reference is not None:
+        from lm_eval_tbd.audit_report import AuditCriteria
+
+        defaulted = {k: v for k, v in (("score", args.audit_score), ("fdr", args.fdr)) if v is not None}
+        criteria = AuditCriteria(args.reference, max_auc=args.max_auc, significance=args.significance,
+                                 max_contaminated_fraction=args.max_contaminated_fraction, **defaulted)
+    return report_folder(args.output_path, tasks=args.task, params=params, top=args.top, criteria=criteria,
+                         plot_dir=args.plot, json_path=args.json)
+
+
+#: report options that only mean something against a reference task
+_AUDIT_OPTIONS = ("audit_score", "max_auc", "significance", "max_contaminated_fraction", "fdr")
+
+
+def _fraction(*, lo_open: bool, hi_open: bool):
+    """argparse type: a number in [0, 1], with the ends open as asked (the gate's ranges: a
+    max_auc of 1 could never fail, a significance of 0 never pass)."""
+    def parse(text: str) -> float:
+        value = _finite_float(text)
+        if not ((0.0 < value if lo_open else 0.0 <= value) and (value < 1.0 if hi_open else value <= 1.0)):
+            raise argparse.ArgumentTypeError(
+                f"must be in {'(' if lo_open else '['}0, 1{')' if hi_open else ']'}, got {text}")
+        return value
+
+    return parse
+
+
+def _add_audit_options(rep) -> None:
+    from lm_eval_tbd.scores import SCORES
+
+    audit = rep.add_argument_group(
+        "audit mode", "compare every other task with a clean reference task, with the pytest gate's statistics and "
+                      "verdict (printed; the exit status stays 0)")
+    audit.add_argument("--reference", metavar="TASK", help="the clean reference task (e.g. questions published "
+                                                           "after the model's training cut-off)")
+    audit.add_argument("--audit-score", choices=sorted(SCORES), help="score compared (default: tbd)")
+    audit.add_argument("--max-auc", type=_fraction(lo_open=False, hi_open=True),
+                       help="FAIL when the AUC against the reference (task more seen-like) exceeds this")
+    audit.add_argument("--significance", type=_fraction(lo_open=True, hi_open=False), metavar="P",
+                       help="FAIL when the one-sided Mann-Whitney p-value is below this (the gate's alpha)")
+    audit.add_argument("--max-contaminated-fraction", type=_fraction(lo_open=False, hi_open=True),
+                       help="FAIL when the estimated contaminated share exceeds this")
+    audit.add_argument("--fdr", type=_fraction(lo_open=True, hi_open=False),
+                       help="Benjamini-Hochberg level of the flagged questions (default: 0.05)")
 
 
 def _make_task(args) -> int:
     from lm_eval_tbd.custom_tasks import write_jsonl_task
 
     path = write_jsonl_task(args.name, args.data_file, args.dir)
-    print(f"wrote {path}; run it with: lm_eval --include_path {args.dir} --tasks {args.name} ...")
+    print(f"wrote {path}; run it with: lm_eval --include_path {shlex.quote(args.dir)} --tasks {args.name} ...")
     return 0
 
 
@@ -102,26 +173,38 @@ def main(argv: list[str] | None = None) -> int:
     make.set_defaults(func=_make_task)
     rep = sub.add_parser("report", help="report a run written by lm_eval --log_samples --output_path")
     rep.add_argument("output_path")
-    rep.add_argument("--task", action="append", help="task name (repeatable; default: every tbd* task found)")
-    rep.add_argument("--top", type=int, default=10, help="suspicious questions to list (default: 10)")
-    rep.add_argument("--tau", type=float, help="re-score with this reference probability")
-    rep.add_argument("--alpha", type=float, help="re-score with this exponent")
+    rep.add_argument("--task", action="append",
+                     help="task name (repeatable; default: every task whose samples hold TBD generation records)")
+    rep.add_argument("--top", type=_non_negative_int, default=10,
+                     help="suspicious questions to list (default: 10; 0: none)")
+    rep.add_argument("--tau", type=_finite_float, help="re-score with this reference probability")
+    rep.add_argument("--alpha", type=_finite_float, help="re-score with this exponent")
     rep.add_argument("--max-tokens", type=int, help="re-score the first M generated tokens")
+    rep.add_argument("--plot", metavar="DIR", help="also write PNG figures here (needs the 'plot' extra: matplotlib)")
+    rep.add_argument("--json", metavar="PATH", help="also write the figures here as JSON (atomically)")
+    _add_audit_options(rep)
     rep.set_defaults(func=_report)
     score = sub.add_parser("score", help="score generations logged by any backend or API that recorded per-token "
                                          "log-probs (OpenAI responses or batch output, or plain logprob lists)")
     score.add_argument("file", help="JSON Lines of logged generations (see lm_eval_tbd.logs for the formats)")
     score.add_argument("--questions", help="question file (id, question, label) joined on id")
-    score.add_argument("--top", type=int, default=10, help="suspicious questions to list (default: 10)")
-    score.add_argument("--tau", type=float, help="reference probability (default 1.0)")
-    score.add_argument("--alpha", type=float, help="exponent (default 0.6)")
+    score.add_argument("--top", type=_non_negative_int, default=10,
+                       help="suspicious questions to list (default: 10; 0: none)")
+    score.add_argument("--tau", type=_finite_float, help="reference probability (default 1.0)")
+    score.add_argument("--alpha", type=_finite_float, help="exponent (default 0.6)")
     score.add_argument("--max-tokens", type=int, help="score the first M generated tokens (default 300)")
     score.add_argument("--json", help="also write the scores and figures here (atomically)")
     score.set_defaults(func=_score)
     args = parser.parse_args(argv)
+    if args.command == "report" and args.reference is None:
+        given = [f"--{k.replace('_', '-')}" for k in _AUDIT_OPTIONS if getattr(args, k) is not None]
+        if given:
+            rep.error(f"{', '.join(given)} needs --reference TASK (audit mode)")
     try:
         return args.func(args)
-    except (FileNotFoundError, ValueError) as err:
+    except (OSError, ValueError, ImportError) as err:
+        # OSError: unreadable paths; ImportError: an optional extra not installed (--plot),
+        # whose message gives the install command.
         print(f"lm-eval-tbd: error: {err}", file=sys.stderr)
         return 2
 

@@ -31,13 +31,20 @@ def write_jsonl_task(name: str, data_file: str | Path, directory: str | Path, **
     from lm_eval_tbd.task_options import options_from_metadata
 
     options_from_metadata(metadata, task=name)
-    lines = [
-        f"include: {tasks_dir() / '_tbd_template_yaml'}",
-        f"task: {name}",
-        "custom_dataset: !function lm_eval_tbd.data.load_jsonl",
-        "metadata:",
-        "  version: 1.0",
-        f"  tbd_data_file: {str(data_file)!r}",
-        *(f"  {k}: {v!r}" for k, v in sorted(metadata.items())),
-    ]
-    return write_text_atomic(Path(directory) / f"{name}.yaml", "\n".join(lines) + "\n")
+    head = {"include": str(tasks_dir() / "_tbd_template_yaml"), "task": name}
+    meta = {"metadata": {"version": 1.0, "tbd_data_file": str(data_file), **dict(sorted(metadata.items()))}}
+    text = _yaml(head) + _LOADER_LINE + "\n" + _yaml(meta)
+    return write_text_atomic(Path(directory) / f"{name}.yaml", text)
+
+
+# lm-eval's YAML loader resolves the ``!function`` tag; safe_dump cannot write a custom tag, so
+# this one line (a fixed, plain module path) is written as it is and everything else is dumped.
+_LOADER_LINE = "custom_dataset: !function lm_eval_tbd.data.load_jsonl"
+
+
+def _yaml(mapping: dict) -> str:
+    """``mapping`` as block YAML through PyYAML, so any path (backslashes, both quote kinds,
+    ``: ``, non-ASCII) loads back unchanged; keys in the given order, lines never folded."""
+    import yaml
+
+    return yaml.safe_dump(mapping, sort_keys=False, allow_unicode=True, default_flow_style=False, width=2**31 - 1)

@@ -16,8 +16,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Benchmark", "BENCHMARKS", "DATA_DIR_ENV", "load_benchmark", "load_jsonl", "read_questions_jsonl",
-           "train_test_split_indices"]
+__all__ = ["Benchmark", "BENCHMARKS", "DATA_DIR_ENV", "load_benchmark", "load_jsonl", "read_question_lines",
+           "read_questions_jsonl", "train_test_split_indices"]
 
 DATA_DIR_ENV = "LM_EVAL_TBD_DATA_DIR"
 
@@ -73,42 +73,76 @@ def _normalise(raw: dict, *, question_field: str, id_field: str | None, index: i
 
 def iter_json_objects(path: Path):
     """``(where, object)`` for each non-blank line of a JSON Lines file; ``where`` is
-    ``"FILE:LINE"``. A line that is not a JSON object raises ValueError naming it."""
-    with Path(path).open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
+    ``"FILE:LINE"``. A line that is not a JSON object, or not UTF-8, raises ValueError naming it."""
+    try:
+        with Path(path).open(encoding="utf-8") as f:
+            for lineno, line in enumerate(f, start=1):
+                if not line.strip():
+                    continue
+                where = f"{path}:{lineno}"
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as err:
+                    raise ValueError(f"{where}: invalid JSON ({err.msg})") from None
+                if not isinstance(obj, dict):
+                    raise ValueError(f"{where}: expected a JSON object per line, got {type(obj).__name__}")
+                yield where, obj
+    except UnicodeDecodeError:
+        raise ValueError(utf8_error_message(path)) from None
+
+
+def utf8_error_message(path: str | os.PathLike) -> str:
+    """Where ``path`` stops being UTF-8: ``"FILE:LINE: not valid UTF-8 (byte 0x.. at column C,
+    byte offset B of the file)"``. The text reader decodes in blocks, so its own error gives an
+    offset within a block; the file is read again line by line (only once it has failed) to name
+    the line."""
+    offset = 0
+    with Path(path).open("rb") as f:
+        for lineno, raw in enumerate(f, start=1):
             try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{where}: invalid JSON ({err.msg})") from None
-            if not isinstance(obj, dict):
-                raise ValueError(f"{where}: expected a JSON object per line, got {type(obj).__name__}")
-            yield where, obj
+                raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                return (f"{path}:{lineno}: not valid UTF-8 (byte 0x{raw[err.start]:02x} at column {err.start + 1}, "
+                        f"byte offset {offset + err.start} of the file); save the file as UTF-8")
+            offset += len(raw)
+    return f"{path}: not valid UTF-8; save the file as UTF-8"
 
 
 def read_questions_jsonl(path: str | os.PathLike) -> list[dict]:
     """Read a JSON Lines question file: ``question`` required, ``id`` and ``label`` optional.
 
     Returns normalised rows in file order. Raises FileNotFoundError or ValueError naming the file,
-    the line number and the offending field. Labels must be given for all rows or for none.
+    the line number and the offending field. Labels must be given for all rows or for none, and
+    ids must be unique (a row without one is numbered by its position, so it may collide too).
     """
+    return [row for _, row in read_question_lines(path)]
+
+
+def read_question_lines(path: str | os.PathLike) -> list[tuple[str, dict]]:
+    """:func:`read_questions_jsonl` with each row's ``"FILE:LINE"``, for messages that must name
+    where a row came from."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(
             f"question file not found: {path}"
             + (f" (set {DATA_DIR_ENV} to a directory holding it)" if DATA_DIR_ENV in os.environ else "")
         )
-    rows = []
+    rows, first_line = [], {}
     for where, raw in iter_json_objects(path):
         unknown = set(raw) - KNOWN_FIELDS
         if unknown:
             raise ValueError(f"{where}: unknown field(s) {sorted(unknown)}; known fields are {sorted(KNOWN_FIELDS)}")
-        rows.append(_normalise(raw, question_field="question", id_field="id", index=len(rows), where=where))
+        row = _normalise(raw, question_field="question", id_field="id", index=len(rows), where=where)
+        # A repeated id would make every join on id (labels from --questions, lm-eval's doc ids)
+        # silently keep one of the rows.
+        if row["id"] in first_line:
+            first = first_line[row["id"]].rsplit(":", 1)[1]
+            raise ValueError(f"{where}: id {row['id']!r} is also the id of line {first}; question ids must be unique")
+        first_line[row["id"]] = where
+        rows.append((where, row))
     if not rows:
         raise ValueError(f"{path}: no questions")
-    _check_labels_all_or_none(rows, str(path))
+    _check_labels_all_or_none([row for _, row in rows], str(path))
     return rows
 
 

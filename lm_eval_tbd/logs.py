@@ -12,7 +12,8 @@ One JSON object per line of a JSON Lines file, in any of these shapes:
   ``details``, your own loop).
 
 Questions and labels may also come from a question file (``id``, ``question``, ``label``: the
-``tbd_jsonl`` format) joined on ``id``. The generation must be greedy and start from the question
+``tbd_jsonl`` format) joined on ``id``; ids must be unique on both sides, and a label given on
+both sides must agree. The generation must be greedy and start from the question
 alone, as the protocol says; this module cannot check how it was made.
 """
 
@@ -21,11 +22,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from lm_eval_tbd.data import _check_label, iter_json_objects, read_questions_jsonl
+from lm_eval_tbd.data import _check_label, iter_json_objects, read_question_lines
 from lm_eval_tbd.openai_format import record_from_choice
 from lm_eval_tbd.record import GenerationRecord
 from lm_eval_tbd.results import QuestionResult, TaskRun
-from lm_eval_tbd.scores import TBDParams
+from lm_eval_tbd.scores import TBDParams, validate_logprobs
 from lm_eval_tbd.scoring import score_record
 
 __all__ = ["load_logged_generations", "record_from_logged"]
@@ -72,7 +73,7 @@ def record_from_logged(line: Mapping, where: str = "logged generation") -> Gener
         raise ValueError(f"{where}: 'logprobs' must be a list of numbers")
     ids, tokens = line.get("token_ids"), line.get("tokens")
     try:
-        return GenerationRecord(
+        record = GenerationRecord(
             token_ids=ids,
             tokens=tokens if tokens is not None or ids is not None else [""] * len(logprobs),
             logprobs=logprobs,
@@ -82,11 +83,27 @@ def record_from_logged(line: Mapping, where: str = "logged generation") -> Gener
         )
     except ValueError as err:
         raise ValueError(f"{where}: {err}") from None
+    # Checked here rather than when scoring, so the message names the line (a positive value is
+    # a probability or a logit, not a natural-log probability).
+    validate_logprobs(record.logprobs, where=f"{where}: 'logprobs'")
+    return record
 
 
-def _question_index(path: Path) -> dict[str, dict]:
-    rows = read_questions_jsonl(path)
-    return {row["id"]: row for row in rows}
+def _question_index(path: Path) -> dict[str, tuple[str, dict]]:
+    """id -> ("FILE:LINE", row) of a question file (whose ids are unique, or it is refused)."""
+    return {row["id"]: (where, row) for where, row in read_question_lines(path)}
+
+
+def _joined_label(line_label: int | None, where: str, qid: str, row: dict, row_where: str) -> int | None:
+    """The question's label when both the logged line and the question file may give one: the
+    same label, or the one given; two different labels are an error (taking either would
+    silently flip members and non-members, and the AUC with them)."""
+    if line_label is None:
+        return row["label"]
+    if row["label"] is not None and row["label"] != line_label:
+        raise ValueError(f"{where}: id {qid!r} has label {line_label}, but {row_where} gives it label {row['label']}; "
+                         "the logged generations and the question file contradict each other")
+    return line_label
 
 
 def load_logged_generations(path: str | Path, *, questions: str | Path | None = None,
@@ -95,7 +112,9 @@ def load_logged_generations(path: str | Path, *, questions: str | Path | None = 
     :class:`~lm_eval_tbd.results.TaskRun` the report and the statistics take.
 
     ``questions`` (a question file) supplies question text and labels by ``id``; every logged id
-    must be in it. Without it, ids, questions and labels come from the lines themselves. A line
+    must be in it, and a label on a logged line must agree with the file's (a contradiction is a
+    ValueError naming both lines and the id). Without it, ids, questions and labels come from the
+    lines themselves. Ids must be unique in both files. A line
     without an id gets its 0-based position among the generations, as question files number
     rows without one. TBD: LOWER = more likely seen.
     """
@@ -104,21 +123,26 @@ def load_logged_generations(path: str | Path, *, questions: str | Path | None = 
         raise FileNotFoundError(f"logged generations file not found: {path}")
     params = params or TBDParams()
     index = _question_index(Path(questions)) if questions is not None else None
-    results, seen = [], set()
+    results, seen = [], {}
     for where, line in iter_json_objects(path):
         record = record_from_logged(line, where)
         # A bare response's own "id" (cmpl-...) names the request, not the question.
         own_id = None if "choices" in line else line.get("id")
         qid = str(line.get("custom_id", own_id if own_id is not None else len(results)))
         if qid in seen:
-            raise ValueError(f"{where}: question id {qid!r} appears twice")
-        seen.add(qid)
+            raise ValueError(f"{where}: question id {qid!r} appears twice (also on line {seen[qid].rsplit(':', 1)[1]})")
+        seen[qid] = where
         question, label = line.get("question", ""), _check_label(line.get("label"), where)
         if index is not None:
             if qid not in index:
                 raise ValueError(f"{where}: id {qid!r} is not in the question file {questions}")
-            question, label = index[qid]["question"], index[qid]["label"]
-        scores = score_record(record, params, question=question or None)
+            row_where, row = index[qid]
+            # The question file's text wins: a logged "question" may be the templated prompt.
+            question, label = row["question"], _joined_label(label, where, qid, row, row_where)
+        try:
+            scores = score_record(record, params, question=question or None)
+        except ValueError as err:
+            raise ValueError(f"{where}: {err}") from None
         results.append(QuestionResult(len(results), qid, question, label, scores["tbd"], record, scores))
     if not results:
         raise ValueError(f"{path}: no logged generations")

@@ -54,7 +54,8 @@ def _finish(choice: Mapping, n_tokens: int, max_tokens: int | None, where: str) 
 def _check_logprobs(values: Sequence, where: str) -> list[float]:
     out = []
     for i, v in enumerate(values):
-        if v is None or not isinstance(v, (int, float)) or math.isnan(v):
+        # bool is an int to Python: a JSON false would pass as log-probability 0 (certainty).
+        if v is None or isinstance(v, bool) or not isinstance(v, (int, float)) or math.isnan(v):
             raise MissingLogprobsError(f"{where}: generated token {i} has log-probability {v!r}")
         if v > 1e-6:
             raise ValueError(f"{where}: generated token {i} has log-probability {v} > 0")

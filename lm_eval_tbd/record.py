@@ -88,9 +88,12 @@ class GenerationRecord:
                 if values is not None and len(values) != len(self.question_logprobs):
                     raise ValueError(f"generation record: {name} has {len(values)} entries for "
                                      f"{len(self.question_logprobs)} question tokens")
-        bad = [i for i, v in enumerate(self.logprobs) if not isinstance(v, (int, float)) or math.isnan(v)]
-        if bad:
-            raise ValueError(f"generation record: missing or NaN log-probability at token position(s) {bad[:5]}")
+        for name in ("logprobs", "question_logprobs", "ref_logprobs"):
+            values = getattr(self, name)
+            bad = _bad_logprob_positions(values)
+            if bad:
+                raise ValueError(f"generation record: missing, non-numeric or NaN log-probability at token "
+                                 f"position(s) {bad[:5]} of {name} (first: {values[bad[0]]!r})")
 
     @property
     def n_tokens(self) -> int:
@@ -121,6 +124,16 @@ class GenerationRecord:
         if unknown:
             raise ValueError(f"generation record has unknown field(s) {sorted(unknown)}")
         return cls(**data)
+
+
+def _bad_logprob_positions(values) -> list[int]:
+    """Positions of entries that are not a log-probability: missing, NaN, or not a number. JSON
+    booleans count as not a number: Python reads ``false`` as the int 0, a certain token, which
+    would silently give TBD 0 (the most seen-like score)."""
+    if values is None:
+        return []
+    return [i for i, v in enumerate(values)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or math.isnan(v)]
 
 
 def shared_prefix_length(a: GenerationRecord, b: GenerationRecord, decode=None) -> int:

@@ -93,7 +93,8 @@ def _comparison_table(run: TaskRun, comparison: dict[str, dict] | None = None) -
     for col in ("score", "AUC", "TPR@1%FPR", "@5%", "paper"):
         table.add_column(col, justify="left" if col == "score" else "right", no_wrap=True)
     for name, r in (comparison if comparison is not None else compare_scores(run)).items():
-        cell = lambda key: f"{r[key]:.3f} [{r[key + '_ci'][0]:.2f},{r[key + '_ci'][1]:.2f}]"  # noqa: E731
+        cell = lambda key: f"{r[key]:.3f} " + (  # noqa: E731
+            "(no CI)" if r[key + "_ci"] is None else f"[{r[key + '_ci'][0]:.2f},{r[key + '_ci'][1]:.2f}]")
         arrow = "↑" if SCORES[name].higher_is_seen else "↓"
         table.add_row(f"{name} {arrow}", cell("auc"), cell("tpr@1%fpr"), f"{r['tpr@5%fpr']:.3f}", f"{r['tpr@1%fpr_paper']:.3f}")
     return table
@@ -101,7 +102,8 @@ def _comparison_table(run: TaskRun, comparison: dict[str, dict] | None = None) -
 
 def render_run(run: TaskRun, top: int = 10, *, summary: dict | None = None,
                comparison: dict[str, dict] | None = None):
-    """A rich renderable: summary table, the ``top`` lowest-TBD questions, and the histogram.
+    """A rich renderable: summary table, the ``top`` lowest-TBD questions (none for 0), and the
+    histogram.
 
     ``summary`` and ``comparison`` are :func:`summarise` and :func:`compare_scores` of ``run``
     when the caller already has them (they are computed here otherwise)."""
@@ -140,10 +142,16 @@ def render_run(run: TaskRun, top: int = 10, *, summary: dict | None = None,
     if s.get("roc_undefined"):
         parts.append(Text(f"ROC metrics undefined: {s['roc_undefined']}", style="yellow"))
     elif run.labelled and len(run.score_names()) > 1:
+        comparison = comparison if comparison is not None else compare_scores(run)
         parts.append(_comparison_table(run, comparison))
+        reason = next((r["ci_undefined"] for r in comparison.values() if r.get("ci_undefined")), None)
+        if reason:
+            parts.append(Text(f"No confidence intervals: {reason}", style="yellow"))
     if s["n_empty"]:
         parts.append(Text(f"{s['n_empty']} question(s) produced zero tokens (TBD 0 by definition)", style="yellow"))
-    parts += [suspects, Panel(_histogram(run), title="TBD distribution", expand=False)]
+    if top > 0:
+        parts.append(suspects)
+    parts.append(Panel(_histogram(run), title="TBD distribution", expand=False))
     return Group(*parts)
 
 

@@ -13,6 +13,7 @@ import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lm_eval_tbd.data import utf8_error_message
 from lm_eval_tbd.record import GenerationRecord
 from lm_eval_tbd.scores import SCORES, TBDParams
 from lm_eval_tbd.scoring import mean_scores, score_record
@@ -124,9 +125,29 @@ def _task_of(path: Path) -> str:
 
 
 def find_tasks(output_path: str | Path) -> list[str]:
-    """Task names with TBD samples under ``output_path`` (sorted)."""
-    root = Path(output_path)
-    return sorted({_task_of(p) for p in _samples_files(root) if _task_of(p).startswith("tbd")})
+    """Task names with TBD samples under ``output_path`` (sorted).
+
+    Told by content, not by name (tasks written by ``make-task`` have any name): a task is a
+    TBD task when the first sample of one of its samples files holds a generation record in
+    ``resps[0][0]``. An ordinary task's response there is its generated text."""
+    by_task: dict[str, list[Path]] = {}
+    for path in _samples_files(Path(output_path)):
+        by_task.setdefault(_task_of(path), []).append(path)
+    return sorted(task for task, files in by_task.items() if any(_holds_records(p) for p in files))
+
+
+def _holds_records(samples_file: Path) -> bool:
+    """Whether the first sample of ``samples_file`` is a TBD sample (False for unreadable files:
+    discovery skips them; naming the task with --task reports what is wrong)."""
+    try:
+        with samples_file.open(encoding="utf-8") as f:
+            first = next((line for line in f if line.strip()), None)
+        if first is None:
+            return False
+        GenerationRecord.from_json(json.loads(first)["resps"][0][0])
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        return False
+    return True
 
 
 def load_run(output_path: str | Path, task: str) -> TaskRun:
@@ -148,10 +169,22 @@ def load_run(output_path: str | Path, task: str) -> TaskRun:
         raise ValueError(f"runs of task {task!r} from several models under {root}: "
                          f"{', '.join(str(f.relative_to(root)) for f in folders)}; point at one model's folder")
     newest = max(files, key=lambda p: (p.name.rsplit("_", 1)[-1], p.stat().st_mtime))
+    try:
+        questions = _read_samples(newest)
+    except UnicodeDecodeError:
+        raise ValueError(utf8_error_message(newest)) from None
+    if not questions:
+        raise ValueError(f"{newest}: no samples")
+    questions.sort(key=lambda q: q.doc_id)
+    return TaskRun(task, newest, tuple(questions))
+
+
+def _read_samples(path: Path) -> list[QuestionResult]:
+    """Every sample of one samples file, in file order; ValueError naming the line of a bad one."""
     questions = []
-    with newest.open(encoding="utf-8") as f:
+    with path.open(encoding="utf-8") as f:
         for lineno, line in enumerate(f, start=1):
-            where = f"{newest}:{lineno}"
+            where = f"{path}:{lineno}"
             try:
                 sample = json.loads(line)
                 # One response per sample (sampled decoding with tbd_samples k logs k of them).
@@ -169,11 +202,8 @@ def load_run(output_path: str | Path, task: str) -> TaskRun:
                     record=records[0],
                     scores={k: float(sample[k]) for k in SCORES if k in sample},
                     records=records,
-                    sample_scores=_sample_scores(records, question, newest),
+                    sample_scores=_sample_scores(records, question, path),
                 ))
             except (KeyError, IndexError, TypeError, ValueError) as err:
                 raise ValueError(f"{where}: not a TBD sample ({type(err).__name__}: {err})") from None
-    if not questions:
-        raise ValueError(f"{newest}: no samples")
-    questions.sort(key=lambda q: q.doc_id)
-    return TaskRun(task, newest, tuple(questions))
+    return questions

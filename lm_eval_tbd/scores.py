@@ -9,6 +9,7 @@ model actually generated, in generation order, shape (n_tokens,).
 
 from __future__ import annotations
 
+import math
 import zlib
 from dataclasses import dataclass
 
@@ -34,13 +35,19 @@ class TBDParams:
     max_tokens: int = DEFAULT_MAX_TOKENS
 
     def __post_init__(self) -> None:
-        # Validate here so every entry point (YAML, --metadata, Python) gets the same message.
-        if isinstance(self.tau, bool) or not isinstance(self.tau, (int, float)) or not 0.0 < self.tau <= 1.0:
+        # Validate here so every entry point (YAML, --metadata, the CLI, Python) gets the same
+        # message. Non-finite values are refused: alpha = inf sends every (tau - p) < 1 to 0, so
+        # every question would score TBD 0, the most seen-like value.
+        if not _finite_number(self.tau) or not 0.0 < self.tau <= 1.0:
             raise ValueError(f"tbd_tau must be a number in (0, 1], got {self.tau!r}")
-        if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)) or not self.alpha > 0.0:
-            raise ValueError(f"tbd_alpha must be a number > 0, got {self.alpha!r}")
+        if not _finite_number(self.alpha) or not self.alpha > 0.0:
+            raise ValueError(f"tbd_alpha must be a finite number > 0, got {self.alpha!r}")
         if isinstance(self.max_tokens, bool) or not isinstance(self.max_tokens, int) or self.max_tokens < 1:
             raise ValueError(f"tbd_max_tokens must be an integer >= 1, got {self.max_tokens!r}")
+
+
+def _finite_number(value) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
 
 
 def validate_logprobs(logprobs, *, where: str = "logprobs") -> np.ndarray:

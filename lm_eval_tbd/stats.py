@@ -35,6 +35,7 @@ def _check(y_true, y_score) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"labels must be 0 (unseen) or 1 (seen), got values {sorted(set(y_true.tolist()))}")
     if np.isnan(y_score).any():
         raise ValueError("y_score contains NaN")
+    y_score = _finite_ranks(y_score)
     n_pos = int(y_true.sum())
     if n_pos == 0 or n_pos == y_true.size:
         which = "members (label 1)" if n_pos else "non-members (label 0)"
@@ -43,6 +44,19 @@ def _check(y_true, y_score) -> tuple[np.ndarray, np.ndarray]:
             "both seen and unseen questions are needed"
         )
     return y_true.astype(int), y_score
+
+
+def _finite_ranks(y_score: np.ndarray) -> np.ndarray:
+    """``y_score`` with -inf / +inf moved just beyond the finite range, order kept.
+
+    A generation with a token of probability 0 has mean log-prob -inf: a valid, least seen-like
+    score. scikit-learn refuses infinities, and these metrics depend only on the order of the
+    scores, so the figures are those of the infinite values."""
+    if not np.isinf(y_score).any():
+        return y_score
+    finite = y_score[np.isfinite(y_score)]
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
+    return np.where(y_score == -np.inf, lo - abs(lo) - 1.0, np.where(y_score == np.inf, hi + abs(hi) + 1.0, y_score))
 
 
 def roc_auc(y_true, y_score) -> float:
@@ -108,24 +122,34 @@ def roc_report(y_true, y_score, *, fprs=(0.001, 0.01, 0.05), n_resamples: int = 
     bootstrap), so every resample has both classes and the class balance is kept. Seeded.
     Returns ``{"auc": x, "auc_ci": [lo, hi], "tpr@1%fpr": ..., "tpr@1%fpr_ci": [...],
     "tpr@1%fpr_paper": ..., "n_members": .., "n_nonmembers": ..}``.
+
+    With a single member or a single non-member the AUC and TPRs are defined but the bootstrap
+    is not (resampling one question gives no spread): every ``*_ci`` is None and
+    ``ci_undefined`` says why.
     """
     y_true, y_score = _check(y_true, y_score)
     pos, neg = y_score[y_true == 1], y_score[y_true == 0]
 
     out = {"n_members": int(pos.size), "n_nonmembers": int(neg.size), "confidence": confidence}
+    no_ci = min(pos.size, neg.size) < 2
+    if no_ci:
+        out["ci_undefined"] = (f"bootstrap confidence intervals need at least 2 members and 2 non-members, "
+                               f"got {pos.size} and {neg.size}")
+
+    def ci(statistic):
+        if no_ci:
+            return None
+        return list(_bootstrap_ci(statistic, (pos, neg), n_resamples=n_resamples, confidence=confidence, seed=seed,
+                                  vectorized=True))
+
     out["auc"] = roc_auc(y_true, y_score)
     # AUC = U / (n_pos n_neg) (ties count one half, as in roc_auc_score); vectorised over resamples.
-    out["auc_ci"] = list(_bootstrap_ci(
-        lambda p, n, axis=-1: _scipy_stats.mannwhitneyu(p, n, axis=axis).statistic / (p.shape[axis] * n.shape[axis]),
-        (pos, neg), n_resamples=n_resamples, confidence=confidence, seed=seed, vectorized=True,
-    ))
+    out["auc_ci"] = ci(lambda p, n, axis=-1: _scipy_stats.mannwhitneyu(p, n, axis=axis).statistic
+                       / (p.shape[axis] * n.shape[axis]))
     for f in fprs:
         name = f"tpr@{f:.1%}fpr".replace(".0%", "%")
         out[name] = tpr_at_fpr(y_true, y_score, f)
-        out[f"{name}_ci"] = list(_bootstrap_ci(
-            lambda p, n, axis=-1, f=f: _tpr_at_fpr_vectorised(p, n, f, axis),
-            (pos, neg), n_resamples=n_resamples, confidence=confidence, seed=seed, vectorized=True,
-        ))
+        out[f"{name}_ci"] = ci(lambda p, n, axis=-1, f=f: _tpr_at_fpr_vectorised(p, n, f, axis))
         out[f"{name}_paper"] = tpr_at_fpr_paper(y_true, y_score, f)
     return out
 

@@ -103,3 +103,14 @@ def test_load_run_refuses_runs_of_several_models(main_run, tmp_path):
     with pytest.raises(ValueError, match="runs of task 'tbd_aime24' from several models"):
         load_run(tmp_path, "tbd_aime24")
     assert len(load_run(tmp_path / "modelA", "tbd_aime24").questions) == 4
+
+
+def test_duplicate_ids_name_the_file_both_lines_and_the_id(tmp_path):
+    path = write(tmp_path / "q.jsonl", {"id": "a", "question": "A?"}, {"id": "b", "question": "B?"},
+                 {"id": "a", "question": "A again?"})
+    with pytest.raises(ValueError, match=r"q.jsonl:3: id 'a' is also the id of line 1; question ids must be unique"):
+        read_questions_jsonl(path)
+    # a row without an id is numbered by position, which can collide with an explicit id
+    path = write(tmp_path / "q2.jsonl", {"id": "1", "question": "A?"}, {"question": "B?"})
+    with pytest.raises(ValueError, match=r"q2.jsonl:2: id '1' is also the id of line 1"):
+        read_questions_jsonl(path)

@@ -73,6 +73,12 @@ def test_tiny_positive_rounding_is_clipped_to_certainty():
         ({"alpha": 0.0}, "tbd_alpha"),
         ({"max_tokens": 0}, "tbd_max_tokens"),
         ({"max_tokens": 2.5}, "tbd_max_tokens"),
+        # non-finite values: alpha = inf made every TBD 0 (the most seen-like value)
+        ({"alpha": math.inf}, "tbd_alpha must be a finite number"),
+        ({"alpha": math.nan}, "tbd_alpha"),
+        ({"tau": math.inf}, "tbd_tau must be a number in"),
+        ({"tau": math.nan}, "tbd_tau"),
+        ({"alpha": True}, "tbd_alpha"),
     ],
 )
 def test_bad_parameters_name_the_option(kwargs, message):

@@ -55,3 +55,24 @@ def test_bad_inputs():
         roc_auc([1, 2], [0.1, 0.2])
     with pytest.raises(ValueError, match="NaN"):
         roc_auc([1, 0], [0.1, float("nan")])
+
+
+def test_one_member_gives_auc_and_tpr_without_bootstrap_cis():
+    from lm_eval_tbd.stats import roc_report
+
+    # scipy's "each sample in `data` must contain two or more observations" ended the report
+    r = roc_report([1, 0, 0, 0], [0.9, 0.1, 0.2, 0.3], n_resamples=50)
+    assert r["auc"] == 1.0 and r["tpr@1%fpr"] == 1.0 and r["n_members"] == 1
+    assert r["auc_ci"] is None and r["tpr@1%fpr_ci"] is None
+    assert "at least 2 members and 2 non-members, got 1 and 3" in r["ci_undefined"]
+    assert roc_report([1, 1, 0], [0.9, 0.8, 0.1], n_resamples=50)["auc_ci"] is None
+    full = roc_report([1, 1, 0, 0], [0.9, 0.8, 0.1, 0.2], n_resamples=50)
+    assert "ci_undefined" not in full and len(full["auc_ci"]) == 2
+
+
+def test_infinite_scores_rank_beyond_the_finite_ones():
+    # mean log-prob is -inf when a token had probability 0; scikit-learn refuses infinities
+    y = [1, 0, 1, 0]
+    assert roc_auc(y, [-np.inf, -1.0, 0.0, -2.0]) == roc_auc(y, [-9.0, -1.0, 0.0, -2.0]) == 0.5
+    assert roc_auc(y, [np.inf, -np.inf, 1.0, 0.5]) == 1.0
+    assert tpr_at_fpr([1, 0], [-np.inf, -np.inf]) == 0.0

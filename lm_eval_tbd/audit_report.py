@@ -1,0 +1,128 @@
+"""Audit mode of ``lm-eval-tbd report --reference TASK``: every other task against a clean
+reference task (questions the model cannot have seen, e.g. published after its training
+cut-off), with no labels needed.
+
+The statistics and the verdict are the pytest gate's (``pytest_contam.gate.evaluate`` over
+``lm_eval_tbd.stats.audit``): the Mann-Whitney AUC of the benchmark's decision values against
+the reference's (HIGHER AUC = the benchmark looks MORE SEEN than the reference; 0.5 = alike), its
+one-sided p-value, Benjamini-Hochberg flags at an FDR, and the estimated contaminated fraction.
+A report is not a gate: the verdict is printed and written, the exit status stays 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from rich.console import Group
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from lm_eval_tbd.results import TaskRun
+
+__all__ = ["AuditCriteria", "AuditOutcome", "audit_run", "render_audit"]
+
+#: Verdicts: every threshold given holds; one does not; no threshold was given (figures only);
+#: the statistics are undefined for this pair of tasks (too few questions, score not logged).
+PASS, FAIL, NO_THRESHOLD, UNDEFINED = "PASS", "FAIL", "no threshold", "undefined"
+
+
+@dataclass(frozen=True)
+class AuditCriteria:
+    """The gate's calibrated thresholds, with its defaults: a threshold left None is not applied,
+    and questions are flagged by Benjamini-Hochberg at ``fdr`` 0.05. ``significance`` is the
+    gate's ``alpha`` (renamed: ``--alpha`` is TBD's exponent in the report)."""
+
+    reference: str
+    score: str = "tbd"
+    max_auc: float | None = None
+    significance: float | None = None
+    max_contaminated_fraction: float | None = None
+    fdr: float = 0.05
+
+    @property
+    def has_thresholds(self) -> bool:
+        return any(v is not None for v in (self.max_auc, self.significance, self.max_contaminated_fraction))
+
+    def threshold(self, task: str):
+        """The gate's ``Threshold`` of ``task`` against the reference."""
+        from pytest_contam.config import Threshold
+
+        return Threshold(task, reference=self.reference, score=self.score, max_auc=self.max_auc,
+                         alpha=self.significance, max_contaminated_fraction=self.max_contaminated_fraction,
+                         fdr=self.fdr)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class AuditOutcome:
+    """One task's audit: its ``verdict`` (PASS, FAIL, "no threshold" or "undefined"), the gate's
+    result (None when undefined) and, when undefined, the ``reason``."""
+
+    task: str
+    verdict: str
+    result: object = None  # pytest_contam.gate.GateResult
+    reason: str | None = None
+
+    def to_json(self) -> dict:
+        """The verdict and the gate's figures in the gate's JSON format (``--contam-json``),
+        less the fixed-cutoff fields the report does not use."""
+        out = {"verdict": self.verdict, "reason": self.reason}
+        if self.result is not None:
+            figures = self.result.to_json()
+            for key in ("score_cutoff", "max_flagged_fraction", "error"):
+                figures.pop(key, None)
+            out.update(figures)
+        return out
+
+
+def audit_run(run: TaskRun, reference: TaskRun, criteria: AuditCriteria, *, top: int = 5) -> AuditOutcome:
+    """``run`` against ``reference`` under ``criteria``, with the gate's own evaluation. ``top``:
+    the most significant flagged questions kept. Undefined statistics (fewer than 2 questions on
+    a side, a score not logged) give an "undefined" outcome with the reason, not an error, so the
+    other tasks are still reported."""
+    from pytest_contam.gate import evaluate
+
+    try:
+        result = evaluate(criteria.threshold(run.task), run, top=top, reference=reference)
+    except ValueError as err:  # includes lm_eval_tbd.stats.UndefinedMetricError
+        return AuditOutcome(run.task, UNDEFINED, None, str(err))
+    if not criteria.has_thresholds:
+        return AuditOutcome(run.task, NO_THRESHOLD, result)
+    return AuditOutcome(run.task, PASS if result.passed else FAIL, result)
+
+
+def _limits(criteria: AuditCriteria) -> str:
+    parts = [f"{name} {value:g}" for name, value in (("AUC ≤", criteria.max_auc), ("p ≥", criteria.significance),
+                                                      ("contaminated share ≤", criteria.max_contaminated_fraction))
+             if value is not None]
+    return ", ".join(parts) if parts else "none given (--max-auc, --significance, --max-contaminated-fraction)"
+
+
+def render_audit(outcomes: list[AuditOutcome], criteria: AuditCriteria):
+    """A rich renderable: one row per audited task, then the failures' details (each failed
+    threshold with its measured value, and the most significant flagged questions)."""
+    table = Table(title=f"Audit against reference {escape(criteria.reference)} (score {criteria.score}; AUC > 0.5 = more "
+                        f"seen-like than the reference)\nthresholds: {_limits(criteria)}; flags: Benjamini-Hochberg "
+                        f"at FDR {criteria.fdr:g}", title_justify="left")
+    for col in ("task", "n", "AUC", "p (one-sided)", "contaminated share [CI]", "flagged", "verdict"):
+        table.add_column(col, justify="left" if col in ("task", "verdict") else "right", no_wrap=col != "task")
+    colours = {PASS: "green", FAIL: "red", NO_THRESHOLD: "dim", UNDEFINED: "yellow"}
+    details = []
+    for o in outcomes:
+        verdict = f"[{colours[o.verdict]}]{o.verdict}[/]"
+        if o.result is None:
+            table.add_row(escape(o.task), "-", "-", "-", "-", "-", verdict)
+            details.append(Text(f"{o.task}: audit undefined: {o.reason}", style="yellow"))
+            continue
+        a, r = o.result.audit, o.result
+        lo, hi = a["contaminated_fraction_ci"]
+        table.add_row(escape(o.task), str(r.n), f"{a['auc']:.3f}", f"{a['p_value']:.2g}",
+                      f"{a['contaminated_fraction']:.1%} [{lo:.0%}, {hi:.0%}]", str(a["n_bh_flagged"]), verdict)
+        if o.verdict == FAIL:
+            details.append(Text(r.message(), style="red"))
+    return Group(table, *details,
+                 Text("A report, not a gate: the exit status is 0 whatever the verdict (pytest --contam fails builds).",
+                      style="dim"))

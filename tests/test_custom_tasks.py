@@ -1,0 +1,50 @@
+"""``lm-eval-tbd make-task``: the task YAML loads back, through lm-eval's own loader, with the
+exact paths and options it was given."""
+
+import json
+
+import pytest
+
+from lm_eval_tbd.cli import main
+from lm_eval_tbd.custom_tasks import write_jsonl_task
+
+# a backslash, both quote kinds, ": " (a YAML mapping indicator), "#", and non-ASCII text
+AWKWARD = ["back\\slash", "it's \"quoted\"", "key: value # not a comment", "unicodé ✓ 題"]
+
+
+def _questions(folder):
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "q.jsonl"
+    path.write_text(json.dumps({"id": "a", "question": "A?"}) + "\n", encoding="utf-8")
+    return path
+
+
+def _load(path, **kwargs):
+    from lm_eval.tasks._yaml_loader import load_yaml
+
+    return load_yaml(path, **kwargs)
+
+
+@pytest.mark.parametrize("name", AWKWARD + ["".join(AWKWARD)])
+def test_make_task_yaml_gives_back_the_exact_path(tmp_path, capsys, name):
+    data = _questions(tmp_path / name)
+    assert main(["make-task", "my_heldout", str(data), "--dir", str(tmp_path / "tasks")]) == 0
+    assert "wrote" in capsys.readouterr().out
+    config = _load(tmp_path / "tasks" / "my_heldout.yaml", resolve_func=False, recursive=False)
+    assert config["metadata"]["tbd_data_file"] == str(data.resolve())
+    assert config["task"] == "my_heldout" and config["metadata"]["version"] == 1.0
+    assert config["custom_dataset"].endswith("lm_eval_tbd.data.load_jsonl")
+
+
+def test_make_task_yaml_resolves_its_function_and_template(tmp_path):
+    data = _questions(tmp_path / AWKWARD[0])
+    path = write_jsonl_task("my_heldout", data, tmp_path / "tasks", tbd_max_tokens=100, tbd_input_scores=True,
+                            tbd_server_args={"repeat_penalty": 1.0})
+    config = _load(path, resolve_func=True, recursive=True)
+    from lm_eval_tbd.data import load_jsonl
+
+    assert config["custom_dataset"].__module__ == load_jsonl.__module__
+    assert config["custom_dataset"].__name__ == "load_jsonl"
+    assert config["class"].__name__ == "TBDTask"  # from the included template
+    assert config["metadata"] == {"version": 1.0, "tbd_data_file": str(data.resolve()), "tbd_input_scores": True,
+                                  "tbd_max_tokens": 100, "tbd_server_args": {"repeat_penalty": 1.0}}

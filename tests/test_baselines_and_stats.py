@@ -63,12 +63,12 @@ def test_score_record_and_sign_conventions():
     s = score_record(rec, TBDParams())
     assert s["tbd"] == pytest.approx((0.5 ** 0.6 + 0.1 ** 0.6) / 2)
     assert s["gen_mean_logprob"] == pytest.approx((math.log(0.5) + math.log(0.9)) / 3)
-    assert set(s) == {"tbd", "gen_mean_logprob", "gen_min_k", "gen_max_k", "gen_min_k_pp", "gen_zlib"}
+    assert set(s) == {"tbd", "gen_mean_logprob", "gen_min_k", "gen_max_k", "gen_min_k_pp", "gen_zlib", "gen_entropy"}
     assert set(score_record(GenerationRecord([], [], "eos"), TBDParams())) == {"tbd"}
     # re-scoring a longer record with a smaller M leaves out zlib (its text covers all tokens)
     assert "gen_zlib" not in score_record(rec, TBDParams(max_tokens=2))
     assert decision_value("tbd", 0.3) == -0.3 and decision_value("gen_min_k", -0.3) == -0.3
-    lower_is_seen = {"tbd", "ref_tbd"}
+    lower_is_seen = {"tbd", "ref_tbd", "gen_entropy"}
     assert all(SCORES[n].higher_is_seen == (n not in lower_is_seen) for n in SCORES)
 
 

@@ -7,6 +7,10 @@
                                                   rich report of a run written with --log_samples,
                                                   optionally re-scored without re-running the model,
                                                   and audited against a clean reference task
+                     [--combined MODEL]           ... with the score of a fitted combined detector
+  lm-eval-tbd combine fit OUTPUT_PATH... --out MODEL.json
+                                                  fit a combined detector on labelled runs (out-of-fold
+                                                  figures only; lm_eval_tbd.combine)
   lm-eval-tbd score FILE.jsonl [--questions Q.jsonl] [--tau X --alpha Y --max-tokens M] [--json OUT]
                                                   scores from generations logged by any backend or
                                                   API with per-token log-probs (lm_eval_tbd.logs)
@@ -90,6 +94,36 @@ def _score(args) -> int:
     return 0
 
 
+def _combine_fit(args) -> int:
+    """``lm-eval-tbd combine fit OUT... --out model.json``: fit the combined detector on the
+    labelled TBD tasks of the given lm-eval output folders; print its out-of-fold figures."""
+    from rich.console import Console
+
+    from lm_eval_tbd.combine import fit_combined
+    from lm_eval_tbd.results import find_tasks, load_run
+
+    runs = []
+    for folder in args.runs:
+        for task in args.task or find_tasks(folder):
+            run = load_run(folder, task)
+            if not run.labelled:
+                raise ValueError(f"{folder}: task {task} has no labels; fitting needs labelled questions "
+                                 "(your distillation set against held-out ones)")
+            runs.append(run)
+    if not runs:
+        raise ValueError(f"no TBD tasks under {', '.join(args.runs)}")
+    features = args.features.split(",") if args.features else None
+    model = fit_combined(runs, features=features, folds=args.folds, C=args.C)
+    model.save(args.out)
+    r = model.out_of_fold
+    Console().print(
+        f"combined detector over {len(model.features)} scores ({', '.join(model.features)}), fitted on "
+        f"{model.n_members} members and {model.n_nonmembers} non-members\n"
+        f"out of fold ({model.folds}-fold): AUC {r['auc']:.3f} [{r['auc_ci'][0]:.2f}, {r['auc_ci'][1]:.2f}], "
+        f"TPR@1%FPR {r['tpr@1%fpr']:.3f}, TPR@5%FPR {r['tpr@5%fpr']:.3f}\nwrote {args.out}", highlight=False)
+    return 0
+
+
 def _report(args) -> int:
     """``lm-eval-tbd report`` (lm_eval_tbd.reporting). Exit status 0 whatever an audit's verdict:
     a report, not a gate. The ``--json`` file is strict JSON, non-finite floats spelled as strings."""
@@ -103,8 +137,13 @@ def _report(args) -> int:
         defaulted = {k: v for k, v in (("score", args.audit_score), ("fdr", args.fdr)) if v is not None}
         criteria = AuditCriteria(args.reference, max_auc=args.max_auc, significance=args.significance,
                                  max_contaminated_fraction=args.max_contaminated_fraction, **defaulted)
+    combined = None
+    if args.combined:
+        from lm_eval_tbd.combine import load_combined
+
+        combined = load_combined(args.combined)
     return report_folder(args.output_path, tasks=args.task, params=params, top=args.top, criteria=criteria,
-                         plot_dir=args.plot, json_path=args.json)
+                         plot_dir=args.plot, json_path=args.json, combined=combined)
 
 
 #: report options that only mean something against a reference task
@@ -182,8 +221,22 @@ def main(argv: list[str] | None = None) -> int:
     rep.add_argument("--max-tokens", type=int, help="re-score the first M generated tokens")
     rep.add_argument("--plot", metavar="DIR", help="also write PNG figures here (needs the 'plot' extra: matplotlib)")
     rep.add_argument("--json", metavar="PATH", help="also write the figures here as JSON (atomically)")
+    rep.add_argument("--combined", metavar="MODEL", help="add the score 'combined' from a model written by "
+                                                         "'lm-eval-tbd combine fit' (usable as --audit-score too)")
     _add_audit_options(rep)
     rep.set_defaults(func=_report)
+    combine = sub.add_parser("combine", help="a combined detector over the scores of one pass")
+    combine_sub = combine.add_subparsers(dest="combine_command", required=True)
+    fit = combine_sub.add_parser("fit", help="fit on labelled runs (your distillation set against held-out "
+                                             "questions); reports out-of-fold figures only")
+    fit.add_argument("runs", nargs="+", metavar="OUTPUT_PATH", help="lm_eval --output_path folder(s) with labelled tasks")
+    fit.add_argument("--out", required=True, help="where to write the model (JSON, atomically)")
+    fit.add_argument("--task", action="append", help="task name (repeatable; default: every TBD task found)")
+    fit.add_argument("--features", help="comma-separated scores (default: every score all questions have, "
+                                        "except the zlib ones)")
+    fit.add_argument("--folds", type=int, default=5, help="cross-validation folds (default: 5)")
+    fit.add_argument("--C", type=_finite_float, default=1.0, help="inverse L2 regularisation strength (default: 1.0)")
+    fit.set_defaults(func=_combine_fit)
     score = sub.add_parser("score", help="score generations logged by any backend or API that recorded per-token "
                                          "log-probs (OpenAI responses or batch output, or plain logprob lists)")
     score.add_argument("file", help="JSON Lines of logged generations (see lm_eval_tbd.logs for the formats)")

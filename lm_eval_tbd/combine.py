@@ -21,7 +21,7 @@ import numpy as np
 
 from lm_eval_tbd.scores import SCORES, decision_value
 
-__all__ = ["CombinedModel", "fit_combined", "load_combined", "cross_fit_decisions", "COMBINED"]
+__all__ = ["CombinedModel", "fit_combined", "load_combined", "cross_fit_decisions", "with_combined", "COMBINED"]
 
 #: The name a combined model's output goes by in reports and gates.
 COMBINED = "combined"
@@ -43,6 +43,9 @@ class CombinedModel:
     n_members: int
     n_nonmembers: int
     folds: int
+    # Short hashes of the calibration questions' texts: applying the model to them would give
+    # in-sample figures, so with_combined leaves those questions without the score.
+    calibration_questions: tuple[str, ...] = ()
 
     def decision(self, scores: dict[str, float]) -> float:
         """The combined decision value of one question's ``scores`` (its own SCORES values).
@@ -80,11 +83,18 @@ def load_combined(path: str | Path) -> CombinedModel:
         model = CombinedModel(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
     except TypeError as err:
         raise ValueError(f"{path}: {err}") from None
-    unknown = [f for f in model.features if f not in SCORES]
+    unknown = [f for f in model.features if f not in SCORES or f == COMBINED]
     lengths = {len(model.features), len(model.means), len(model.scales), len(model.coef)}
     if unknown or len(lengths) != 1 or not all(math.isfinite(v) and v > 0 for v in model.scales):
         raise ValueError(f"{path}: inconsistent combined model (unknown features {unknown} or mismatched arrays)")
     return model
+
+
+def question_key(text: str) -> str:
+    """A short, stable hash of a question's text (to recognise calibration questions)."""
+    import hashlib
+
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 def _matrix(runs, features):
@@ -117,7 +127,7 @@ def fit_combined(runs, *, features: list[str] | None = None, folds: int = 5, C: 
     runs = list(runs)
     if not runs:
         raise ValueError("fit_combined: no runs given")
-    available = [n for n in SCORES if all(q.scores and n in q.scores for r in runs for q in r.questions)]
+    available = [n for n in SCORES if n != COMBINED and all(q.scores and n in q.scores for r in runs for q in r.questions)]
     if features is None:
         features = [n for n in available if n not in ("gen_zlib", "q_zlib")]
     missing = [f for f in features if f not in available]
@@ -147,6 +157,7 @@ def fit_combined(runs, *, features: list[str] | None = None, folds: int = 5, C: 
         coef=tuple(map(float, clf.coef_[0])), intercept=float(clf.intercept_[0]), C=C,
         out_of_fold={"decisions_note": "out-of-fold (stratified k-fold), never in-sample", **report},
         n_members=n_pos, n_nonmembers=n_neg, folds=folds,
+        calibration_questions=tuple(sorted({question_key(q.question) for r in runs for q in r.questions})),
     )
 
 
@@ -184,3 +195,32 @@ def cross_fit_decisions(calibration, targets: dict, *, features: list[str] | Non
                     z = (np.array([decision_value(f, q.scores[f]) for f in features]) - means) / scales
                     out[name][index[name][q.question_id]] = float(clf.decision_function(z[None])[0])
     return out
+
+
+def with_combined(run, model: CombinedModel, *, warn=None):
+    """``run`` with the score "combined" (the model's decision, higher = more likely seen) added
+    to every question's scores, so reports, plots and gates treat it like any other score.
+
+    Questions the model was fitted on get no combined score (their figures would be in-sample),
+    so a report that includes them shows no combined figures; ``warn(message)`` says so.
+    Raises ValueError naming the task when a question lacks one of the model's features."""
+    from dataclasses import replace
+
+    from lm_eval_tbd.results import TaskRun
+
+    seen = set(model.calibration_questions)
+    qs, fitted_on = [], 0
+    for q in run.questions:
+        if question_key(q.question) in seen:
+            fitted_on += 1
+            qs.append(q)
+            continue
+        try:
+            qs.append(replace(q, scores={**(q.scores or {}), COMBINED: model.decision(q.scores or {})}))
+        except KeyError as err:
+            raise ValueError(f"{run.task}: {err.args[0]} (was it scored with the same options as the calibration "
+                             "run?)") from None
+    if fitted_on and warn is not None:
+        warn(f"{run.task}: {fitted_on} of {len(qs)} questions were used to fit the combined model; they get no "
+             "combined score (it would be in-sample). Its out-of-fold figures are those 'combine fit' printed.")
+    return TaskRun(run.task, run.samples_file, tuple(qs))

@@ -57,13 +57,15 @@ def report_json(output_path, params, figures: list[TaskFigures], audits=None, cr
 
 
 def report_folder(output_path, *, tasks: list[str] | None = None, params=None, top: int = 10, criteria=None,
-                  plot_dir=None, json_path=None, console=None) -> int:
+                  plot_dir=None, json_path=None, console=None, combined=None) -> int:
     """Report ``tasks`` (default: every TBD task found) of ``output_path``; returns the exit
     status: 2 when no TBD task is found, else 0, whatever an audit's verdict (a report, not a gate).
 
     ``params``: re-score every task (and the reference) with these TBDParams. ``criteria``: an
     :class:`~lm_eval_tbd.audit_report.AuditCriteria` to audit every other task against its
     reference task. ``plot_dir`` / ``json_path``: also write PNGs / the figures as JSON there.
+    ``combined``: a :class:`~lm_eval_tbd.combine.CombinedModel` whose decision is added to every
+    task as the score "combined".
     """
     from rich.console import Console
 
@@ -86,6 +88,10 @@ def report_folder(output_path, *, tasks: list[str] | None = None, params=None, t
         if params is not None:
             run = run.rescore(params)
             console.print(f"[dim]{task}: re-scored from logged log-probabilities with {params}[/]")
+        if combined is not None:
+            from lm_eval_tbd.combine import with_combined
+
+            run = with_combined(run, combined, warn=lambda msg: console.print(f"[yellow]{msg}[/]"))
         return run
 
     figures = []

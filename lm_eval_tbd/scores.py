@@ -248,6 +248,8 @@ SCORES: dict[str, ScoreSpec] = {
         ScoreSpec("ref_ratio_min_k", True, "Min-K% (k=0.2) of per-token log-prob ratios, student over reference"),
         ScoreSpec("ref_certain_share", True, "share of generated tokens the student is near-certain of (p >= 0.9) "
                                              "and the reference model is not (q < 0.5)"),
+        # Not computed from a record: added by lm_eval_tbd.combine.with_combined from a fitted model.
+        ScoreSpec("combined", True, "a fitted combination of the other scores (lm_eval_tbd.combine)"),
     )
 }
 

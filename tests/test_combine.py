@@ -89,3 +89,45 @@ def test_cross_fit_scores_each_question_with_a_model_blind_to_it():
                                          for q in make_run(n=1).questions))
     with pytest.raises(ValueError, match="questions the calibration run lacks"):
         cross_fit_decisions(calib, {"other": other})
+
+
+def test_cli_fit_then_report_with_the_combined_score(tmp_path):
+    """combine fit on a labelled lm-eval-style folder, then report --combined --json."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.conftest import offline_env
+
+    out = tmp_path / "out" / "model"
+    out.mkdir(parents=True)
+    run = make_run()
+    lines = [json.dumps({"doc_id": q.doc_id, "doc": {"id": q.question_id, "question": q.question, "label": q.label},
+                         "resps": [[q.record.to_json()]], **q.scores}) for q in run.questions]
+    (out / "samples_calib_2026-01-01T00-00-00.000000.jsonl").write_text("\n".join(lines) + "\n")
+    cli = [sys.executable, "-m", "lm_eval_tbd.cli"]
+    fit = subprocess.run(cli + ["combine", "fit", str(tmp_path / "out"), "--out", str(tmp_path / "m.json")],
+                         capture_output=True, text=True, env=offline_env())
+    assert fit.returncode == 0, fit.stderr
+    assert "out of fold (5-fold): AUC" in fit.stdout
+    # another labelled set (other question texts) gets the combined score in the report
+    other = tmp_path / "other" / "model"
+    other.mkdir(parents=True)
+    lines = [json.dumps({"doc_id": q.doc_id, "doc": {"id": q.question_id, "question": "other " + q.question,
+                                                     "label": q.label},
+                         "resps": [[q.record.to_json()]], **q.scores}) for q in make_run(seed=7).questions]
+    (other / "samples_bench_2026-01-01T00-00-00.000000.jsonl").write_text("\n".join(lines) + "\n")
+    rep = subprocess.run(cli + ["report", str(tmp_path / "other"), "--combined", str(tmp_path / "m.json"),
+                                "--json", str(tmp_path / "o.json")], capture_output=True, text=True, env=offline_env())
+    assert rep.returncode == 0, rep.stderr
+    scores = json.loads((tmp_path / "o.json").read_text())["tasks"]["bench"]["scores"]
+    assert "combined" in scores and 0.5 < scores["combined"]["auc"] <= 1.0
+    # the calibration questions themselves get no combined score: their figures would be in-sample
+    rep = subprocess.run(cli + ["report", str(tmp_path / "out"), "--combined", str(tmp_path / "m.json"),
+                                "--json", str(tmp_path / "r.json")], capture_output=True, text=True, env=offline_env())
+    assert rep.returncode == 0, rep.stderr
+    assert "were used to fit the combined model" in " ".join(rep.stdout.split())
+    assert "combined" not in json.loads((tmp_path / "r.json").read_text())["tasks"]["calib"]["scores"]
+    bad = subprocess.run(cli + ["report", str(tmp_path / "out"), "--combined", str(tmp_path / "nope.json")],
+                         capture_output=True, text=True, env=offline_env())
+    assert bad.returncode == 2 and "nope.json" in bad.stderr

@@ -84,6 +84,8 @@ def _metrics() -> dict[str, tuple[str, bool]]:
     toward "cleaner" (less seen-like); for AUC / TPR toward a better detector."""
     out = {}
     for name, spec in SCORES.items():
+        if name == "combined":  # a fitted model's output, added after the run (lm_eval_tbd.combine)
+            continue
         out[name] = ("mean", not spec.higher_is_seen)
         out[f"{name}_roc_auc"] = ("tbd_roc_auc", True)
         out[f"{name}_tpr_at_1fpr"] = ("tbd_tpr_at_1fpr", True)

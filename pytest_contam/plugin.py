@@ -15,7 +15,8 @@ from pytest_contam.gate import GateResult, evaluate, missing
 from pytest_contam.options import add_options
 
 STATE = pytest.StashKey["ContamSession"]()
-PROPERTY = "contam_gate"
+PROPERTY = "contam_gate"  # user property of a gate's report: its GateResult as JSON
+GATE_PREFIX = "contam::"  # node ids of the gates
 
 
 class ContamGateFailure(Exception):
@@ -156,10 +157,16 @@ class ContamReporter:
     def __init__(self, config) -> None:
         self.config = config
         self.results: list[GateResult] = []
-        self.selected: list[str] = []  # gates left after -k/-m selection
+        self.selected: set[str] = set()  # gates left after -k/-m selection
 
     def pytest_collection_finish(self, session) -> None:
-        self.selected = [item.name for item in session.items if isinstance(item, ContamItem)]
+        # In-process runs and xdist workers; the xdist controller collects nothing (see below).
+        self.selected = {item.name for item in session.items if isinstance(item, ContamItem)}
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node, ids) -> None:
+        # xdist controller: each worker collects (and deselects) the same items and sends their ids.
+        self.selected |= {nodeid[len(GATE_PREFIX):] for nodeid in ids if nodeid.startswith(GATE_PREFIX)}
 
     def pytest_runtest_logreport(self, report) -> None:
         if report.when != "call":
@@ -187,4 +194,4 @@ class ContamReporter:
             from lm_eval_tbd.atomic import write_json_atomic
             from pytest_contam.report import summary_json
 
-            write_json_atomic(Path(path), summary_json(self.results, self.selected))
+            write_json_atomic(Path(path), summary_json(self.results, sorted(self.selected)))

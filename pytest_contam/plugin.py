@@ -16,6 +16,8 @@ from pytest_contam.options import add_options
 
 STATE = pytest.StashKey["ContamSession"]()
 PROPERTY = "contam_gate"  # user property of a gate's report: its GateResult as JSON
+CHECK_PROPERTY = "contam_check"  # user property of a hand-written contam check's reports: its benchmark
+SELECTION = "contam_selection"  # an xdist worker's selected hand-written checks, sent to the controller
 GATE_PREFIX = "contam::"  # node ids of the gates
 
 
@@ -122,6 +124,12 @@ class ContamItem(pytest.Item):
         return self.config.stash[STATE].cfg.source, None, f"contamination gate {self.name}"
 
 
+def _check_benchmark(item) -> str | None:
+    """The benchmark of a hand-written ``@pytest.mark.contam("task")`` check (None without one)."""
+    marker = item.get_closest_marker("contam")
+    return marker.args[0] if marker.args else None
+
+
 @pytest.hookimpl(tryfirst=True)  # before -k/-m deselection, so gates can be selected like tests
 def pytest_collection_modifyitems(session, config, items) -> None:
     if STATE not in config.stash:
@@ -129,6 +137,11 @@ def pytest_collection_modifyitems(session, config, items) -> None:
             if item.get_closest_marker("contam"):
                 item.add_marker(pytest.mark.skip(reason="contamination checks run with --contam"))
         return
+    # Reports carry user properties, also from xdist workers: the reporter tells hand-written
+    # checks' outcomes from other tests' by this one.
+    for item in items:
+        if item.get_closest_marker("contam"):
+            item.user_properties.append((CHECK_PROPERTY, _check_benchmark(item)))
     # The session's nodeid is "", so give the collector its own: gates become "contam::<task>".
     items.extend(ContamCollector.from_parent(session, name="contam", nodeid="contam").collect())
 
@@ -150,30 +163,66 @@ def _is_worker(config) -> bool:
     return hasattr(config, "workerinput")
 
 
+_SEVERITY = ("passed", "skipped", "failed", "error")
+
+
+def _outcome(report) -> str | None:
+    """A report's outcome for a hand-written check: "passed", "skipped", "failed" (in the test)
+    or "error" (in setup or teardown); None for other outcomes (e.g. a rerun plugin's)."""
+    if report.failed:
+        return "failed" if report.when == "call" else "error"
+    if report.skipped:
+        return "skipped"
+    return "passed" if report.passed else None
+
+
 class ContamReporter:
-    """Registered with --contam only: collects gate results from reports (in the pytest-xdist
-    controller too, where workers' reports arrive), then prints and writes the summary once."""
+    """Registered with --contam only: collects gate results and hand-written checks' outcomes
+    from reports (in the pytest-xdist controller too, where workers' reports arrive), then prints
+    and writes the summary once."""
 
     def __init__(self, config) -> None:
         self.config = config
         self.results: list[GateResult] = []
         self.selected: set[str] = set()  # gates left after -k/-m selection
+        self.selected_checks: dict[str, str | None] = {}  # hand-written checks left: node id -> benchmark
+        self.check_outcomes: dict[str, str] = {}  # node id -> worst outcome of its reports
 
     def pytest_collection_finish(self, session) -> None:
         # In-process runs and xdist workers; the xdist controller collects nothing (see below).
         self.selected = {item.name for item in session.items if isinstance(item, ContamItem)}
+        self.selected_checks = {item.nodeid: _check_benchmark(item) for item in session.items
+                                if not isinstance(item, ContamItem) and item.get_closest_marker("contam")}
+        if _is_worker(self.config):
+            self.config.workeroutput[SELECTION] = {"checks": self.selected_checks}
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node, ids) -> None:
         # xdist controller: each worker collects (and deselects) the same items and sends their ids.
         self.selected |= {nodeid[len(GATE_PREFIX):] for nodeid in ids if nodeid.startswith(GATE_PREFIX)}
 
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node, error) -> None:
+        # xdist controller: node ids alone do not show which tests are contam checks; a worker that
+        # finished tells (any one does: they all collect the same items).
+        selection = getattr(node, "workeroutput", {}).get(SELECTION)
+        if selection:
+            self.selected_checks.update(selection["checks"])
+
     def pytest_runtest_logreport(self, report) -> None:
-        if report.when != "call":
-            return
         for key, value in report.user_properties:
-            if key == PROPERTY:
+            if key == PROPERTY and report.when == "call":
                 self.results.append(GateResult.from_json(value))
+            elif key == CHECK_PROPERTY and (outcome := _outcome(report)) is not None:
+                self.selected_checks.setdefault(report.nodeid, value)
+                previous = self.check_outcomes.get(report.nodeid, "passed")
+                self.check_outcomes[report.nodeid] = max(previous, outcome, key=_SEVERITY.index)
+
+    def checks(self) -> dict[str, dict]:
+        """The selected hand-written checks: node id -> {"benchmark", "outcome"} (outcome None
+        when the check never reported, e.g. in an interrupted run)."""
+        return {nodeid: {"benchmark": benchmark, "outcome": self.check_outcomes.get(nodeid)}
+                for nodeid, benchmark in self.selected_checks.items()}
 
     def pytest_report_collectionfinish(self, config, start_path, items):
         names = [t.benchmark for t in config.stash[STATE].cfg.benchmarks]
@@ -194,4 +243,4 @@ class ContamReporter:
             from lm_eval_tbd.atomic import write_json_atomic
             from pytest_contam.report import summary_json
 
-            write_json_atomic(Path(path), summary_json(self.results, sorted(self.selected)))
+            write_json_atomic(Path(path), summary_json(self.results, sorted(self.selected), self.checks()))

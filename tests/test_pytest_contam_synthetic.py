@@ -55,3 +55,83 @@ def test_xdist_json_reflects_the_workers_gates(pytester, two_tasks):
     result.assert_outcomes(passed=1)  # (the xdist controller does not count deselected items)
     report = read_json(pytester)
     assert report["passed"] is True and report["not_run"] == [] and list(report["benchmarks"]) == ["tbd_a"]
+
+
+# ---- hand-written contam checks count in the JSON --------------------------------------
+
+
+HAND_WRITTEN = """
+    import pytest
+
+    @pytest.mark.contam("tbd_a")
+    def test_passes(contam):
+        assert len(contam.questions) == 4
+
+    @pytest.mark.contam("tbd_a")
+    def test_fails(contam):
+        assert min(contam.scores()) > 0.55
+
+    @pytest.mark.contam("tbd_missing")
+    def test_errors(contam):
+        pass
+
+    @pytest.mark.contam("tbd_a")
+    def test_skips(contam):
+        pytest.skip("not applicable")
+
+    def test_ordinary():
+        assert False  # not a contamination check: the JSON ignores it
+"""
+
+
+def test_json_counts_hand_written_checks(pytester, two_tasks):
+    pytester.makepyfile(test_checks=HAND_WRITTEN)
+    result = pytester.runpytest("--contam", "-k", "not tbd_b", "--contam-json=r.json")
+    result.assert_outcomes(passed=2, failed=2, errors=1, skipped=1, deselected=1)
+    report = read_json(pytester)
+    assert report["passed"] is False and report["not_run"] == []
+    assert {n.split("::")[1]: c["outcome"] for n, c in report["checks"].items()} == {
+        "test_passes": "passed", "test_fails": "failed", "test_errors": "error", "test_skips": "skipped"}
+    assert report["checks"]["test_checks.py::test_errors"]["benchmark"] == "tbd_missing"
+
+    result = pytester.runpytest("--contam", "-k", "tbd_a or test_passes", "--contam-json=r.json")
+    result.assert_outcomes(passed=2, deselected=5)
+    assert read_json(pytester)["passed"] is True
+
+    # Only a hand-written check selected: it decides alone.
+    result = pytester.runpytest("--contam", "-k", "test_fails", "--contam-json=r.json")
+    result.assert_outcomes(failed=1, deselected=6)
+    assert read_json(pytester)["passed"] is False
+
+
+def test_xdist_json_fails_on_a_failing_gate_or_check(pytester, two_tasks):
+    pytester.makepyfile(test_checks="""
+        import pytest
+
+        @pytest.mark.contam("tbd_a")
+        def test_low_scores(contam):
+            assert min(contam.scores()) > 0.55
+    """)
+    result = pytester.runpytest_subprocess("--contam", "-n", "2", "-k", "tbd_a or low", "--contam-json=r.json")
+    result.assert_outcomes(passed=1, failed=1)
+    report = read_json(pytester)
+    assert report["passed"] is False and report["benchmarks"]["tbd_a"]["passed"] is True
+    assert report["checks"] == {"test_checks.py::test_low_scores": {"benchmark": "tbd_a", "outcome": "failed"}}
+
+
+def test_json_lists_checks_an_interrupted_run_never_ran(pytester, two_tasks):
+    pytester.makepyfile(test_checks="""
+        import pytest
+
+        def test_first():
+            assert False
+
+        @pytest.mark.contam("tbd_a")
+        def test_never_reached(contam):
+            pass
+    """)
+    result = pytester.runpytest("--contam", "-x", "-k", "not tbd_b", "--contam-json=r.json")
+    result.assert_outcomes(failed=1, deselected=1)
+    report = read_json(pytester)
+    assert report["passed"] is False
+    assert report["not_run"] == ["tbd_a", "test_checks.py::test_never_reached"]

@@ -1,11 +1,13 @@
 """pytest-contam hooks (registered through the ``pytest11`` entry point).
 
-Without ``--contam`` the plugin only adds its options and the ``contam`` marker; it imports no
-model code (no torch, no lm-eval) either way until a gate actually runs.
+Without ``--contam`` the plugin only adds its options and the ``contam`` marker (and removes a
+stale ``--contam-json`` file); it imports no model code (no torch, no lm-eval) either way until
+a gate actually runs.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -68,11 +70,47 @@ def _config_path(config) -> tuple[Path, bool]:
     return config.rootpath / "pyproject.toml", False
 
 
+def _checked_json_path(given: str) -> Path:
+    """The --contam-json path, with the previous run's file removed; a usage error naming the
+    option and path when no file can be written there.
+
+    The old file goes first thing, so a run that ends early (a usage error, SIGTERM, a crash)
+    leaves no file rather than the previous run's verdict.
+    """
+    path = Path(given).absolute()
+    if path.is_dir():
+        raise pytest.UsageError(f"pytest-contam: --contam-json {given}: is a directory; give the path of the JSON "
+                                f"file to write, e.g. {Path(given) / 'contam.json'}")
+    blocking = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise pytest.UsageError(f"pytest-contam: --contam-json {given}: {blocking} is a file, not a directory")
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as err:
+        raise pytest.UsageError(f"pytest-contam: --contam-json {given}: cannot remove the previous report ({err})") from None
+    return path
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config, parser, args) -> None:
+    # The first hook that sees the options, before conftest files load: a conftest that fails to
+    # import (exit status 4) must not leave the previous run's verdict behind either. xdist
+    # workers leave the file to their controller (workerinput is not set yet at this point).
+    given = getattr(early_config.known_args_namespace, "contam_json", None)
+    if given and not os.environ.get("PYTEST_XDIST_WORKER"):
+        _checked_json_path(given)
+
+
+@pytest.hookimpl(tryfirst=True)  # before other plugins' configure can fail: no stale --contam-json survives
 def pytest_configure(config) -> None:
     config.addinivalue_line(
         "markers", "contam(benchmark): a hand-written contamination test; runs only with --contam, and the "
         "`contam` fixture then returns that benchmark's per-question TBD scores",
     )
+    # Again here: the plugin may have been registered after the hook above (pytest_plugins in a
+    # conftest). Only the xdist controller writes the file.
+    given = config.getoption("contam_json")
+    json_path = _checked_json_path(given) if given and not _is_worker(config) else None
     if not config.getoption("contam"):
         return
     try:
@@ -86,7 +124,7 @@ def pytest_configure(config) -> None:
     except ConfigError as err:
         raise pytest.UsageError(f"pytest-contam: {err}") from None
     config.stash[STATE] = ContamSession(cfg)
-    config.pluginmanager.register(ContamReporter(config), "contam-reporter")
+    config.pluginmanager.register(ContamReporter(config, json_path), "contam-reporter")
 
 
 class ContamCollector(pytest.Collector):
@@ -181,8 +219,9 @@ class ContamReporter:
     from reports (in the pytest-xdist controller too, where workers' reports arrive), then prints
     and writes the summary once."""
 
-    def __init__(self, config) -> None:
+    def __init__(self, config, json_path: Path | None) -> None:
         self.config = config
+        self.json_path = json_path
         self.results: list[GateResult] = []
         self.selected: set[str] = set()  # gates left after -k/-m selection
         self.selected_checks: dict[str, str | None] = {}  # hand-written checks left: node id -> benchmark
@@ -238,9 +277,8 @@ class ContamReporter:
                                                   markup=terminalreporter.hasmarkup))
 
     def pytest_sessionfinish(self, session) -> None:
-        path = self.config.getoption("contam_json")
-        if path and not _is_worker(self.config):
+        if self.json_path is not None:  # never set in xdist workers
             from lm_eval_tbd.atomic import write_json_atomic
             from pytest_contam.report import summary_json
 
-            write_json_atomic(Path(path), summary_json(self.results, sorted(self.selected), self.checks()))
+            write_json_atomic(self.json_path, summary_json(self.results, sorted(self.selected), self.checks()))

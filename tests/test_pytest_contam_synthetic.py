@@ -135,3 +135,38 @@ def test_json_lists_checks_an_interrupted_run_never_ran(pytester, two_tasks):
     report = read_json(pytester)
     assert report["passed"] is False
     assert report["not_run"] == ["tbd_a", "test_checks.py::test_never_reached"]
+
+
+# ---- --contam-json: no stale file, and a directory is a usage error -----------------------
+
+
+def test_usage_error_removes_the_previous_json(pytester, two_tasks):
+    stale = pytester.path / "r.json"
+    stale.write_text('{"passed": true}\n')
+    write_config(pytester, "color = 1\n[tool.pytest_contam.benchmarks.tbd_a]\nscore_cutoff = 0.45\n")
+    result = pytester.runpytest("--contam", "--contam-json=r.json")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert not stale.exists()
+
+
+def test_conftest_import_error_removes_the_previous_json(pytester, two_tasks):
+    stale = pytester.path / "r.json"
+    stale.write_text('{"passed": true}\n')
+    pytester.makeconftest("raise ImportError('broken conftest')")
+    result = pytester.runpytest("--contam", "--contam-json=r.json")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert not stale.exists()
+
+
+def test_json_path_that_is_a_directory_is_a_usage_error(pytester, two_tasks):
+    (pytester.path / "reports").mkdir()
+    result = pytester.runpytest("--contam", "--contam-json=reports")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "--contam-json reports: is a directory" in result.stderr.str()
+    assert "contam::" not in result.stdout.str()  # refused before any gate ran
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+
+    (pytester.path / "afile").write_text("")
+    result = pytester.runpytest("--contam", "--contam-json=afile/r.json")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "--contam-json afile/r.json:" in result.stderr.str() and "is a file, not a directory" in result.stderr.str()

@@ -87,7 +87,7 @@ def evaluate(threshold: Threshold, run, top: int = 5, reference=None) -> GateRes
     from lm_eval_tbd.stats import audit
 
     scores = run.scores()
-    checks, flagged, audit_figures = [], [], None
+    checks, flagged, top_flagged, audit_figures = [], [], (), None
     if threshold.score_cutoff is not None:
         flagged = sorted((q for q in run.questions if q.tbd < threshold.score_cutoff), key=lambda q: (q.tbd, q.doc_id))
         fraction = len(flagged) / len(scores)
@@ -122,7 +122,7 @@ def evaluate(threshold: Threshold, run, top: int = 5, reference=None) -> GateRes
                                  one_line(run.questions[i].question, 70)) for i in order[:top])
     return GateResult(
         benchmark=threshold.benchmark,
-        passed=all(c["passed"] for c in checks),
+        passed=bool(checks) and all(c["passed"] for c in checks),  # no criterion: nothing shows it clean
         n=len(scores),
         mean=float(scores.mean()),
         median=float(np.median(scores)),

@@ -15,12 +15,18 @@ import pytest
 from pytest_contam.config import ConfigError, ContamConfig, load_config
 from pytest_contam.gate import GateResult, evaluate, missing
 from pytest_contam.options import add_options
+from pytest_contam.source import LmEvalRunError
 
 STATE = pytest.StashKey["ContamSession"]()
 PROPERTY = "contam_gate"  # user property of a gate's report: its GateResult as JSON
 CHECK_PROPERTY = "contam_check"  # user property of a hand-written contam check's reports: its benchmark
 SELECTION = "contam_selection"  # an xdist worker's selected hand-written checks, sent to the controller
 GATE_PREFIX = "contam::"  # node ids of the gates
+
+# What missing or unusable results raise (no samples file, a malformed one, an undefined
+# statistic, a failed lm_eval run): the gate fails with the reason. Anything else is a bug and
+# surfaces as an ordinary test error with its traceback.
+RESULTS_ERRORS = (OSError, ValueError, LmEvalRunError)
 
 
 class ContamGateFailure(Exception):
@@ -146,9 +152,8 @@ class ContamItem(pytest.Item):
             run = state.run(t.benchmark)
             reference = state.run(t.reference) if t.reference else None
             result = evaluate(t, run, top=state.cfg.top, reference=reference)
-        except Exception as err:  # any failure to get a verdict is a failed gate, never a pass
-            result = missing(t, f"no usable results: {type(err).__name__}: {err}" if not isinstance(
-                err, (FileNotFoundError, ValueError)) else f"no usable results: {err}")
+        except RESULTS_ERRORS as err:  # no verdict from the results is a failed gate, never a pass
+            result = missing(t, f"no usable results: {_reason(err)}")
         self.user_properties.append((PROPERTY, result.to_json()))
         if not result.passed:
             raise ContamGateFailure(result.message())
@@ -158,8 +163,21 @@ class ContamItem(pytest.Item):
             return str(excinfo.value)
         return super().repr_failure(excinfo, style=style)
 
+    def _traceback_filter(self, excinfo):
+        # A bug in the gate: show its traceback from runtest on, as pytest does for test functions
+        # (pytest's runner and pluggy frames say nothing about it). pytest calls this without
+        # --fulltrace; the default would keep every frame.
+        return excinfo.traceback.cut(path=__file__).filter(excinfo)
+
     def reportinfo(self):
         return self.config.stash[STATE].cfg.source, None, f"contamination gate {self.name}"
+
+
+def _reason(err: Exception) -> str:
+    """The message of an expected results error, with its type where the message alone is unclear."""
+    if isinstance(err, (FileNotFoundError, ValueError, LmEvalRunError)):
+        return str(err)
+    return f"{type(err).__name__}: {err}"
 
 
 def _check_benchmark(item) -> str | None:

@@ -170,3 +170,60 @@ def test_json_path_that_is_a_directory_is_a_usage_error(pytester, two_tasks):
     result = pytester.runpytest("--contam", "--contam-json=afile/r.json")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "--contam-json afile/r.json:" in result.stderr.str() and "is a file, not a directory" in result.stderr.str()
+
+
+# ---- expected errors fail the gate with the reason; bugs surface with their traceback --------
+
+
+def test_programming_error_in_a_gate_is_a_test_error_with_traceback(pytester, two_tasks, monkeypatch):
+    def buggy_evaluate(*args, **kwargs):
+        raise TypeError("unsupported operand in the gate")
+
+    monkeypatch.setattr("pytest_contam.plugin.evaluate", buggy_evaluate)
+    result = pytester.runpytest("--contam", "-k", "tbd_a", "--contam-json=r.json")
+    result.assert_outcomes(failed=1, deselected=1)
+    text = result.stdout.str()
+    assert "no usable results" not in text
+    result.stdout.fnmatch_lines(["*def runtest(self)*", "*def buggy_evaluate*",
+                                 "E*TypeError: unsupported operand in the gate"])
+    failures = text.split("FAILURES")[1]
+    assert "_pytest/runner.py" not in failures and "pluggy" not in failures  # starts at the gate's code
+    report = read_json(pytester)
+    assert report["passed"] is False and report["not_run"] == ["tbd_a"]
+
+
+def test_undefined_statistic_is_a_failed_gate_with_the_reason(pytester):
+    write_results(pytester.path, "tbd_a", [0.5, 0.6, 0.7, 0.8])
+    write_results(pytester.path, "tbd_ref", [0.5])  # audit mode needs 2 reference questions
+    write_config(pytester, """
+        [tool.pytest_contam.benchmarks.tbd_a]
+        reference = "tbd_ref"
+        max_auc = 0.9
+        """)
+    result = pytester.runpytest("--contam")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*tbd_a: no usable results: audit mode needs at least 2 benchmark and 2 reference*"])
+
+
+@pytest.mark.parametrize("body, message", [
+    ("[tool.pytest_contam.benchmarks.tbd_a]\n",
+     "tool.pytest_contam.benchmarks.tbd_a needs score_cutoff"),
+    ("[tool.pytest_contam.benchmarks.tbd_a]\nscore = \"tbd\"\n",
+     "tool.pytest_contam.benchmarks.tbd_a needs score_cutoff"),
+    ("[tool.pytest_contam.benchmarks.tbd_a]\nreference = \"\"\nmax_auc = 0.6\n",
+     "tool.pytest_contam.benchmarks.tbd_a.reference must name a task"),
+])
+def test_threshold_without_a_criterion_is_a_usage_error(pytester, body, message):
+    write_config(pytester, body)
+    result = pytester.runpytest("--contam")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert message in result.stderr.str()
+
+
+def test_threshold_without_a_criterion_cannot_be_built():
+    from pytest_contam.config import ConfigError, Threshold
+
+    with pytest.raises(ConfigError, match="benchmark 'tbd_a' needs score_cutoff or reference"):
+        Threshold("tbd_a")
+    with pytest.raises(ConfigError, match="benchmark 'tbd_a' needs"):
+        Threshold("tbd_a", reference="tbd_ref")  # no calibrated criterion: could never fail

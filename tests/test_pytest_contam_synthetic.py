@@ -227,3 +227,47 @@ def test_threshold_without_a_criterion_cannot_be_built():
         Threshold("tbd_a")
     with pytest.raises(ConfigError, match="benchmark 'tbd_a' needs"):
         Threshold("tbd_a", reference="tbd_ref")  # no calibrated criterion: could never fail
+
+
+# ---- what the sample sizes allow, said in the failure text ------------------------------
+
+
+def test_failure_text_explains_zero_flags_and_a_collapsed_interval(pytester):
+    # 48 clean reference questions; 30 benchmark questions just below them (more seen-like), but
+    # none below all of them: every p-value <= 0.5 (estimated share 100% in every resample), and
+    # none small enough for Benjamini-Hochberg.
+    write_results(pytester.path, "tbd_ref", [0.50 + 0.01 * i for i in range(48)])
+    write_results(pytester.path, "tbd_a", [0.505 + 0.05 * i / 29 for i in range(30)])
+    write_config(pytester, """
+        [tool.pytest_contam.benchmarks.tbd_a]
+        reference = "tbd_ref"
+        max_contaminated_fraction = 0.5
+        """)
+    result = pytester.runpytest("--contam", "--contam-json=r.json")
+    result.assert_outcomes(failed=1)
+    text = " ".join(result.stdout.str().split())  # the terminal may wrap long lines
+    assert "contaminated fraction 100.0%, 0 flagged at FDR 0.05" in text
+    assert ("bootstrap interval of the contaminated fraction: [100.0%, 100.0%], a single point: at least 95% of "
+            "resamples gave the same estimate") in text
+    assert ("0 flagged: with 48 reference questions the smallest possible empirical p-value is 1/49 = 0.0204 "
+            "(a question above every reference question), so Benjamini-Hochberg at FDR 0.05 over 30 questions flags "
+            "none or at least 13 together (the k-th smallest p-value must be <= k * 0.05 / 30)") in text
+    assert "a single standout question needs at least 599 reference questions" in text
+    audit = read_json(pytester)["benchmarks"]["tbd_a"]["audit"]
+    assert audit["bh_min_flaggable"] == 13 and audit["min_p_value"] == pytest.approx(1 / 49)
+
+
+def test_failure_text_when_no_question_can_be_flagged(pytester):
+    write_results(pytester.path, "tbd_ref", [0.6, 0.7, 0.8, 0.9])
+    write_results(pytester.path, "tbd_a", [0.1, 0.2, 0.3, 0.4])
+    write_config(pytester, """
+        [tool.pytest_contam.benchmarks.tbd_a]
+        reference = "tbd_ref"
+        max_auc = 0.6
+        """)
+    result = pytester.runpytest("--contam")
+    result.assert_outcomes(failed=1)
+    text = " ".join(result.stdout.str().split())
+    assert ("0 flagged: with 4 reference questions the smallest possible empirical p-value is 1/5 = 0.2 (a question "
+            "above every reference question), above the FDR 0.05, so Benjamini-Hochberg cannot flag any question; "
+            "that needs at least 19 reference questions") in text

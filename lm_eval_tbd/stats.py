@@ -16,7 +16,7 @@ from sklearn.metrics import roc_auc_score, roc_curve
 
 __all__ = [
     "UndefinedMetricError", "roc_auc", "tpr_at_fpr", "tpr_at_fpr_paper", "roc_report", "paired_auc_difference",
-    "empirical_p_values", "contaminated_fraction", "audit",
+    "empirical_p_values", "contaminated_fraction", "bh_min_flaggable", "audit",
 ]
 
 
@@ -223,6 +223,29 @@ def contaminated_fraction(p_values, lam: float = 0.5) -> float:
     p = np.asarray(p_values, dtype=np.float64)
     pi0 = np.mean(p > lam) / (1.0 - lam)
     return float(np.clip(1.0 - pi0, 0.0, 1.0))
+
+
+def bh_min_flaggable(n_reference: int, n_benchmark: int, fdr: float) -> int | None:
+    """The fewest questions Benjamini-Hochberg at ``fdr`` can flag in :func:`audit`: it flags
+    none or at least this many. None when it cannot flag any; 1 when a single question can be
+    flagged on its own.
+
+    An empirical p-value is never below ``p_min = 1 / (n_reference + 1)`` (a question above every
+    reference question). BH as :func:`audit` runs it (scipy's ``false_discovery_control``) flags
+    the k smallest of m p-values when ``p_(k) * (m / k) <= fdr``; as ``p_(k) >= p_min``, that
+    needs ``p_min * (m / k) <= fdr``, i.e. k >= m * p_min / fdr, and is out of reach for every
+    k <= m when ``p_min > fdr``.
+    """
+    p_min = 1.0 / (n_reference + 1.0)
+    if n_benchmark < 1 or p_min > fdr:
+        return None
+    # The same float expression as scipy's adjustment, so the edge cases agree with audit().
+    k = max(1, int(np.ceil(n_benchmark * p_min / fdr)))
+    while k > 1 and p_min * (n_benchmark / (k - 1)) <= fdr:
+        k -= 1
+    while k <= n_benchmark and p_min * (n_benchmark / k) > fdr:
+        k += 1
+    return k if k <= n_benchmark else None
 
 
 def audit(benchmark, reference, *, fdr: float = 0.05, n_resamples: int = 1000, confidence: float = 0.95,

@@ -53,6 +53,13 @@ class Threshold:
     max_contaminated_fraction: float | None = None
     fdr: float = 0.05
 
+    def __post_init__(self) -> None:
+        # A gate with no criterion has nothing that could fail: it would pass whatever the scores.
+        calibrated = [k for k in CALIBRATED_KEYS if getattr(self, k) is not None]
+        if self.score_cutoff is None and not (self.reference and calibrated):
+            raise ConfigError(f"benchmark {self.benchmark!r} needs score_cutoff or reference + one of "
+                              f"{', '.join(CALIBRATED_KEYS)}: without either its gate could never fail")
+
 
 @dataclass(frozen=True)
 class ContamConfig:
@@ -111,6 +118,8 @@ def _threshold(name: str, spec: dict, where: str) -> Threshold:
     for key in ("reference", "score"):
         if key in spec:
             kw[key] = _typed(spec, key, str, where)
+    if kw.get("reference") == "":
+        raise ConfigError(f"{where}reference must name a task, got an empty string")
     if kw.get("score", "tbd") not in SCORES:
         raise ConfigError(f"{where}score must be one of {sorted(SCORES)}, got {kw['score']!r}")
     for key in CALIBRATED_KEYS + ("fdr",):

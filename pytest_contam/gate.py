@@ -38,13 +38,7 @@ class GateResult:
                  for c in failed]
         lines.append(f"({self.n} questions, mean TBD {self.mean:.4f}, median {self.median:.4f}; lower TBD = more likely seen)")
         if self.audit:
-            a = self.audit
-            lines.append(
-                f"against reference {a['reference']} ({a['n_reference']} questions, score {a['score']}): AUC {a['auc']:.3f}, "
-                f"one-sided p = {a['p_value']:.2g}, contaminated fraction {a['contaminated_fraction']:.1%} "
-                f"[{a['contaminated_fraction_ci'][0]:.1%}, {a['contaminated_fraction_ci'][1]:.1%}], "
-                f"{a['n_bh_flagged']} flagged at FDR {a['fdr']:g}"
-            )
+            lines += _audit_lines(self.audit, self.n)
         if self.top_flagged:
             lines.append("most suspicious flagged questions:")
             lines += [f"  {qid:>12}  score {score:.4f}  {text}" for qid, score, text in self.top_flagged]
@@ -66,6 +60,53 @@ class GateResult:
         return cls(**d)
 
 
+def _audit_lines(a: dict, n_benchmark: int) -> list[str]:
+    """The audit-mode figures, with what a collapsed bootstrap interval or an empty flag list
+    owes to the sample sizes rather than to the data."""
+    lo, hi = a["contaminated_fraction_ci"]
+    collapsed = lo == hi
+    interval = "" if collapsed else f" [{lo:.1%}, {hi:.1%}]"
+    lines = [f"against reference {a['reference']} ({a['n_reference']} questions, score {a['score']}): AUC {a['auc']:.3f}, "
+             f"one-sided p = {a['p_value']:.2g}, contaminated fraction {a['contaminated_fraction']:.1%}{interval}, "
+             f"{a['n_bh_flagged']} flagged at FDR {a['fdr']:g}"]
+    if collapsed:
+        # A percentile interval is one point when (nearly) every resample gives the same value,
+        # e.g. Storey's estimate clipped at 0% or 100%: no spread is not the same as certainty.
+        confidence = a.get("confidence", 0.95)
+        lines.append(f"  bootstrap interval of the contaminated fraction: [{lo:.1%}, {hi:.1%}], a single point: at least "
+                     f"{confidence:.0%} of resamples gave the same estimate, so it shows no spread, not certainty")
+    if a["n_bh_flagged"] == 0:
+        note = _bh_floor_note(a["n_reference"], n_benchmark, a["fdr"])
+        if note:
+            lines.append(f"  0 flagged: {note}")
+    return lines
+
+
+def _bh_floor_note(n_reference: int, n_benchmark: int, fdr: float) -> str | None:
+    """Why Benjamini-Hochberg cannot flag a lone question with this few reference questions;
+    None when a single question could be flagged (then 0 flagged is a finding of the data)."""
+    from lm_eval_tbd.stats import bh_min_flaggable
+
+    k = bh_min_flaggable(n_reference, n_benchmark, fdr)
+    if k == 1:
+        return None
+    floor = (f"with {n_reference} reference questions the smallest possible empirical p-value is "
+             f"1/{n_reference + 1} = {1 / (n_reference + 1):.3g} (a question above every reference question)")
+    if k is None:
+        return (f"{floor}, above the FDR {fdr:g}, so Benjamini-Hochberg cannot flag any question; that needs at least "
+                f"{_at_least(1 / fdr) - 1} reference questions")
+    return (f"{floor}, so Benjamini-Hochberg at FDR {fdr:g} over {n_benchmark} questions flags none or at least {k} "
+            f"together (the k-th smallest p-value must be <= k * {fdr:g} / {n_benchmark}); a single standout question "
+            f"needs at least {_at_least(n_benchmark / fdr) - 1} reference questions")
+
+
+def _at_least(x: float) -> int:
+    """ceil(x), ignoring float noise such as 20.000000000000004 for 1 / 0.05."""
+    import math
+
+    return math.ceil(round(x, 9))
+
+
 _FORMATS = {"flagged": ".1%", "contaminated": ".1%", "auc": ".3f", "p": ".2g"}
 
 
@@ -84,10 +125,10 @@ def evaluate(threshold: Threshold, run, top: int = 5, reference=None) -> GateRes
 
     from lm_eval_tbd.report import one_line
     from lm_eval_tbd.scores import decision_value
-    from lm_eval_tbd.stats import audit
+    from lm_eval_tbd.stats import audit, bh_min_flaggable
 
     scores = run.scores()
-    checks, flagged, audit_figures = [], [], None
+    checks, flagged, top_flagged, audit_figures = [], [], (), None
     if threshold.score_cutoff is not None:
         flagged = sorted((q for q in run.questions if q.tbd < threshold.score_cutoff), key=lambda q: (q.tbd, q.doc_id))
         fraction = len(flagged) / len(scores)
@@ -103,8 +144,10 @@ def evaluate(threshold: Threshold, run, top: int = 5, reference=None) -> GateRes
         ref = [decision_value(name, v) for v in reference.score_values(name)]
         a = audit(bench, ref, fdr=threshold.fdr)
         audit_figures = {k: a[k] for k in ("auc", "p_value", "contaminated_fraction", "contaminated_fraction_ci",
-                                           "n_reference", "fdr")}
-        audit_figures.update(reference=threshold.reference, score=name, n_bh_flagged=int(sum(a["flagged"])))
+                                           "confidence", "n_reference", "fdr")}
+        audit_figures.update(reference=threshold.reference, score=name, n_bh_flagged=int(sum(a["flagged"])),
+                             min_p_value=1 / (a["n_reference"] + 1),
+                             bh_min_flaggable=bh_min_flaggable(a["n_reference"], a["n_benchmark"], threshold.fdr))
         if threshold.max_auc is not None:
             checks.append(_check("auc", f"AUC against {threshold.reference}", a["auc"], threshold.max_auc, a["auc"] <= threshold.max_auc))
         if threshold.alpha is not None:
@@ -122,7 +165,7 @@ def evaluate(threshold: Threshold, run, top: int = 5, reference=None) -> GateRes
                                  one_line(run.questions[i].question, 70)) for i in order[:top])
     return GateResult(
         benchmark=threshold.benchmark,
-        passed=all(c["passed"] for c in checks),
+        passed=bool(checks) and all(c["passed"] for c in checks),  # no criterion: nothing shows it clean
         n=len(scores),
         mean=float(scores.mean()),
         median=float(np.median(scores)),

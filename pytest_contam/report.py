@@ -43,14 +43,21 @@ def summary_table_text(results: list[GateResult], *, width: int = 100, markup: b
     return buf.getvalue()
 
 
-def summary_json(results: list[GateResult], selected: list[str]) -> dict:
-    """``passed`` is true only when at least one gate was selected and every selected gate ran
-    and passed; ``not_run`` lists selected gates without a verdict (e.g. an interrupted run)."""
+def summary_json(results: list[GateResult], selected: list[str], checks: dict[str, dict] | None = None) -> dict:
+    """``passed`` is true only when at least one gate or check was selected, every selected gate
+    ran and passed, and every selected hand-written ``contam`` check passed (a skipped one did
+    not show the benchmark clean). ``checks``: node id -> {"benchmark", "outcome"}, the outcome
+    one of passed / failed / error / skipped, or None when the check did not run. ``not_run``
+    lists selected gates (by benchmark) and checks (by node id) without a verdict, e.g. after an
+    interrupted run."""
+    checks = checks or {}
     ordered = sorted(results, key=lambda r: r.benchmark)
     ran = {r.benchmark for r in ordered}
-    not_run = sorted(set(selected) - ran)
+    not_run = sorted(set(selected) - ran) + sorted(n for n, c in checks.items() if c["outcome"] is None)
     return {
-        "passed": bool(selected) and not not_run and all(r.passed for r in ordered),
+        "passed": bool(selected or checks) and not not_run and all(r.passed for r in ordered)
+        and all(c["outcome"] == "passed" for c in checks.values()),
         "not_run": not_run,
         "benchmarks": {r.benchmark: r.to_json() for r in ordered},
+        "checks": {n: checks[n] for n in sorted(checks)},
     }

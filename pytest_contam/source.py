@@ -11,7 +11,11 @@ from pathlib import Path
 
 from pytest_contam.config import ContamConfig
 
-__all__ = ["results_dir", "model_run_dir"]
+__all__ = ["LmEvalRunError", "results_dir", "model_run_dir"]
+
+
+class LmEvalRunError(RuntimeError):
+    """The gate's own ``lm_eval`` run failed; the message gives its exit status and log."""
 
 
 def tasks_to_run(cfg: ContamConfig) -> list[str]:
@@ -67,7 +71,7 @@ def _run_lm_eval(cfg: ContamConfig, run_dir: Path) -> None:
     proc = run_lm_eval(cmd, env=env, check=False)
     write_text_atomic(run_dir / "lm_eval.log", proc.stdout + proc.stderr)
     if proc.returncode != 0:
-        raise RuntimeError(f"lm_eval failed with exit status {proc.returncode} (log: {run_dir / 'lm_eval.log'}):\n{proc.stderr[-2000:]}")
+        raise LmEvalRunError(f"lm_eval failed with exit status {proc.returncode} (log: {run_dir / 'lm_eval.log'}):\n{proc.stderr[-2000:]}")
     write_text_atomic(run_dir / "DONE", " ".join(cmd) + "\n")
 
 

@@ -17,7 +17,8 @@ from lm_eval_tbd.scores import (
 )
 from lm_eval_tbd.scoring import score_record
 from lm_eval_tbd.stats import (
-    UndefinedMetricError, audit, contaminated_fraction, empirical_p_values, roc_auc, roc_report, tpr_at_fpr,
+    UndefinedMetricError, audit, bh_min_flaggable, contaminated_fraction, empirical_p_values, roc_auc, roc_report,
+    tpr_at_fpr,
 )
 
 LP = [-0.1, -2.0, -0.5, -3.0, -1.0]  # sorted: -3, -2, -1, -0.5, -0.1
@@ -165,6 +166,24 @@ def test_empirical_p_values_and_fraction_hand_computed():
 def test_audit_undefined_cases(bench, ref, message):
     with pytest.raises(UndefinedMetricError, match=message):
         audit(bench, ref)
+
+
+@pytest.mark.parametrize("n_reference, n_benchmark, fdr, expected", [
+    (48, 30, 0.05, 13),  # p_min = 1/49: k * 0.05 / 30 >= 1/49 from k = 13 on
+    (48, 2, 0.05, 1), (999, 30, 0.05, 1),  # a single question can be flagged
+    (19, 7, 0.05, 7),  # p_min = 0.05 = the FDR: only all 7 together
+    (4, 4, 0.05, None), (9, 3, 0.05, None),  # p_min above the FDR: never
+    (99, 500, 0.1, 50),
+])
+def test_bh_min_flaggable_matches_audit(n_reference, n_benchmark, fdr, expected):
+    """audit flags nothing while fewer than bh_min_flaggable questions score above every
+    reference question (the rest below all of them), and flags them from that many on."""
+    assert bh_min_flaggable(n_reference, n_benchmark, fdr) == expected
+    reference = np.linspace(0.0, 1.0, n_reference)
+    for k in range(n_benchmark + 1):
+        benchmark = [2.0] * k + [-1.0] * (n_benchmark - k)
+        n_flagged = sum(audit(benchmark, reference, fdr=fdr, n_resamples=10)["flagged"])
+        assert (n_flagged > 0) == (expected is not None and k >= expected), (k, n_flagged)
 
 
 @settings(max_examples=30)

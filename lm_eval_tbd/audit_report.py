@@ -48,7 +48,10 @@ class AuditCriteria:
         """The gate's ``Threshold`` of ``task`` against the reference."""
         from pytest_contam.config import Threshold
 
-        return Threshold(task, reference=self.reference, score=self.score, max_auc=self.max_auc,
+        # A gate needs at least one limit; with none given the report shows the figures only
+        # (verdict "no threshold"), so it asks for one that cannot fail: AUC <= 1.
+        max_auc = self.max_auc if self.has_thresholds else 1.0
+        return Threshold(task, reference=self.reference, score=self.score, max_auc=max_auc,
                          alpha=self.significance, max_contaminated_fraction=self.max_contaminated_fraction,
                          fdr=self.fdr)
 
@@ -74,6 +77,8 @@ class AuditOutcome:
             figures = self.result.to_json()
             for key in ("score_cutoff", "max_flagged_fraction", "error"):
                 figures.pop(key, None)
+            if self.verdict == NO_THRESHOLD:
+                figures["checks"] = []  # only the stand-in limit of AuditCriteria.threshold was checked
             out.update(figures)
         return out
 

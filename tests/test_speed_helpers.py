@@ -10,6 +10,7 @@ from tests.conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "benchmarks"))  # the benchmark scripts import their helpers by name
 
+import _speed_report  # noqa: E402
 import _stats  # noqa: E402
 import speed  # noqa: E402
 from _speed_setup import BenchmarkError, Config  # noqa: E402
@@ -85,6 +86,23 @@ def test_tbd_records_and_rounds_are_checked():
         speed.check_generations(c, ok, 1, {0: {**ok[0], "text": "y"}}, allow_eos=False)
 
 
+def test_verdicts_and_missed_targets():
+    configs = _configs("greedy")
+    base = {"generation_cpu_s": 1.0, "ms_per_step": 1.0, "requests_rss_growth_mib": 1.0, "decode_steps": 8}
+    runs = [{"round": r, "config": c.name, **base, "wall_s": 10.0 * f, "generation_s": 5.0 * f, "peak_rss_mib": 700.0}
+            for r in range(3) for c, f in zip(configs, (1.0, 1.08))]
+    summary = _speed_report.summarise(configs, runs)
+    assert summary["within_target"]["tbd_vs_plain"] == {"wall_s": False, "generation_s": False, "peak_rss_mib": True}
+    assert _speed_report.missed_targets(summary) == ["tbd_vs_plain: wall_s", "tbd_vs_plain: generation_s"]
+    assert summary["stats"]["tbd@8"]["wall_s"]["n"] == 3 and "tbd_sample_vs_plain_sample" not in summary
+    text = _speed_report.markdown(configs, summary, {
+        "quick": False, "model": {"name": "m"}, "threads": 1, "questions": 2, "data": "d.jsonl", "batch_size": 2,
+        "runs": 3, "machine": {"cpu_count": 2, "torch": "t", "transformers": "t", "lm_eval": "t"},
+        "equal_work": {"tbd_vs_plain": {"check": "identical"}}})
+    assert "| wall s | 3/3 | 10.00 · 10.00 [10.00–10.00] | 10.80 · 10.80 [10.80–10.80] | 1.080 |" in text
+    assert "NOT met" in text
+
+
 @pytest.mark.parametrize("args, message", [
     (["--configs", "plain,tbd_lng"], "--configs"),
     (["--max-tokens", "300", "--max-tokens-long", "200"], "--max-tokens-long 200"),
@@ -114,3 +132,20 @@ def test_command_builder_and_samples_reader(tmp_path):
     assert samples_path(tmp_path, "speed_plain_8").name == "samples_speed_plain_8_2026-01-02T10-00-00.1.jsonl"
     with pytest.raises(FileNotFoundError, match="speed_tbd_8"):
         samples_path(tmp_path, "speed_tbd_8")
+
+
+def test_exit_status(monkeypatch, tmp_path, capsys):
+    data = tmp_path / "q.jsonl"
+    data.write_text(json.dumps({"id": 1, "question": "q"}) + "\n")
+    summary = {"within_target": {"target_ratio": 1.05, "tbd_vs_plain": {"wall_s": False, "peak_rss_mib": True}}}
+    monkeypatch.setattr(speed, "run_benchmark", lambda a: {"summary": summary})
+    assert speed.main(["--data", str(data)]) == 0
+    assert speed.main(["--data", str(data), "--fail-on-target"]) == 3
+    assert "tbd_vs_plain: wall_s" in capsys.readouterr().err
+
+    def fail(a):
+        raise BenchmarkError("tbd@8: a check did not hold")
+
+    monkeypatch.setattr(speed, "run_benchmark", fail)
+    assert speed.main(["--data", str(data)]) == 1
+    assert "a check did not hold" in capsys.readouterr().err

@@ -18,7 +18,7 @@ from lm_eval_tbd.record import GenerationRecord
 from lm_eval_tbd.scores import SCORES, TBDParams
 from lm_eval_tbd.scoring import mean_scores, score_record
 
-__all__ = ["QuestionResult", "TaskRun", "load_run", "find_tasks"]
+__all__ = ["QuestionResult", "TaskRun", "load_run", "find_tasks", "samples_path"]
 
 
 @dataclass(frozen=True)
@@ -150,11 +150,11 @@ def _holds_records(samples_file: Path) -> bool:
     return True
 
 
-def load_run(output_path: str | Path, task: str) -> TaskRun:
-    """The newest logged run of ``task`` under ``output_path``.
+def samples_path(output_path: str | Path, task: str) -> Path:
+    """The newest ``samples_<task>_<date>.jsonl`` under ``output_path``, of any task (TBD or not).
 
-    Raises FileNotFoundError naming the directory and task when no samples file exists (was the
-    run made with ``--log_samples``?), and ValueError naming file and line for a malformed sample.
+    Raises FileNotFoundError naming the directory and task when there is none (was the run made
+    with ``--log_samples``?), and ValueError when several models' folders hold runs of ``task``.
     """
     root = Path(output_path)
     files = [p for p in _samples_files(root, task) if _task_of(p) == task]
@@ -168,7 +168,16 @@ def load_run(output_path: str | Path, task: str) -> TaskRun:
         # another model than the one meant.
         raise ValueError(f"runs of task {task!r} from several models under {root}: "
                          f"{', '.join(str(f.relative_to(root)) for f in folders)}; point at one model's folder")
-    newest = max(files, key=lambda p: (p.name.rsplit("_", 1)[-1], p.stat().st_mtime))
+    return max(files, key=lambda p: (p.name.rsplit("_", 1)[-1], p.stat().st_mtime))
+
+
+def load_run(output_path: str | Path, task: str) -> TaskRun:
+    """The newest logged run of ``task`` under ``output_path`` (see :func:`samples_path`).
+
+    Raises FileNotFoundError naming the directory and task when no samples file exists (was the
+    run made with ``--log_samples``?), and ValueError naming file and line for a malformed sample.
+    """
+    newest = samples_path(output_path, task)
     try:
         questions = _read_samples(newest)
     except UnicodeDecodeError:

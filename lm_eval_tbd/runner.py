@@ -13,9 +13,13 @@ __all__ = ["lm_eval_command", "run_lm_eval"]
 
 def lm_eval_command(model: str, tasks, output_path: str | Path, *, model_args: str = "", device: str | None = None,
                     include_path: str | Path | None = None, apply_chat_template: bool = True, batch_size="16",
-                    limit: int | None = None, metadata: dict | None = None) -> list[str]:
-    """``python -m lm_eval ... --log_samples --output_path OUTPUT_PATH`` as an argument list."""
-    cmd = [sys.executable, "-m", "lm_eval", "--model", model, "--tasks", ",".join(tasks),
+                    limit: int | None = None, metadata: dict | None = None,
+                    launcher: list[str] | None = None) -> list[str]:
+    """``python -m lm_eval ... --log_samples --output_path OUTPUT_PATH`` as an argument list.
+
+    ``launcher`` replaces the leading ``[sys.executable, "-m", "lm_eval"]`` by another program
+    taking the same arguments (the speed benchmark's timing shim)."""
+    cmd = [*(launcher or [sys.executable, "-m", "lm_eval"]), "--model", model, "--tasks", ",".join(tasks),
            "--batch_size", str(batch_size), "--log_samples", "--output_path", str(output_path)]
     if model_args:
         cmd += ["--model_args", model_args]

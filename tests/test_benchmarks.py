@@ -38,11 +38,36 @@ def test_speed_quick(tmp_path, shared_data):
     run_script("speed.py", tmp_path, "--data", str(shared_data / "math500.jsonl"))
     result = json.loads((tmp_path / "speed.json").read_text())
     medians = result["summary"]["medians"]
-    assert set(medians) == {"plain@64", "tbd@64", "tbd@200"}
+    assert set(medians) == {"plain@64", "tbd@64", "tbd@200", "plain_sample@64", "tbd_sample@64"}
     assert all(m["wall_s"] > 0 and m["peak_rss_mib"] > 0 and m["generation_s"] > 0 for m in medians.values())
     assert result["summary"]["tbd_vs_plain"]["wall_s"]["ratio_of_medians"] > 0
-    assert len(result["measurements"]) == 2 * 3  # quick: 2 interleaved rounds of 3 configurations
+    assert result["summary"]["tbd_sample_vs_plain_sample"]["generation_s"]["paired_ratio"]["n"] == 2
+    assert result["summary"]["stats"]["tbd@64"]["wall_s"].keys() >= {"n", "min", "median", "iqr"}
+    assert len(result["measurements"]) == 2 * 5  # quick: 2 interleaved rounds of 5 configurations
+    # the built GPT-2 generates exactly M visible tokens per question, greedy and sampled
+    assert all(m["decode_steps"] == 64 for m in result["measurements"] if m["config"].endswith("@64"))
     assert "plain@64" in (tmp_path / "speed.md").read_text()
+    written = (tmp_path / "speed.json").read_text() + (tmp_path / "speed.md").read_text()
+    assert str(ROOT) not in written and "tbd_speed_" not in written  # no machine paths
+
+
+def test_speed_quick_model_dir(tmp_path, tiny_model_dir):
+    """The real-model path: --model-dir (a tiny GPT-2 built with lm_eval_tbd.tiny_model whose
+    answers often end at EOS), greedy and sampled, one round, on questions the test writes."""
+    from tests.synthetic_data import make_rows
+
+    data = tmp_path / "questions.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in make_rows("math500.jsonl", seed=3)[:16]))
+    run_script("speed.py", tmp_path, "--data", str(data), "--model-dir", str(tiny_model_dir), "--runs", "1",
+               "--configs", "plain,tbd,plain_sample,tbd_sample")
+    result = json.loads((tmp_path / f"speed-{tiny_model_dir.name}.json").read_text())  # speed.json is the built model's
+    assert set(result["summary"]["medians"]) == {"plain@64", "tbd@64", "plain_sample@64", "tbd_sample@64"}
+    assert {"tbd_vs_plain", "tbd_sample_vs_plain_sample"} <= set(result["summary"])
+    assert "scored_length_saving" not in result["summary"]
+    work = {m["config"]: m for m in result["measurements"]}
+    assert work["plain@64"]["decode_steps"] == work["tbd@64"]["decode_steps"]  # identical greedy generations
+    assert set(result["settings"]["equal_work"]) == {"tbd_vs_plain", "tbd_sample_vs_plain_sample"}
+    assert result["settings"]["model"]["model_type"] == "gpt2"
 
 
 def test_real_student_quick(tmp_path):

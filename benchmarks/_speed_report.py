@@ -1,0 +1,123 @@
+"""The speed benchmark's summary (statistics per configuration, comparisons, verdicts) and its
+tables, from the measurements ``benchmarks/speed.py`` collects."""
+
+from __future__ import annotations
+
+import os
+import platform
+from importlib import metadata as importlib_metadata
+
+from _stats import compare, describe, fmt, markdown_table, print_table, spread
+
+TARGET_RATIO = 1.05  # TBD within 5% of plain generation
+TARGETS = ("wall_s", "generation_s", "peak_rss_mib")
+#: summary key -> (numerator, denominator, title, metrics held to TARGET_RATIO); shown when both ran
+COMPARISONS = {"tbd_vs_plain": ("tbd", "plain", "TBD vs plain greedy generation", TARGETS),
+               "tbd_sample_vs_plain_sample": ("tbd_sample", "plain_sample", "TBD vs plain sampling", TARGETS),
+               "scored_length_saving": ("tbd", "tbd_long", "Stopping at the scored length", ())}
+#: measured metric -> (label, format)
+METRICS = {"wall_s": ("wall s", "{:.2f}"), "generation_s": ("gen s", "{:.2f}"), "generation_cpu_s": ("gen CPU s", "{:.2f}"),
+           "peak_rss_mib": ("peak RSS MiB", "{:.0f}"), "ms_per_step": ("gen ms/step", "{:.1f}"),
+           "evaluate_s": ("evaluate() s", "{:.2f}"), "lm_eval_total_evaluation_time_s": ("lm_eval total s", "{:.2f}"),
+           "requests_rss_growth_mib": ("RSS growth in gen MiB", "{:.0f}"), "user_cpu_s": ("user CPU s", "{:.2f}")}
+#: metrics in the comparison tables (the JSON holds them all)
+SHOWN = ("wall_s", "generation_s", "generation_cpu_s", "ms_per_step", "peak_rss_mib", "requests_rss_growth_mib")
+#: work done per run (the same in every round: checked)
+WORK = ("decode_steps", "generated_tokens", "eos_ended")
+
+
+def summarise(configs, measurements: list[dict]) -> dict:
+    """``{medians, stats, <comparison key>..., within_target}``: :func:`describe` per configuration
+    and metric (``medians`` holds just the medians); per comparison whose two configurations ran,
+    :func:`compare` (plus ``saving`` = 1 - ratio for the scored-length saving); and per target
+    metric whether the ratio of medians is within TARGET_RATIO."""
+    named = {c.key: c.name for c in configs}
+    stats = {c.name: {m: describe(r.get(m) for r in measurements if r["config"] == c.name) for m in (*METRICS, *WORK)}
+             for c in configs}
+    summary = {"medians": {c: {m: s["median"] for m, s in v.items()} for c, v in stats.items()}, "stats": stats,
+               "within_target": {"target_ratio": TARGET_RATIO}}
+    for key, (num, den, title, targets) in COMPARISONS.items():
+        if num not in named or den not in named:
+            continue
+        comp = compare(measurements, named[num], named[den], METRICS)
+        if key == "scored_length_saving":
+            for v in comp.values():
+                v["saving"] = None if v["ratio_of_medians"] is None else 1 - v["ratio_of_medians"]
+        summary[key] = {"title": title, "numerator": named[num], "denominator": named[den], **comp}
+        if targets:  # an unmeasured ratio counts as missed
+            summary["within_target"][key] = {m: comp[m]["ratio_of_medians"] is not None
+                                             and comp[m]["ratio_of_medians"] <= TARGET_RATIO for m in targets}
+    return summary
+
+
+def missed_targets(summary: dict) -> list[str]:
+    """``comparison: metric`` for every target not met."""
+    return [f"{k}: {m}" for k, v in summary["within_target"].items() if isinstance(v, dict) for m, ok in v.items() if not ok]
+
+
+def tables(configs, summary: dict) -> list[tuple[str, list[str], list[list[str]]]]:
+    """(title, headers, rows) of the overview, then of each comparison that ran: per metric, each
+    configuration's n, min, median [IQR], the ratio of medians, the paired ratios' median [IQR]."""
+    st = summary["stats"]
+    overview = [[c.name, c.decoding, str(st[c.name]["wall_s"]["n"]),
+                 *(spread(st[c.name][m], METRICS[m][1]) for m in ("wall_s", "generation_s", "peak_rss_mib", "ms_per_step")),
+                 *(fmt(st[c.name][k]["median"], "{:.0f}") for k in WORK)] for c in configs]
+    out = [("Configurations: median [IQR] over rounds", ["config", "decoding", "n", "wall s", "gen s", "peak RSS MiB",
+                                                         "gen ms/step", "decode steps", "tokens", "ended by EOS"], overview)]
+    for key, (_, _, title, targets) in COMPARISONS.items():
+        if key not in summary:
+            continue
+        s, rows = summary[key], []
+        for m in SHOWN:
+            (label, spec), v = METRICS[m], s[m]
+            verdict = ("met" if summary["within_target"][key][m] else "NOT met") if m in targets else ""
+            if key == "scored_length_saving":
+                verdict = fmt(None if v["saving"] is None else 100 * v["saving"], "{:.1f}%")
+            rows.append([label, f"{v['denominator']['n']}/{v['numerator']['n']}",
+                         *(f"{fmt(v[side]['min'], spec)} · {spread(v[side], spec)}" for side in ("denominator", "numerator")),
+                         fmt(v["ratio_of_medians"], "{:.3f}"), spread(v["paired_ratio"], "{:.3f}"), verdict])
+        last = "saving" if key == "scored_length_saving" else f"target ≤ {TARGET_RATIO}"
+        out.append((f"{title}: {s['numerator']} vs {s['denominator']}",
+                    ["metric", "n", f"{s['denominator']}: min · median [IQR]", f"{s['numerator']}: min · median [IQR]",
+                     "ratio of medians", "paired ratio: median [IQR]", last], rows))
+    return out
+
+
+def markdown(configs, summary: dict, settings: dict, stem: str = "speed") -> str:
+    """``STEM.md``: the settings in words, then the tables."""
+    model, mach = settings["model"], settings["machine"]
+    head = [f"# TBD speed and memory vs plain generation{' (--quick: a smoke test, not a measurement)' if settings['quick'] else ''}",
+            "", f"Model: {model['name']}, float32, CPU, {settings['threads']} torch thread(s) per process. "
+            f"{settings['questions']} questions from `{settings['data']}`, batch size {settings['batch_size']}, "
+            f"{settings['runs']} interleaved round(s) (+1 warm-up). Machine: {mach['cpu_count']} CPUs, torch "
+            f"{mach['torch']}, transformers {mach['transformers']}, lm_eval {mach['lm_eval']}.", "",
+            "*wall*: the whole `lm_eval` process; *gen*: the model's request call (`generate_until` / "
+            "`generate_logprobs`), wall and CPU time; *peak RSS*: the process's maximum resident set; *gen ms/step*: "
+            "generation time per decode step (decode steps: the longest answer of each batch, summed). "
+            "n: rounds; IQR: interquartile range over rounds; paired ratio: per round. Equal work: "
+            + "; ".join(f"{k}: {v['check']}" for k, v in settings["equal_work"].items()) + "."]
+    body = [f"## {t}\n\n{markdown_table(h, r)}" for t, h, r in tables(configs, summary)]
+    return "\n\n".join(["\n".join(head), *body, f"Raw measurements: `{stem}.json`.\n"])
+
+
+def print_tables(configs, summary: dict) -> None:
+    """The tables on the terminal, then the verdicts."""
+    for title, headers, rows in tables(configs, summary):
+        print_table(title, headers, rows)
+    for key, verdicts in summary["within_target"].items():
+        if isinstance(verdicts, dict):
+            print(f"{key}: within {100 * (TARGET_RATIO - 1):.0f}%: "
+                  + ", ".join(f"{m} {'yes' if ok else 'NO'}" for m, ok in verdicts.items()))
+
+
+def machine_info() -> dict:
+    """CPU count, platform and the versions that matter."""
+    def version(pkg):
+        try:
+            return importlib_metadata.version(pkg)
+        except importlib_metadata.PackageNotFoundError:
+            return None
+
+    return {"cpu_count": os.cpu_count(), "cpus_available": len(os.sched_getaffinity(0)), "platform": platform.platform(),
+            "python": platform.python_version(),
+            **{p: version(p) for p in ("torch", "transformers", "lm_eval", "datasets", "lm_eval_tbd")}}

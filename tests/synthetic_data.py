@@ -28,7 +28,7 @@ _PEOPLE = ["Alice", "Bob", "Carmen", "Deepak", "Elena", "Farid", "Greta", "Hiro"
 def _question(rng: random.Random, i: int) -> tuple[str, str, str]:
     """(question, answer, solution): one of a few templates, lengths from one line to a paragraph."""
     a, b, c = rng.randint(2, 99), rng.randint(2, 60), rng.randint(2, 9)
-    kind = i % 4
+    kind = rng.randrange(4)
     if kind == 0:
         q = f"Find the remainder when ${a}^{{{b}}} + {c}$ is divided by $1000$."
         ans = (pow(a, b, 1000) + c) % 1000

@@ -97,7 +97,7 @@ def test_missing_data_file_is_a_clear_error(tmp_path, tiny_model_dir):
 
 
 def test_request_cache_cannot_pair_old_requests_with_new_metadata(tmp_path, tiny_model_dir, shared_data):
-    args = ["--model", "hf", "--model_args", model_args(tiny_model_dir), "--tasks", "tbd_aime24", "--limit", "2",
+    args = ["--model", "hf", "--model_args", model_args(tiny_model_dir), "--tasks", "tbd_aime24", "--limit", "4",
             "--cache_requests", "true", "--log_samples"]
     for m in (5, 9):
         proc = lm_eval(args + ["--metadata", json.dumps({"tbd_max_tokens": m}), "--output_path", str(tmp_path / f"m{m}")],

@@ -48,6 +48,7 @@ def test_older_float_logprobs_and_extra_entries():
     ([5], [{5: -0.1}], "abort", "abort"),
     ([5, 6], [{5: -0.1}, {6: -0.1}], "length", "2 tokens for max_tokens 1"),
     ([5], [{5: -0.1}], "length", "after 1 of 10 tokens"),
+    ([5], [{5: Logprob(-0.9, 2)}], "stop", "rank 2 under the raw log-probs"),
 ])
 def test_malformed_outputs_are_refused(ids, lps, finish, message):
     with pytest.raises(ValueError, match=message):

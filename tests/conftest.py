@@ -87,6 +87,16 @@ def smollm2_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
+@pytest.fixture(scope="session")
+def smollm2_float32_dir(smollm2_dir, tmp_path_factory) -> Path:
+    """SmolLM2-135M-Instruct de-quantised from that GGUF into a plain float32 checkpoint (vLLM
+    loads safetensors folders; the hf backend reads the same folder), as the real-student
+    benchmark builds it."""
+    from benchmarks.real_student import smollm2_base
+
+    return smollm2_base(tmp_path_factory.mktemp("smollm2_float32"))
+
+
 # ---- the real lm_eval CLI on the tiny model, shared by the end-to-end and gate tests ----
 
 LM_EVAL = [sys.executable, "-m", "lm_eval"]

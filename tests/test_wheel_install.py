@@ -46,7 +46,9 @@ def wheel_env(tmp_path_factory):
 
 def run(python, code_or_args, cwd, **env):
     args = ["-c", code_or_args] if isinstance(code_or_args, str) else code_or_args
-    return subprocess.run([str(python), *args], capture_output=True, text=True, cwd=cwd, env=offline_env(**env))
+    environ = offline_env(**env)
+    environ.pop("PYTHONPATH", None)  # a checkout on the path would shadow the installed wheel
+    return subprocess.run([str(python), *args], capture_output=True, text=True, cwd=cwd, env=environ)
 
 
 def test_wheel_puts_package_hook_and_tasks_in_site_packages(wheel_env):

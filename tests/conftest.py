@@ -1,4 +1,4 @@
-"""Shared fixtures: the project's shared benchmark data and tiny models built offline in-session."""
+"""Fixtures: synthetic question sets in the benchmark layout and tiny models, built offline in-session."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def offline_env(**extra: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def shared_data(tmp_path_factory) -> Path:
+def benchmark_data(tmp_path_factory) -> Path:
     """A data directory in the benchmark layout (aime24.jsonl, ..., s1k.jsonl) of synthetic,
     seeded questions (tests/synthetic_data.py): the suite never reads the real benchmark files,
     so it passes on a fresh clone with nothing beside it."""
@@ -41,12 +41,12 @@ def read_questions(path: Path) -> list[str]:
     return [json.loads(line)["question"] for line in path.open(encoding="utf-8")]
 
 
-def _build(directory: Path, shared: Path, eos_scale: float, eos_always: bool = False) -> Path:
+def _build(directory: Path, data: Path, eos_scale: float, eos_always: bool = False) -> Path:
     import torch
 
     from lm_eval_tbd.tiny_model import build_model, save_tiny_model, train_tokenizer
 
-    texts = read_questions(shared / "aime24.jsonl") + read_questions(shared / "aime25.jsonl")
+    texts = read_questions(data / "aime24.jsonl") + read_questions(data / "aime25.jsonl")
     tok = train_tokenizer(texts, vocab_size=400)
     model = build_model(tok, initializer_range=0.2, seed=0)
     with torch.no_grad():
@@ -62,15 +62,15 @@ def _build(directory: Path, shared: Path, eos_scale: float, eos_always: bool = F
 
 
 @pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory, shared_data) -> Path:
+def tiny_model_dir(tmp_path_factory, benchmark_data) -> Path:
     """A 2-layer GPT-2 with a locally trained BPE tokenizer and a chat template."""
-    return _build(tmp_path_factory.mktemp("tiny_model"), shared_data, eos_scale=3.0)
+    return _build(tmp_path_factory.mktemp("tiny_model"), benchmark_data, eos_scale=3.0)
 
 
 @pytest.fixture(scope="session")
-def eos_model_dir(tmp_path_factory, shared_data) -> Path:
+def eos_model_dir(tmp_path_factory, benchmark_data) -> Path:
     """The same model with EOS dominating: it ends every answer at once."""
-    return _build(tmp_path_factory.mktemp("eos_model"), shared_data, eos_scale=3.0, eos_always=True)
+    return _build(tmp_path_factory.mktemp("eos_model"), benchmark_data, eos_scale=3.0, eos_always=True)
 
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -119,13 +119,13 @@ def results_json(out: Path) -> dict:
 
 
 @pytest.fixture(scope="session")
-def plain_task_dir(tmp_path_factory, shared_data):
+def plain_task_dir(tmp_path_factory, benchmark_data):
     """An ordinary generate_until task on local AIME data, to run alongside TBD."""
     d = tmp_path_factory.mktemp("plain_tasks")
     (d / "plain_aime24.yaml").write_text(
         "task: plain_aime24\n"
         "dataset_path: json\n"
-        f"dataset_kwargs:\n  data_files:\n    test: {shared_data / 'aime24.jsonl'}\n"
+        f"dataset_kwargs:\n  data_files:\n    test: {benchmark_data / 'aime24.jsonl'}\n"
         "output_type: generate_until\ntest_split: test\n"
         'doc_to_text: "Question: {{question}}\\nAnswer:"\ndoc_to_target: "{{answer}}"\n'
         "generation_kwargs:\n  until: ['Question:']\n  do_sample: false\n  max_gen_toks: 8\n"
@@ -136,7 +136,7 @@ def plain_task_dir(tmp_path_factory, shared_data):
 
 
 @pytest.fixture(scope="session")
-def main_run(tmp_path_factory, tiny_model_dir, shared_data, plain_task_dir):
+def main_run(tmp_path_factory, tiny_model_dir, benchmark_data, plain_task_dir):
     """`lm_eval --tasks tbd_aime,plain_aime24 --limit 4 --log_samples` on the tiny model: (output dir, process)."""
     out = tmp_path_factory.mktemp("out")
     proc = lm_eval(
@@ -145,7 +145,7 @@ def main_run(tmp_path_factory, tiny_model_dir, shared_data, plain_task_dir):
          "--apply_chat_template", "--limit", "4", "--batch_size", "4",
          "--metadata", json.dumps({"tbd_max_tokens": 20}),
          "--log_samples", "--output_path", str(out)],
-        cwd=out, LM_EVAL_TBD_DATA_DIR=str(shared_data),
+        cwd=out, LM_EVAL_TBD_DATA_DIR=str(benchmark_data),
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     return out, proc

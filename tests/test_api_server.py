@@ -87,26 +87,26 @@ def smol_tokenizer(smollm2_dir, tmp_path_factory):
     return out
 
 
-def _run(tmp_path, shared_data, model: str, model_args: str, *extra: str):
+def _run(tmp_path, benchmark_data, model: str, model_args: str, *extra: str):
     out = tmp_path / model
     proc = lm_eval(
         ["--model", model, "--model_args", model_args, "--tasks", "tbd_aime24", "--limit", str(N_QUESTIONS),
          "--apply_chat_template", "--log_samples", "--output_path", str(out),
          "--metadata", json.dumps({"tbd_max_tokens": M, "tbd_server_args": SERVER_ARGS}), *extra],
-        cwd=tmp_path, LM_EVAL_TBD_DATA_DIR=str(shared_data),
+        cwd=tmp_path, LM_EVAL_TBD_DATA_DIR=str(benchmark_data),
     )
     return out, proc
 
 
 @pytest.fixture(scope="module")
-def runs(server, smol_tokenizer, smollm2_dir, shared_data, tmp_path_factory):
+def runs(server, smol_tokenizer, smollm2_dir, benchmark_data, tmp_path_factory):
     """The same 5 AIME questions through local-completions, local-chat-completions and hf."""
     tmp = tmp_path_factory.mktemp("api_runs")
-    completions = _run(tmp, shared_data, "local-completions",
+    completions = _run(tmp, benchmark_data, "local-completions",
                        f"base_url={server}/completions,model=smol,tokenizer_backend=huggingface,"
                        f"tokenizer={smol_tokenizer},tokenized_requests=False,num_concurrent=2")
-    chat = _run(tmp, shared_data, "local-chat-completions", f"base_url={server}/chat/completions,model=smol")
-    hf = _run(tmp, shared_data, "hf", f"pretrained={smollm2_dir},gguf_file={SMOLLM2_GGUF},dtype=float32")
+    chat = _run(tmp, benchmark_data, "local-chat-completions", f"base_url={server}/chat/completions,model=smol")
+    hf = _run(tmp, benchmark_data, "hf", f"pretrained={smollm2_dir},gguf_file={SMOLLM2_GGUF},dtype=float32")
     for out, proc in (completions, chat, hf):
         assert proc.returncode == 0, proc.stderr[-4000:]
     return {name: load_run(out, "tbd_aime24") for name, (out, _) in
@@ -167,7 +167,7 @@ def test_server_response_without_logprobs_is_a_clear_error(server):
         record_from_chat_choice(chat)
 
 
-def test_server_default_repeat_penalty_is_caught(server, smol_tokenizer, shared_data, tmp_path):
+def test_server_default_repeat_penalty_is_caught(server, smol_tokenizer, benchmark_data, tmp_path):
     """Without repeat_penalty 1.0, llama.cpp picks tokens that are not its top choice: the run fails
     naming the option to set, instead of scoring a non-greedy generation."""
     proc = lm_eval(
@@ -175,28 +175,28 @@ def test_server_default_repeat_penalty_is_caught(server, smol_tokenizer, shared_
          f"base_url={server}/completions,model=smol,tokenizer_backend=huggingface,tokenizer={smol_tokenizer},"
          "tokenized_requests=False", "--tasks", "tbd_aime24", "--limit", "3", "--apply_chat_template",
          "--metadata", json.dumps({"tbd_max_tokens": 64}), "--output_path", str(tmp_path / "out")],
-        cwd=tmp_path, LM_EVAL_TBD_DATA_DIR=str(shared_data),
+        cwd=tmp_path, LM_EVAL_TBD_DATA_DIR=str(benchmark_data),
     )
     assert proc.returncode != 0
     assert "not the server's top choice" in proc.stderr and "tbd_server_args" in proc.stderr
 
 
-def test_unreachable_server_fails_after_retries(shared_data, tmp_path):
+def test_unreachable_server_fails_after_retries(benchmark_data, tmp_path):
     proc = lm_eval(
         ["--model", "local-completions", "--model_args",
          f"base_url=http://127.0.0.1:{_free_port()}/v1/completions,model=x,tokenizer_backend=None,max_retries=2,timeout=5",
          "--tasks", "tbd_aime24", "--limit", "1", "--output_path", str(tmp_path / "out")],
-        cwd=tmp_path, LM_EVAL_TBD_DATA_DIR=str(shared_data),
+        cwd=tmp_path, LM_EVAL_TBD_DATA_DIR=str(benchmark_data),
     )
     assert proc.returncode != 0 and "ConnectionError" in proc.stderr
 
 
-def test_completions_chat_template_needs_a_tokenizer(shared_data, tmp_path):
+def test_completions_chat_template_needs_a_tokenizer(benchmark_data, tmp_path):
     proc = lm_eval(
         ["--model", "local-completions", "--model_args",
          f"base_url=http://127.0.0.1:{_free_port()}/v1/completions,model=x,tokenizer_backend=None",
          "--tasks", "tbd_aime24", "--limit", "1", "--apply_chat_template", "--output_path", str(tmp_path / "out")],
-        cwd=tmp_path, LM_EVAL_TBD_DATA_DIR=str(shared_data),
+        cwd=tmp_path, LM_EVAL_TBD_DATA_DIR=str(benchmark_data),
     )
     assert proc.returncode != 0 and "tokenizer_backend=huggingface" in proc.stderr
 

@@ -20,8 +20,8 @@ def run_script(name: str, out: Path, *args: str) -> subprocess.CompletedProcess:
     return proc
 
 
-def test_detection_quick(tmp_path, shared_data):
-    run_script("detection.py", tmp_path, "--data", str(shared_data))
+def test_detection_quick(tmp_path, benchmark_data):
+    run_script("detection.py", tmp_path, "--data", str(benchmark_data))
     summary = json.loads((tmp_path / "detection-quick.json").read_text())
     assert set(summary["checkpoints"]) == {"0", "100"}
     for figures in summary["checkpoints"].values():
@@ -34,8 +34,8 @@ def test_detection_quick(tmp_path, shared_data):
         assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_speed_quick(tmp_path, shared_data):
-    run_script("speed.py", tmp_path, "--data", str(shared_data / "math500.jsonl"))
+def test_speed_quick(tmp_path, benchmark_data):
+    run_script("speed.py", tmp_path, "--data", str(benchmark_data / "math500.jsonl"))
     result = json.loads((tmp_path / "speed.json").read_text())
     medians = result["summary"]["medians"]
     assert set(medians) == {"plain@64", "tbd@64", "tbd@200", "plain_sample@64", "tbd_sample@64"}

@@ -58,8 +58,8 @@ def test_logged_logprobs_equal_an_independent_forward_pass(main_run, tiny_model_
         assert sample["tbd"] == pytest.approx(tbd_score(record["logprobs"], max_tokens=20))
 
 
-def test_include_path_without_autoload_and_labelled_metrics(tmp_path, tiny_model_dir, shared_data):
-    rows = [json.loads(line) for line in (shared_data / "aime25.jsonl").read_text().splitlines()[:6]]
+def test_include_path_without_autoload_and_labelled_metrics(tmp_path, tiny_model_dir, benchmark_data):
+    rows = [json.loads(line) for line in (benchmark_data / "aime25.jsonl").read_text().splitlines()[:6]]
     data = tmp_path / "mine.jsonl"
     data.write_text("".join(json.dumps({"id": r["id"], "question": r["question"], "label": i % 2}) + "\n" for i, r in enumerate(rows)))
     proc = lm_eval(
@@ -96,12 +96,12 @@ def test_missing_data_file_is_a_clear_error(tmp_path, tiny_model_dir):
     assert f"question file not found: {tmp_path / 'math500.jsonl'}" in proc.stderr
 
 
-def test_request_cache_cannot_pair_old_requests_with_new_metadata(tmp_path, tiny_model_dir, shared_data):
+def test_request_cache_cannot_pair_old_requests_with_new_metadata(tmp_path, tiny_model_dir, benchmark_data):
     args = ["--model", "hf", "--model_args", model_args(tiny_model_dir), "--tasks", "tbd_aime24", "--limit", "4",
             "--cache_requests", "true", "--log_samples"]
     for m in (5, 9):
         proc = lm_eval(args + ["--metadata", json.dumps({"tbd_max_tokens": m}), "--output_path", str(tmp_path / f"m{m}")],
-                       cwd=tmp_path, LM_EVAL_TBD_DATA_DIR=str(shared_data))
+                       cwd=tmp_path, LM_EVAL_TBD_DATA_DIR=str(benchmark_data))
         assert proc.returncode == 0, proc.stderr[-3000:]
         assert "--cache_requests is ignored for TBD tasks" in proc.stderr
         run = load_run(tmp_path / f"m{m}", "tbd_aime24")

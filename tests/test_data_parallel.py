@@ -23,20 +23,20 @@ ARGS = ["--model", "hf", "--tasks", ",".join(TASKS), "--limit", "7", "--apply_ch
         "--metadata", json.dumps({"tbd_max_tokens": 16}), "--log_samples"]
 
 
-def _run(prefix: list[str], tiny_model_dir, shared_data, out, **env):
+def _run(prefix: list[str], tiny_model_dir, benchmark_data, out, **env):
     cmd = [*prefix, "-m", "lm_eval", *ARGS, "--model_args", model_args(tiny_model_dir), "--output_path", str(out)]
     proc = subprocess.run(cmd, cwd=out.parent, capture_output=True, text=True, timeout=600,
-                          env=offline_env(LM_EVAL_TBD_DATA_DIR=str(shared_data), **env))
+                          env=offline_env(LM_EVAL_TBD_DATA_DIR=str(benchmark_data), **env))
     assert proc.returncode == 0, proc.stderr[-4000:]
     return proc
 
 
-def test_two_cpu_processes_match_one(tiny_model_dir, shared_data, tmp_path):
-    _run([sys.executable], tiny_model_dir, shared_data, tmp_path / "single", OMP_NUM_THREADS="1")
+def test_two_cpu_processes_match_one(tiny_model_dir, benchmark_data, tmp_path):
+    _run([sys.executable], tiny_model_dir, benchmark_data, tmp_path / "single", OMP_NUM_THREADS="1")
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0",
               "--num_cpu_threads_per_process", "1"]
-    proc = _run(launch, tiny_model_dir, shared_data, tmp_path / "dp", ACCELERATE_USE_CPU="true")
+    proc = _run(launch, tiny_model_dir, benchmark_data, tmp_path / "dp", ACCELERATE_USE_CPU="true")
     # Each rank built only its share of the requests.
     assert "on rank 1" in proc.stderr and "on rank 0" in proc.stderr
 

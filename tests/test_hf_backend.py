@@ -34,9 +34,9 @@ def run(lm, contexts, max_gen_toks, spans=None, **gen):
 
 
 @pytest.fixture(scope="module")
-def contexts(shared_data, tiny_model_dir):
+def contexts(benchmark_data, tiny_model_dir):
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
-    questions = read_questions(shared_data / "aime24.jsonl")[:8]
+    questions = read_questions(benchmark_data / "aime24.jsonl")[:8]
     return [tok.apply_chat_template([{"role": "user", "content": q}], tokenize=False, add_generation_prompt=True) for q in questions]
 
 
@@ -101,8 +101,8 @@ def teacher_forced(model, ids):
         return torch.log_softmax(model(torch.tensor([ids])).logits[0].float(), -1)
 
 
-def test_question_logprobs_and_reference_model(tiny_model_dir, eos_model_dir, shared_data, contexts):
-    questions = read_questions(shared_data / "aime24.jsonl")[:4]
+def test_question_logprobs_and_reference_model(tiny_model_dir, eos_model_dir, benchmark_data, contexts):
+    questions = read_questions(benchmark_data / "aime24.jsonl")[:4]
     spans = [(c.rfind(q), c.rfind(q) + len(q)) for c, q in zip(contexts, questions)]
     recs = run(hflm(tiny_model_dir, 4), contexts[:4], 12, spans, input_scores=True, ref_model=str(eos_model_dir))
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)

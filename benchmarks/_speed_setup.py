@@ -38,7 +38,7 @@ class Config:
 
 def load_questions(path: Path, n: int) -> list[dict]:
     """The first ``n`` questions (id, question) of a JSONL file, validated by the plugin's reader."""
-    from lm_eval_tbd.data import read_questions_jsonl
+    from lm_eval_tbd.core.data import read_questions_jsonl
 
     rows = read_questions_jsonl(path)
     if len(rows) < n:
@@ -48,7 +48,7 @@ def load_questions(path: Path, n: int) -> list[dict]:
 
 def make_configs(keys: list[str], m: int, m_long: int, data_file: Path, task_dir: Path) -> list[Config]:
     """Write the task YAMLs of the ``keys`` (CONFIGS names) and return their configurations."""
-    from lm_eval_tbd.custom_tasks import write_jsonl_task
+    from lm_eval_tbd.harness.custom_tasks import write_jsonl_task
 
     configs = []
     for key in keys:
@@ -68,7 +68,7 @@ def write_plain_task(c: Config, data_file: Path, task_dir: Path) -> Path:
     """A stock ``generate_until`` task; returns its YAML path. No stop strings (HFLM still stops at
     EOS), ``max_gen_toks`` M, greedy or temperature-1 sampling on the raw distribution (top_k 0
     spelled out: HF's default is 50)."""
-    from lm_eval_tbd.atomic import write_text_atomic
+    from lm_eval_tbd.core.atomic import write_text_atomic
 
     decoding = (["  do_sample: false"] if c.decoding == "greedy" else
                 ["  do_sample: true", "  temperature: 1.0", "  top_k: 0", "  top_p: 1.0"])
@@ -84,7 +84,7 @@ def build_tiny_model(questions: list[dict], directory: Path) -> dict:
     """Train a tokenizer on the questions, build and save the GPT-2 in ``directory``; returns its description."""
     import torch
 
-    from lm_eval_tbd.tiny_model import SPECIAL_TOKENS, build_model, save_tiny_model, train_tokenizer
+    from lm_eval_tbd.demo.tiny_model import SPECIAL_TOKENS, build_model, save_tiny_model, train_tokenizer
 
     tok = train_tokenizer([q["question"] for q in questions], vocab_size=VOCAB_SIZE)
     model = build_model(tok, **MODEL_KWARGS)

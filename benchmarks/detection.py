@@ -68,7 +68,7 @@ def truncate(tok, text: str, n: int) -> str:
 
 
 def lm_eval_run(model_dir: Path, task_dir: Path, out: Path, task: str) -> None:
-    from lm_eval_tbd.runner import lm_eval_command, run_lm_eval
+    from lm_eval_tbd.harness.runner import lm_eval_command, run_lm_eval
 
     cmd = lm_eval_command("hf", [task], out, model_args=f"pretrained={model_dir},dtype=float32", device="cpu",
                           include_path=task_dir)
@@ -82,8 +82,8 @@ def lm_eval_run(model_dir: Path, task_dir: Path, out: Path, task: str) -> None:
 def evaluate_checkpoint(run, answers: dict, tok, max_tokens: int) -> dict:
     """Memorisation share, and ROC figures for every TBD setting and every logged score."""
     from lm_eval_tbd.demo import memorised_share
-    from lm_eval_tbd.report import compare_scores
-    from lm_eval_tbd.scores import TBDParams
+    from lm_eval_tbd.app.report import compare_scores
+    from lm_eval_tbd.core.scores import TBDParams
 
     out = {"memorised_share": memorised_share(run, answers, tok), "scores": compare_scores(run, n_resamples=1000)}
     tbd = {}
@@ -178,7 +178,7 @@ def markdown(summary: dict) -> str:
         lines.append(f"| {k} | {t['auc']:.3f} [{t['auc_ci'][0]:.2f}, {t['auc_ci'][1]:.2f}] | {t['tpr@1%fpr']:.3f} | {t['tpr@1%fpr_paper']:.3f} |")
     lines += ["", f"## Every score after {last} epochs (same generation pass)", "",
               "| score | seen when | AUC [95% CI] | TPR@1%FPR strict | TPR@5%FPR |", "|---|---|---|---|---|"]
-    from lm_eval_tbd.scores import SCORES
+    from lm_eval_tbd.core.scores import SCORES
 
     for k, t in r["scores"].items():
         lines.append(f"| {k} | {'higher' if SCORES[k].higher_is_seen else 'lower'} | {t['auc']:.3f} "
@@ -206,11 +206,11 @@ def main(argv=None) -> int:
 
     import torch
 
-    from lm_eval_tbd.atomic import write_json_atomic, write_text_atomic
-    from lm_eval_tbd.custom_tasks import write_jsonl_task
+    from lm_eval_tbd.core.atomic import write_json_atomic, write_text_atomic
+    from lm_eval_tbd.harness.custom_tasks import write_jsonl_task
     from lm_eval_tbd.demo import distil
-    from lm_eval_tbd.results import load_run
-    from lm_eval_tbd.tiny_model import build_model, save_tiny_model, train_tokenizer
+    from lm_eval_tbd.core.samples import load_run
+    from lm_eval_tbd.demo.tiny_model import build_model, save_tiny_model, train_tokenizer
 
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
     out = args.out.resolve()

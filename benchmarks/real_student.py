@@ -10,7 +10,7 @@ epochs on question -> solution pairs.
 2. **Split.** s1K (``--data``) split as the authors' code draws it: ``datasets``'
    ``train_test_split(train_size=0.8, seed=42, shuffle=True)``, i.e. the permutation
    ``numpy.random.default_rng(42).permutation(1000)``, whose first 200 indices are the
-   non-members and the next 800 the members (``lm_eval_tbd.data.train_test_split_indices``).
+   non-members and the next 800 the members (``lm_eval_tbd.core.data.train_test_split_indices``).
    The first ``--n`` members are evaluated against the first ``--n`` non-members.
 3. **Distillation.** The student is fine-tuned on those ``--n`` members only (not all 800: CPU
    time), question -> reference solution truncated to ``--answer-tokens`` tokens, in the model's
@@ -106,7 +106,7 @@ def read_rows(path: Path) -> list[dict]:
 
 def split(rows: list[dict], n: int, seed: int) -> tuple[list[dict], list[dict]]:
     """The first ``n`` members and the first ``n`` non-members of the paper's split."""
-    from lm_eval_tbd.data import train_test_split_indices
+    from lm_eval_tbd.core.data import train_test_split_indices
 
     train, test = train_test_split_indices(len(rows), train_size=0.8, seed=seed)
     if n > len(test):
@@ -115,7 +115,7 @@ def split(rows: list[dict], n: int, seed: int) -> tuple[list[dict], list[dict]]:
 
 
 def write_tasks(work: Path, members, nonmembers, base_dir: Path, cfg: dict) -> Path:
-    from lm_eval_tbd.custom_tasks import write_jsonl_task
+    from lm_eval_tbd.harness.custom_tasks import write_jsonl_task
 
     half = len(nonmembers) // 2
     groups = {"rs_members": members, "rs_nonmembers_a": nonmembers[:half], "rs_nonmembers_b": nonmembers[half:]}
@@ -252,7 +252,7 @@ def distil(base_dir: Path, work: Path, members: list[dict], cfg: dict, seed: int
 
 def score(model_dir: Path, task_dir: Path, out: Path, cfg: dict, metadata: dict | None = None) -> float:
     """Run the stock lm_eval CLI (cached: skipped when ``out`` holds a finished run). Returns seconds."""
-    from lm_eval_tbd.runner import lm_eval_command
+    from lm_eval_tbd.harness.runner import lm_eval_command
 
     done = out / "done.json"
     if done.is_file():
@@ -276,8 +276,9 @@ def load(out: Path, name: str, max_tokens: int):
     score recomputed from the logged records by this version of the package."""
     from dataclasses import replace
 
-    from lm_eval_tbd.results import TaskRun, load_run
-    from lm_eval_tbd.scores import TBDParams
+    from lm_eval_tbd.core.runs import TaskRun
+    from lm_eval_tbd.core.samples import load_run
+    from lm_eval_tbd.core.scores import TBDParams
 
     runs = {t: load_run(out, t) for t in TASKS}
     questions = tuple(replace(q, label=int(t == "rs_members")) for t in TASKS for q in runs[t].questions)
@@ -309,8 +310,8 @@ def memorisation(run, answers: dict[str, list[int]]) -> dict:
 
 def figures(run, windows, n_resamples: int) -> dict:
     """ROC figures for TBD at each window and for every score (M = the run's own length)."""
-    from lm_eval_tbd.report import compare_scores
-    from lm_eval_tbd.scores import TBDParams
+    from lm_eval_tbd.app.report import compare_scores
+    from lm_eval_tbd.core.scores import TBDParams
 
     keep = ("auc", "auc_ci", "tpr@1%fpr", "tpr@1%fpr_ci", "tpr@5%fpr", "tpr@5%fpr_ci", "tpr@1%fpr_paper")
     slim = lambda r: {k: r[k] for k in keep}  # noqa: E731
@@ -322,8 +323,8 @@ def figures(run, windows, n_resamples: int) -> dict:
 
 def paired(run_a, name_a: str, run_b, name_b: str) -> dict:
     """Paired bootstrap AUC(a) - AUC(b) over the same questions (decision values)."""
-    from lm_eval_tbd.scores import decision_value
-    from lm_eval_tbd.stats import paired_auc_difference
+    from lm_eval_tbd.core.scores import decision_value
+    from lm_eval_tbd.core.stats import paired_auc_difference
 
     ids_a = [q.question_id for q in run_a.questions]
     assert ids_a == [q.question_id for q in run_b.questions], "runs hold different questions"
@@ -427,7 +428,7 @@ def _ci(r: dict, key: str = "auc") -> str:
 
 
 def markdown(s: dict, stem: str) -> str:
-    from lm_eval_tbd.scores import SCORES
+    from lm_eval_tbd.core.scores import SCORES
 
     c = s["settings"]
     last = str(max(int(e) for e in s["checkpoints"]))
@@ -535,7 +536,7 @@ def main(argv=None) -> int:
         cfg["epochs"] = max(cfg["checkpoints"])
     import torch
 
-    from lm_eval_tbd.atomic import write_json_atomic, write_text_atomic
+    from lm_eval_tbd.core.atomic import write_json_atomic, write_text_atomic
 
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
     out = args.out.resolve()
@@ -602,7 +603,7 @@ def main(argv=None) -> int:
 
         r = summary["checkpoints"][last]
         r["sampled"] = figures(sampled, cfg["windows"], n_resamples)
-        from lm_eval_tbd.scores import TBDParams
+        from lm_eval_tbd.core.scores import TBDParams
 
         k1 = sampled.first_sample(TBDParams(max_tokens=cfg["max_tokens"]))
         r["sampled"]["k1_tbd"] = figures(k1, cfg["windows"], n_resamples)["scores"]["tbd"]

@@ -30,7 +30,7 @@ Equal work, checked on every run (the script aborts otherwise):
   counts must agree within ``--sample-tolerance`` (default 5%); time per decode step is reported.
   TBD counts tokens exactly; a plain answer's count is its text re-encoded (+1 for the EOS).
 
-Each run is the package's ``lm_eval`` command (``lm_eval_tbd.runner.lm_eval_command``: ``--model
+Each run is the package's ``lm_eval`` command (``lm_eval_tbd.harness.runner.lm_eval_command``: ``--model
 hf --device cpu --apply_chat_template --log_samples``) in a fresh process, started as ``python
 benchmarks/_speed_shim.py ARGS``: lm_eval's ``__main__`` as ``python -m lm_eval`` runs it, plus
 timers around ``evaluator.evaluate`` and the model's request call (generation only, wall and CPU).
@@ -91,7 +91,7 @@ def child_env(work: Path, threads: int | None) -> dict:
 
 def command(c: Config, model_dir: Path, task_dir: Path, run_dir: Path, batch_size: int) -> list[str]:
     """The run's command line: the package's ``lm_eval`` command, started through the shim."""
-    from lm_eval_tbd.runner import lm_eval_command
+    from lm_eval_tbd.harness.runner import lm_eval_command
 
     return lm_eval_command("hf", [c.task], run_dir, model_args=f"pretrained={model_dir},dtype=float32", device="cpu",
                            include_path=task_dir, batch_size=batch_size, launcher=[sys.executable, str(SHIM)])
@@ -132,7 +132,7 @@ def run_once(c: Config, cmd: list[str], run_dir: Path, env: dict) -> dict:
 def read_generations(c: Config, run_dir: Path, tok) -> dict[int, dict]:
     """Per doc id: question, text, generated tokens with EOS (TBD: exact, from ``load_run``; plain:
     the text re-encoded, +1 when shorter than M) and how it ended."""
-    from lm_eval_tbd.results import load_run, samples_path
+    from lm_eval_tbd.core.samples import load_run, samples_path
 
     if c.kind == "tbd":
         return {q.doc_id: {"question": q.question, "text": q.record.text, "tokens": q.record.n_tokens,
@@ -209,7 +209,7 @@ def check_equal_work(configs: list[Config], gens: dict, work: dict, tolerance: f
 def run_benchmark(a) -> dict:
     """Set up in a temporary work dir, run the warm-up and the interleaved rounds with every check,
     write ``STEM.json`` and ``STEM.md`` under ``--out``; return the JSON object."""
-    from lm_eval_tbd.atomic import write_json_atomic, write_text_atomic
+    from lm_eval_tbd.core.atomic import write_json_atomic, write_text_atomic
 
     work, ok, t0 = Path(tempfile.mkdtemp(prefix="tbd_speed_")), False, time.perf_counter()
     try:

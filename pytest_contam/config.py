@@ -52,7 +52,7 @@ class Threshold:
     alpha: float | None = None
     max_contaminated_fraction: float | None = None
     fdr: float = 0.05
-    # score = "combined": the model file written by `lm-eval-tbd combine fit` (lm_eval_tbd.combine)
+    # score = "combined": the model file written by `lm-eval-tbd combine fit` (lm_eval_tbd.core.combine)
     combined_model: Path | None = None
 
     def __post_init__(self) -> None:
@@ -106,7 +106,7 @@ def _number(value, key: str, lo: float, hi: float, *, lo_open: bool = False, hi_
 
 
 def _threshold(name: str, spec: dict, where: str, base_dir: Path | None = None) -> Threshold:
-    from lm_eval_tbd.scores import SCORES
+    from lm_eval_tbd.core.scores import SCORES
 
     bad = sorted(set(spec) - BENCHMARK_KEYS)
     if bad:
@@ -226,7 +226,7 @@ def _run_options(table: dict, where: str, base_dir: Path) -> dict:
     if kwargs.get("top", 1) < 1 or (kwargs.get("limit") is not None and kwargs["limit"] < 1):
         raise ConfigError(f"{where}top and {where}limit must be >= 1")
     if "metadata" in kwargs:
-        from lm_eval_tbd.task_options import options_from_metadata
+        from lm_eval_tbd.harness.options import options_from_metadata
 
         try:
             options_from_metadata(kwargs["metadata"], task="(gate)")

@@ -85,7 +85,7 @@ def _audit_lines(a: dict, n_benchmark: int) -> list[str]:
 def _bh_floor_note(n_reference: int, n_benchmark: int, fdr: float) -> str | None:
     """Why Benjamini-Hochberg cannot flag a lone question with this few reference questions;
     None when a single question could be flagged (then 0 flagged is a finding of the data)."""
-    from lm_eval_tbd.stats import bh_min_flaggable
+    from lm_eval_tbd.core.stats import bh_min_flaggable
 
     k = bh_min_flaggable(n_reference, n_benchmark, fdr)
     if k == 1:
@@ -119,17 +119,17 @@ def _check(key: str, name: str, measured: float, limit: float, ok: bool) -> dict
 
 
 def evaluate(threshold: Threshold, run, top: int = 5, reference=None) -> GateResult:
-    """Gate one benchmark's run (an ``lm_eval_tbd.results.TaskRun``); ``reference`` is the clean
+    """Gate one benchmark's run (an ``lm_eval_tbd.core.runs.TaskRun``); ``reference`` is the clean
     reference task's run when ``threshold.reference`` is set."""
     import numpy as np
 
-    from lm_eval_tbd.report import one_line
-    from lm_eval_tbd.scores import decision_value
-    from lm_eval_tbd.stats import audit, bh_min_flaggable
+    from lm_eval_tbd.app.report import one_line
+    from lm_eval_tbd.core.scores import decision_value
+    from lm_eval_tbd.core.stats import audit, bh_min_flaggable
 
     if threshold.combined_model is not None:
         # The fitted model's decision becomes the score "combined" of both runs.
-        from lm_eval_tbd.combine import load_combined, with_combined
+        from lm_eval_tbd.core.combine import load_combined, with_combined
 
         model = load_combined(threshold.combined_model)
         run = with_combined(run, model)

@@ -56,8 +56,8 @@ class ContamSession:
         return self._results_dir
 
     def run(self, task: str):
-        """The per-question TBD scores of ``task`` (an ``lm_eval_tbd.results.TaskRun``)."""
-        from lm_eval_tbd.results import load_run
+        """The per-question TBD scores of ``task`` (an ``lm_eval_tbd.core.runs.TaskRun``)."""
+        from lm_eval_tbd.core.samples import load_run
 
         return load_run(self.results_dir(), task)
 
@@ -205,7 +205,7 @@ def pytest_collection_modifyitems(session, config, items) -> None:
 @pytest.fixture
 def contam(request):
     """Per-question TBD scores: with ``@pytest.mark.contam("task")`` that task's run
-    (``lm_eval_tbd.results.TaskRun``), otherwise the session object, whose ``run(task)`` loads one."""
+    (``lm_eval_tbd.core.runs.TaskRun``), otherwise the session object, whose ``run(task)`` loads one."""
     state = request.config.stash.get(STATE, None)
     if state is None:
         pytest.skip("contamination checks run with --contam")
@@ -296,7 +296,7 @@ class ContamReporter:
 
     def pytest_sessionfinish(self, session) -> None:
         if self.json_path is not None:  # never set in xdist workers
-            from lm_eval_tbd.atomic import write_json_atomic
+            from lm_eval_tbd.core.atomic import write_json_atomic
             from pytest_contam.report import summary_json
 
             write_json_atomic(self.json_path, summary_json(self.results, sorted(self.selected), self.checks()))

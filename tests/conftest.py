@@ -44,7 +44,7 @@ def read_questions(path: Path) -> list[str]:
 def _build(directory: Path, data: Path, eos_scale: float, eos_always: bool = False) -> Path:
     import torch
 
-    from lm_eval_tbd.tiny_model import build_model, save_tiny_model, train_tokenizer
+    from lm_eval_tbd.demo.tiny_model import build_model, save_tiny_model, train_tokenizer
 
     texts = read_questions(data / "aime24.jsonl") + read_questions(data / "aime25.jsonl")
     tok = train_tokenizer(texts, vocab_size=400)

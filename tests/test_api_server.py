@@ -19,10 +19,10 @@ import urllib.request
 
 import pytest
 
-from lm_eval_tbd.openai_format import MissingLogprobsError, record_from_chat_choice, record_from_completion_choice
-from lm_eval_tbd.record import shared_prefix_length
-from lm_eval_tbd.results import load_run
-from lm_eval_tbd.scores import tbd_score
+from lm_eval_tbd.backends.openai_format import MissingLogprobsError, record_from_chat_choice, record_from_completion_choice
+from lm_eval_tbd.core.record import shared_prefix_length
+from lm_eval_tbd.core.samples import load_run
+from lm_eval_tbd.core.scores import tbd_score
 from tests.conftest import SMOLLM2_GGUF, lm_eval
 
 pytestmark = pytest.mark.slow
@@ -205,7 +205,7 @@ def test_logged_api_responses_rescore_to_the_run(runs, server, tmp_path):
     """A closed model's path: the user calls the API themselves (here the same server), keeps the
     responses in OpenAI Batch output format, and scores them with `lm-eval-tbd score` without
     lm-eval: the scores equal the lm_eval run's."""
-    from lm_eval_tbd.cli import main
+    from lm_eval_tbd.app.cli import main
 
     chat = runs["chat"]
     lines = []

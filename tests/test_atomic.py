@@ -8,13 +8,13 @@ import threading
 
 import pytest
 
-from lm_eval_tbd.atomic import write_json_atomic, write_text_atomic
+from lm_eval_tbd.core.atomic import write_json_atomic, write_text_atomic
 
 # A writer whose fsync blocks: it reports that the temporary file is written, then waits for the
 # test's signal in the middle of the atomic write.
 SLOW_WRITER = textwrap.dedent("""
     import os, sys, time
-    from lm_eval_tbd import atomic
+    from lm_eval_tbd.core import atomic
 
     def slow_fsync(fd):
         print("writing", flush=True)

@@ -11,12 +11,12 @@ from hypothesis import strategies as st
 from scipy import stats as sps
 from sklearn.metrics import roc_auc_score
 
-from lm_eval_tbd.record import GenerationRecord
-from lm_eval_tbd.scores import (
+from lm_eval_tbd.core.record import GenerationRecord
+from lm_eval_tbd.core.scores import (
     SCORES, TBDParams, decision_value, max_k, mean_logprob, min_k, min_k_plus_plus, tbd_score, zlib_ratio,
 )
-from lm_eval_tbd.scoring import score_record
-from lm_eval_tbd.stats import (
+from lm_eval_tbd.core.scores import score_record
+from lm_eval_tbd.core.stats import (
     UndefinedMetricError, audit, bh_min_flaggable, contaminated_fraction, empirical_p_values, roc_auc, roc_report,
     tpr_at_fpr,
 )
@@ -118,7 +118,7 @@ def test_auc_of_reversed_labels_is_one_minus_auc_and_matches_sklearn(xs):
 
 @given(labelled, st.sampled_from([0.001, 0.01, 0.05, 0.07, 0.29, 0.5, 1.0]))
 def test_vectorised_tpr_equals_the_roc_curve_one(xs, f):
-    from lm_eval_tbd.stats import _tpr_at_fpr_vectorised
+    from lm_eval_tbd.core.stats import _tpr_at_fpr_vectorised
 
     y = np.array([a for a, _ in xs])
     s = np.round(np.array([b for _, b in xs]), 1)  # rounding makes ties common

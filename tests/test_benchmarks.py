@@ -52,7 +52,7 @@ def test_speed_quick(tmp_path, benchmark_data):
 
 
 def test_speed_quick_model_dir(tmp_path, tiny_model_dir):
-    """The real-model path: --model-dir (a tiny GPT-2 built with lm_eval_tbd.tiny_model whose
+    """The real-model path: --model-dir (a tiny GPT-2 built with lm_eval_tbd.demo.tiny_model whose
     answers often end at EOS), greedy and sampled, one round, on questions the test writes."""
     from tests.synthetic_data import make_rows
 

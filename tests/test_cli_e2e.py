@@ -6,9 +6,9 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from lm_eval_tbd.paths import tasks_dir
-from lm_eval_tbd.results import load_run
-from lm_eval_tbd.scores import TBDParams, tbd_score
+from lm_eval_tbd.harness.paths import tasks_dir
+from lm_eval_tbd.core.samples import load_run
+from lm_eval_tbd.core.scores import TBDParams, tbd_score
 from tests.conftest import lm_eval, model_args, results_json
 
 pytestmark = pytest.mark.slow
@@ -72,7 +72,7 @@ def test_include_path_without_autoload_and_labelled_metrics(tmp_path, tiny_model
     assert proc.returncode == 0, proc.stderr[-4000:]
     res = results_json(tmp_path / "out")["results"]["tbd_jsonl"]
     run = load_run(tmp_path / "out", "tbd_jsonl")
-    from lm_eval_tbd.stats import roc_auc, tpr_at_fpr
+    from lm_eval_tbd.core.stats import roc_auc, tpr_at_fpr
 
     labels = [q.label for q in run.questions]
     assert labels == [0, 1, 0, 1, 0, 1]

@@ -5,11 +5,11 @@ import math
 import numpy as np
 import pytest
 
-from lm_eval_tbd.combine import fit_combined, load_combined
-from lm_eval_tbd.record import GenerationRecord
-from lm_eval_tbd.results import QuestionResult, TaskRun
-from lm_eval_tbd.scores import TBDParams
-from lm_eval_tbd.scoring import score_record
+from lm_eval_tbd.core.combine import fit_combined, load_combined
+from lm_eval_tbd.core.record import GenerationRecord
+from lm_eval_tbd.core.runs import QuestionResult, TaskRun
+from lm_eval_tbd.core.scores import TBDParams
+from lm_eval_tbd.core.scores import score_record
 
 
 def make_run(n=40, seed=0, separation=1.0):
@@ -41,7 +41,7 @@ def test_fit_reports_out_of_fold_figures_and_round_trips(tmp_path):
     assert d.shape == (40,) and np.isfinite(d).all()
     # by hand for one question: intercept + coef . standardised decision values
     q = run.questions[0]
-    from lm_eval_tbd.scores import decision_value
+    from lm_eval_tbd.core.scores import decision_value
 
     x = np.array([decision_value(f, q.scores[f]) for f in model.features])
     assert d[0] == pytest.approx(model.intercept + ((x - model.means) / model.scales) @ np.array(model.coef))
@@ -76,13 +76,13 @@ def test_bad_inputs_are_clear_errors(tmp_path):
 
 
 def test_cross_fit_scores_each_question_with_a_model_blind_to_it():
-    from lm_eval_tbd.combine import cross_fit_decisions
+    from lm_eval_tbd.core.combine import cross_fit_decisions
 
     calib = make_run(seed=0)
     target = make_run(seed=5)  # same question ids, other values (e.g. the questions reworded)
     out = cross_fit_decisions(calib, {"calib": calib, "target": target})
     assert set(out) == {"calib", "target"} and all(np.isfinite(v).all() and v.shape == (40,) for v in out.values())
-    from lm_eval_tbd.stats import roc_auc
+    from lm_eval_tbd.core.stats import roc_auc
 
     assert roc_auc([q.label for q in target.questions], out["target"]) > 0.5
     other = TaskRun("other", None, tuple(QuestionResult(99, "q99", "Q", 1, 0.1, q.record, q.scores)
@@ -105,7 +105,7 @@ def test_cli_fit_then_report_with_the_combined_score(tmp_path):
     lines = [json.dumps({"doc_id": q.doc_id, "doc": {"id": q.question_id, "question": q.question, "label": q.label},
                          "resps": [[q.record.to_json()]], **q.scores}) for q in run.questions]
     (out / "samples_calib_2026-01-01T00-00-00.000000.jsonl").write_text("\n".join(lines) + "\n")
-    cli = [sys.executable, "-m", "lm_eval_tbd.cli"]
+    cli = [sys.executable, "-m", "lm_eval_tbd"]
     fit = subprocess.run(cli + ["combine", "fit", str(tmp_path / "out"), "--out", str(tmp_path / "m.json")],
                          capture_output=True, text=True, env=offline_env())
     assert fit.returncode == 0, fit.stderr

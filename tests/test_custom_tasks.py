@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from lm_eval_tbd.cli import main
-from lm_eval_tbd.custom_tasks import write_jsonl_task
+from lm_eval_tbd.app.cli import main
+from lm_eval_tbd.harness.custom_tasks import write_jsonl_task
 
 # a backslash, both quote kinds, ": " (a YAML mapping indicator), "#", and non-ASCII text
 AWKWARD = ["back\\slash", "it's \"quoted\"", "key: value # not a comment", "unicodé ✓ 題"]
@@ -33,7 +33,7 @@ def test_make_task_yaml_gives_back_the_exact_path(tmp_path, capsys, name):
     config = _load(tmp_path / "tasks" / "my_heldout.yaml", resolve_func=False, recursive=False)
     assert config["metadata"]["tbd_data_file"] == str(data.resolve())
     assert config["task"] == "my_heldout" and config["metadata"]["version"] == 1.0
-    assert config["custom_dataset"].endswith("lm_eval_tbd.data.load_jsonl")
+    assert config["custom_dataset"].endswith("lm_eval_tbd.core.data.load_jsonl")
 
 
 def test_make_task_yaml_resolves_its_function_and_template(tmp_path):
@@ -41,7 +41,7 @@ def test_make_task_yaml_resolves_its_function_and_template(tmp_path):
     path = write_jsonl_task("my_heldout", data, tmp_path / "tasks", tbd_max_tokens=100, tbd_input_scores=True,
                             tbd_server_args={"repeat_penalty": 1.0})
     config = _load(path, resolve_func=True, recursive=True)
-    from lm_eval_tbd.data import load_jsonl
+    from lm_eval_tbd.core.data import load_jsonl
 
     assert config["custom_dataset"].__module__ == load_jsonl.__module__
     assert config["custom_dataset"].__name__ == "load_jsonl"

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from lm_eval_tbd.results import load_run
+from lm_eval_tbd.core.samples import load_run
 from tests.conftest import model_args, offline_env, results_json
 
 pytestmark = pytest.mark.slow

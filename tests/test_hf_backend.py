@@ -9,11 +9,11 @@ from lm_eval.api.instance import Instance
 from lm_eval.models.huggingface import HFLM
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from lm_eval_tbd import backends
-from lm_eval_tbd.record import REQUEST_TYPE, GenerationRecord
+from lm_eval_tbd import patches
+from lm_eval_tbd.core.record import REQUEST_TYPE, GenerationRecord
 from tests.conftest import read_questions
 
-backends.install()
+patches.install()
 
 
 def hflm(path, batch_size):
@@ -128,7 +128,7 @@ def test_question_logprobs_and_reference_model(tiny_model_dir, eos_model_dir, be
 
 
 def test_reference_model_with_another_tokenizer_is_rejected(tiny_model_dir, tmp_path, contexts):
-    from lm_eval_tbd.tiny_model import build_model, save_tiny_model, train_tokenizer
+    from lm_eval_tbd.demo.tiny_model import build_model, save_tiny_model, train_tokenizer
 
     other_tok = train_tokenizer(["completely different text " * 20], vocab_size=300)
     other = save_tiny_model(build_model(other_tok), other_tok, tmp_path / "other")

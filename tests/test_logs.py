@@ -1,5 +1,5 @@
-"""Scores from generations logged outside lm-eval (lm_eval_tbd.logs, `lm-eval-tbd score`), and
-records from OpenAI-style responses (lm_eval_tbd.openai_format). Response shapes follow the
+"""Scores from generations logged outside lm-eval (lm_eval_tbd.core.logs, `lm-eval-tbd score`), and
+records from OpenAI-style responses (lm_eval_tbd.backends.openai_format). Response shapes follow the
 OpenAI completions / chat completions APIs; test_api_server checks them against a real server."""
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ import math
 
 import pytest
 
-from lm_eval_tbd.cli import main
-from lm_eval_tbd.logs import load_logged_generations
-from lm_eval_tbd.openai_format import MissingLogprobsError, record_from_chat_choice, record_from_completion_choice
-from lm_eval_tbd.record import GenerationRecord
-from lm_eval_tbd.scores import TBDParams
+from lm_eval_tbd.app.cli import main
+from lm_eval_tbd.core.logs import load_logged_generations
+from lm_eval_tbd.backends.openai_format import MissingLogprobsError, record_from_chat_choice, record_from_completion_choice
+from lm_eval_tbd.core.record import GenerationRecord
+from lm_eval_tbd.core.scores import TBDParams
 
 LN = math.log
 WORKED = [LN(1.0), LN(0.9), LN(0.5)]  # docs/method.md's worked example: TBD 0.455471
@@ -183,7 +183,7 @@ def test_length_finish_short_of_the_limit_is_refused():
 
 
 def test_shared_prefix_length_of_ids_and_strings():
-    from lm_eval_tbd.record import shared_prefix_length
+    from lm_eval_tbd.core.record import shared_prefix_length
 
     ids = GenerationRecord(token_ids=[1, 2, 3], logprobs=[-0.1] * 3, finish_reason="length")
     strings = GenerationRecord(token_ids=None, tokens=["a", "b", "x"], logprobs=[-0.1] * 3, finish_reason="length")
@@ -307,7 +307,7 @@ def test_score_json_with_minus_infinity_is_strict_json(tmp_path):
 
 
 def test_json_safe_spells_non_finite_floats():
-    from lm_eval_tbd.atomic import json_safe
+    from lm_eval_tbd.core.atomic import json_safe
 
     assert json_safe({"a": [math.inf, -math.inf, math.nan, 1.5], "b": (None, "x")}) == \
         {"a": ["Infinity", "-Infinity", "NaN", 1.5], "b": [None, "x"]}

@@ -22,12 +22,12 @@ def test_hf_refuses_a_prompt_it_would_cut(tmp_path):
     from lm_eval.api.instance import Instance
     from lm_eval.models.huggingface import HFLM
 
-    from lm_eval_tbd import backends
+    from lm_eval_tbd import patches
     from lm_eval_tbd.demo import make_problems
-    from lm_eval_tbd.record import REQUEST_TYPE
-    from lm_eval_tbd.tiny_model import build_model, save_tiny_model, train_tokenizer
+    from lm_eval_tbd.core.record import REQUEST_TYPE
+    from lm_eval_tbd.demo.tiny_model import build_model, save_tiny_model, train_tokenizer
 
-    backends.install()
+    patches.install()
     rows = make_problems(20, seed=0)
     tok = train_tokenizer([r["question"] for r in rows], vocab_size=300)
     path = save_tiny_model(build_model(tok, seed=0), tok, tmp_path / "m")

@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from lm_eval_tbd.results import load_run
+from lm_eval_tbd.core.samples import load_run
 from tests.conftest import offline_env
 
 pytestmark = pytest.mark.slow

@@ -6,8 +6,8 @@ import textwrap
 
 import pytest
 
-import lm_eval_tbd.report  # noqa: F401 - see below
-from lm_eval_tbd.record import GenerationRecord
+import lm_eval_tbd.app.report  # noqa: F401 - see below
+from lm_eval_tbd.core.record import GenerationRecord
 
 # In-process pytester runs drop the modules first imported inside them, and numpy cannot be
 # imported twice in one process: the gates' modules (numpy, scipy, rich) are loaded here first.

@@ -5,8 +5,8 @@ import math
 
 import pytest
 
-from lm_eval_tbd.data import BENCHMARKS, DATA_DIR_ENV, load_benchmark, load_jsonl, read_questions_jsonl
-from lm_eval_tbd.record import GenerationRecord
+from lm_eval_tbd.core.data import BENCHMARKS, DATA_DIR_ENV, load_benchmark, load_jsonl, read_questions_jsonl
+from lm_eval_tbd.core.record import GenerationRecord
 
 
 def test_record_round_trip_keeps_minus_infinity():
@@ -93,7 +93,7 @@ def test_jsonl_task_loader_builds_a_dataset(tmp_path):
 def test_load_run_refuses_runs_of_several_models(main_run, tmp_path):
     import shutil
 
-    from lm_eval_tbd.results import load_run
+    from lm_eval_tbd.core.samples import load_run
 
     out, _ = main_run
     (samples,) = sorted(out.rglob("samples_tbd_aime24_*.jsonl"))

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from lm_eval_tbd.record import GenerationRecord
-from lm_eval_tbd.report import render_run, summarise
-from lm_eval_tbd.results import QuestionResult, TaskRun
+from lm_eval_tbd.core.record import GenerationRecord
+from lm_eval_tbd.app.report import render_run, summarise
+from lm_eval_tbd.core.runs import QuestionResult, TaskRun
 from tests.conftest import offline_env
 
 
@@ -53,7 +53,7 @@ def test_unlabelled_run_has_no_roc_figures():
 
 @pytest.mark.slow
 def test_demo_distils_memorises_and_detects(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "lm_eval_tbd.cli", "demo", "--out", str(tmp_path)],
+    proc = subprocess.run([sys.executable, "-m", "lm_eval_tbd", "demo", "--out", str(tmp_path)],
                           env=offline_env(), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     figures = json.loads((tmp_path / "demo.json").read_text())
@@ -67,12 +67,12 @@ def test_demo_distils_memorises_and_detects(tmp_path):
     assert figures["gate"] == {"exit_status": 1, "demo_members": False, "demo_unseen": True}
     assert "contam::demo_members FAILED" in proc.stdout and "contam::demo_unseen PASSED" in proc.stdout
 
-    report = subprocess.run([sys.executable, "-m", "lm_eval_tbd.cli", "report", str(tmp_path / "student_run"),
+    report = subprocess.run([sys.executable, "-m", "lm_eval_tbd", "report", str(tmp_path / "student_run"),
                              "--task", "demo_members", "--tau", "0.9", "--max-tokens", "100"],
                             env=offline_env(), capture_output=True, text=True)
     assert report.returncode == 0, report.stderr
     assert "re-scored from logged log-probabilities" in report.stdout
 
-    missing = subprocess.run([sys.executable, "-m", "lm_eval_tbd.cli", "report", str(tmp_path / "nothing")],
+    missing = subprocess.run([sys.executable, "-m", "lm_eval_tbd", "report", str(tmp_path / "nothing")],
                              env=offline_env(), capture_output=True, text=True)
     assert missing.returncode == 2 and "no TBD samples" in missing.stdout

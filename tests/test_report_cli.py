@@ -8,11 +8,11 @@ import math
 
 import pytest
 
-from lm_eval_tbd.cli import main
-from lm_eval_tbd.record import GenerationRecord
-from lm_eval_tbd.results import find_tasks, load_run
-from lm_eval_tbd.scores import TBDParams
-from lm_eval_tbd.scoring import score_record
+from lm_eval_tbd.app.cli import main
+from lm_eval_tbd.core.record import GenerationRecord
+from lm_eval_tbd.core.samples import find_tasks, load_run
+from lm_eval_tbd.core.scores import TBDParams
+from lm_eval_tbd.core.scores import score_record
 
 STAMP = "2026-01-01T00-00-00.000000"
 
@@ -102,7 +102,7 @@ def strict_json(path):
 
 
 def test_audit_mode_gives_the_gates_statistics_and_verdict(tmp_path, capsys):
-    from lm_eval_tbd.stats import audit
+    from lm_eval_tbd.core.stats import audit
 
     out = audit_folder(tmp_path / "out")
     # a contaminated task is a verdict, not an error: exit status 0
@@ -207,7 +207,7 @@ def test_plots_per_task_roc_and_audit(tmp_path, capsys):
 
 def test_audit_plot_of_a_score_with_infinities(tmp_path):
     pytest.importorskip("matplotlib")
-    from lm_eval_tbd.plots import plot_audit
+    from lm_eval_tbd.app.plots import plot_audit
 
     write_run(tmp_path, "a", [[0.0, 0.9]] + SEEN)
     write_run(tmp_path, "ref", CLEAN)

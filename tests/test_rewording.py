@@ -2,7 +2,7 @@
 
 import pytest
 
-from lm_eval_tbd.rewording import KINDS, PREFIXES, reword
+from lm_eval_tbd.core.rewording import KINDS, PREFIXES, reword
 
 
 def test_each_kind_by_hand():

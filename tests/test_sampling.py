@@ -5,12 +5,12 @@ import math
 
 import pytest
 
-from lm_eval_tbd.data import train_test_split_indices
-from lm_eval_tbd.record import GenerationRecord
-from lm_eval_tbd.scores import TBDParams, tbd_score
-from lm_eval_tbd.scoring import mean_scores, score_record
-from lm_eval_tbd.stats import paired_auc_difference
-from lm_eval_tbd.task_options import options_from_metadata, sample_seed
+from lm_eval_tbd.core.data import train_test_split_indices
+from lm_eval_tbd.core.record import GenerationRecord
+from lm_eval_tbd.core.scores import TBDParams, tbd_score
+from lm_eval_tbd.core.scores import mean_scores, score_record
+from lm_eval_tbd.core.stats import paired_auc_difference
+from lm_eval_tbd.harness.options import options_from_metadata, sample_seed
 
 
 def test_decoding_options_default_to_greedy_one_generation():
@@ -127,7 +127,7 @@ def test_paired_auc_difference_hand_computed():
 
 
 def test_new_scores_hand_computed():
-    from lm_eval_tbd.scores import SCORES, certain_share, mean_entropy, ratio_min_k
+    from lm_eval_tbd.core.scores import SCORES, certain_share, mean_entropy, ratio_min_k
 
     assert mean_entropy([0.0, -math.log(2)]) == pytest.approx(0.346574, abs=1e-6)
     assert mean_entropy([0.0, -math.log(2), -5.0], max_tokens=2) == pytest.approx(0.346574, abs=1e-6)

@@ -13,9 +13,9 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from lm_eval_tbd.record import GenerationRecord
-from lm_eval_tbd.scores import tbd_score
-from lm_eval_tbd.task_options import sample_seed
+from lm_eval_tbd.core.record import GenerationRecord
+from lm_eval_tbd.core.scores import tbd_score
+from lm_eval_tbd.harness.options import sample_seed
 from tests.conftest import offline_env
 
 
@@ -51,7 +51,7 @@ def test_gumbel_sampler_draws_follow_the_raw_distribution():
 def tiny(tmp_path_factory):
     """A tiny chat model and a 6-question file, both made here."""
     from lm_eval_tbd.demo import make_problems
-    from lm_eval_tbd.tiny_model import build_model, save_tiny_model, train_tokenizer
+    from lm_eval_tbd.demo.tiny_model import build_model, save_tiny_model, train_tokenizer
 
     d = tmp_path_factory.mktemp("sampling")
     rows = make_problems(40, seed=3)
@@ -139,8 +139,8 @@ def test_same_seed_same_tokens_at_any_batch_size_and_another_seed_differs(sample
 
 @pytest.mark.slow
 def test_report_and_run_reader_read_every_sample(sampled_out):
-    from lm_eval_tbd.results import load_run
-    from lm_eval_tbd.scores import TBDParams
+    from lm_eval_tbd.core.samples import load_run
+    from lm_eval_tbd.core.scores import TBDParams
 
     out = sampled_out[1]
     run = load_run(out, "tbd_jsonl")
@@ -151,7 +151,7 @@ def test_report_and_run_reader_read_every_sample(sampled_out):
     assert [q.tbd for q in run.rescore(TBDParams(max_tokens=16)).questions] == pytest.approx([q.tbd for q in run.questions])
     first = run.first_sample(TBDParams(max_tokens=16))
     assert [q.tbd for q in first.questions] == pytest.approx([q.sample_scores[0]["tbd"] for q in run.questions])
-    proc = subprocess.run([sys.executable, "-m", "lm_eval_tbd.cli", "report", str(out)], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "lm_eval_tbd", "report", str(out)], capture_output=True, text=True,
                           env=offline_env())
     assert proc.returncode == 0, proc.stderr
     assert "tbd_jsonl" in proc.stdout

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from lm_eval_tbd.scores import TBDParams, tbd_score
+from lm_eval_tbd.core.scores import TBDParams, tbd_score
 
 
 def lp(*probs):

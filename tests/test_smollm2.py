@@ -12,8 +12,8 @@ def test_smollm2_tbd_with_chat_template(smollm2_dir, benchmark_data, monkeypatch
     import lm_eval
     from lm_eval.models.huggingface import HFLM
 
-    from lm_eval_tbd.record import GenerationRecord
-    from lm_eval_tbd.scores import tbd_score
+    from lm_eval_tbd.core.record import GenerationRecord
+    from lm_eval_tbd.core.scores import tbd_score
 
     monkeypatch.setenv("LM_EVAL_TBD_DATA_DIR", str(benchmark_data))
     lm = HFLM(pretrained=str(smollm2_dir), gguf_file=GGUF, device="cpu", dtype="float32", batch_size=3)

@@ -32,7 +32,7 @@ def test_describe_and_paired_ratios():
 
 @pytest.fixture(scope="module")
 def tok():
-    from lm_eval_tbd.tiny_model import train_tokenizer
+    from lm_eval_tbd.demo.tiny_model import train_tokenizer
 
     return train_tokenizer(["a short question", "a much longer question with many more words in it"], vocab_size=300)
 
@@ -118,8 +118,8 @@ def test_bad_options_are_named(args, message, tmp_path, capsys):
 
 
 def test_command_builder_and_samples_reader(tmp_path):
-    from lm_eval_tbd.results import samples_path
-    from lm_eval_tbd.runner import lm_eval_command
+    from lm_eval_tbd.core.samples import samples_path
+    from lm_eval_tbd.harness.runner import lm_eval_command
 
     assert lm_eval_command("hf", ["t"], "out")[1:3] == ["-m", "lm_eval"]
     cmd = lm_eval_command("hf", ["t"], "out", launcher=["python", "shim.py"])

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from lm_eval_tbd.stats import UndefinedMetricError, roc_auc, tpr_at_fpr, tpr_at_fpr_paper
+from lm_eval_tbd.core.stats import UndefinedMetricError, roc_auc, tpr_at_fpr, tpr_at_fpr_paper
 
 
 def test_auc_hand_computed():
@@ -58,7 +58,7 @@ def test_bad_inputs():
 
 
 def test_one_member_gives_auc_and_tpr_without_bootstrap_cis():
-    from lm_eval_tbd.stats import roc_report
+    from lm_eval_tbd.core.stats import roc_report
 
     # scipy's "each sample in `data` must contain two or more observations" ended the report
     r = roc_report([1, 0, 0, 0], [0.9, 0.1, 0.2, 0.3], n_resamples=50)

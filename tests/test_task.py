@@ -3,8 +3,8 @@
 import pytest
 
 from lm_eval_tbd.harness.metrics import AGGREGATIONS
-from lm_eval_tbd.task_options import options_from_metadata, params_from_metadata
-from lm_eval_tbd.scores import TBDParams
+from lm_eval_tbd.harness.options import options_from_metadata, params_from_metadata
+from lm_eval_tbd.core.scores import TBDParams
 
 
 def test_params_default_to_the_paper():

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import pytest
 
 from lm_eval_tbd.backends.vllm import record_from_vllm
-from lm_eval_tbd.scores import tbd_score
+from lm_eval_tbd.core.scores import tbd_score
 
 
 @dataclass

@@ -35,11 +35,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from lm_eval_tbd.paths import tasks_dir
-from lm_eval_tbd.record import GenerationRecord
-from lm_eval_tbd.results import load_run
-from lm_eval_tbd.scores import tbd_score
-from lm_eval_tbd.task_options import sample_seed
+from lm_eval_tbd.harness.paths import tasks_dir
+from lm_eval_tbd.core.record import GenerationRecord
+from lm_eval_tbd.core.samples import load_run
+from lm_eval_tbd.core.scores import tbd_score
+from lm_eval_tbd.harness.options import sample_seed
 from tests.conftest import lm_eval, offline_env
 
 pytestmark = pytest.mark.slow
@@ -251,7 +251,7 @@ def test_same_seed_same_tokens_in_another_run(vllm_runs, tiny_rerun):
 # ---- the readers ----
 
 def report(out: Path, task: str) -> list[str]:
-    proc = subprocess.run([sys.executable, "-m", "lm_eval_tbd.cli", "report", str(out), "--task", task],
+    proc = subprocess.run([sys.executable, "-m", "lm_eval_tbd", "report", str(out), "--task", task],
                           capture_output=True, text=True, env=offline_env(COLUMNS="120"))
     assert proc.returncode == 0, proc.stderr
     return proc.stdout.splitlines()

@@ -6,31 +6,19 @@
 - ``api``: ``local-completions`` / ``local-chat-completions`` (and the OpenAI classes), asking
   the server for per-token ``logprobs``.
 
-Each module has a ``patch_module(module)`` that adds the method to the lm-eval model module's
-classes. The autoload import hook calls it when lm-eval first imports the module (before the
-model is built), and :func:`install` does the same for modules already imported. Every other
-``LM`` gets a method that fails with a clear message instead of an AttributeError.
+Each module holds its ``generate_logprobs`` and the conversions it needs, as lm-eval's own
+``models/*.py`` do; :mod:`lm_eval_tbd.patches` attaches them to lm-eval's classes. This module
+holds what they share: the supported ``--model`` names and the checks of a request's lengths and
+options. Importing any of it changes nothing in lm-eval.
 """
 
 from __future__ import annotations
 
-from lm_eval_tbd._autoload import MODEL_PATCHES
-from lm_eval_tbd.record import REQUEST_TYPE
-
-__all__ = ["SUPPORTED_MODELS", "PromptTooLongError", "check_prompt_fits", "install", "refuse_weight_options",
-           "scored_length"]
+__all__ = ["SUPPORTED_MODELS", "PromptTooLongError", "check_prompt_fits", "refuse_weight_options", "scored_length"]
 
 #: lm-eval ``--model`` names whose class answers ``generate_logprobs``.
 SUPPORTED_MODELS = ("hf", "hf-auto", "huggingface", "vllm", "local-completions", "local-chat-completions",
                     "openai-completions", "openai-chat-completions", "azure-openai-chat-completions")
-
-def _unsupported(self, requests, disable_tqdm: bool = False):
-    raise NotImplementedError(
-        f"lm-eval model class {type(self).__name__} cannot answer '{REQUEST_TYPE}' requests (greedy "
-        f"generation with per-token log-probabilities), which the TBD tasks need. "
-        f"Supported --model values: {', '.join(SUPPORTED_MODELS)}."
-    )
-
 
 def scored_length(gen_kwargs: dict, max_length: int | None = None, length_option: str = "max_length") -> int:
     """Tokens to generate (and score) for a request: ``gen_kwargs["max_gen_toks"]``, checked to be
@@ -73,19 +61,3 @@ def refuse_weight_options(gen_kwargs: dict, backend: str) -> None:
         if gen_kwargs.get(option):
             raise ValueError(f"tbd_{option} needs the model's weights and is implemented for --model hf only, "
                              f"not {backend}")
-
-
-def patch_base_lm(module) -> None:
-    if not hasattr(module.LM, REQUEST_TYPE):
-        setattr(module.LM, REQUEST_TYPE, _unsupported)
-
-
-def install() -> None:
-    """Patch the lm-eval model modules already imported, and the others when they are imported.
-
-    Importing a model module here would pull in its heavy dependencies (torch, vLLM) for nothing:
-    a module not yet imported is patched by the import hook when lm-eval imports it.
-    """
-    from lm_eval_tbd._autoload import hook
-
-    hook(MODEL_PATCHES)

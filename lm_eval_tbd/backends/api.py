@@ -22,12 +22,12 @@ from concurrent.futures import ThreadPoolExecutor
 from tqdm import tqdm
 
 from lm_eval_tbd.backends import check_prompt_fits, refuse_weight_options, scored_length
-from lm_eval_tbd.openai_format import record_from_chat_choice, record_from_completion_choice
-from lm_eval_tbd.record import REQUEST_TYPE
+from lm_eval_tbd.backends.openai_format import record_from_chat_choice, record_from_completion_choice
+from lm_eval_tbd.core.record import REQUEST_TYPE
 
 log = logging.getLogger(__name__)
 
-__all__ = ["generate_logprobs", "patch_module"]
+__all__ = ["generate_logprobs"]
 
 _LIMIT_KEYS = ("max_tokens", "max_completion_tokens")
 
@@ -172,11 +172,3 @@ def generate_logprobs(self, requests, disable_tqdm: bool = False) -> list[str]:
         log.warning("%s: the server returned no top log-probabilities for %d of %d generations, so the "
                     "decoding could not be verified for them", self.base_url, unchecked, len(records))
     return [r.to_json() for r in records]
-
-
-def patch_module(module) -> None:
-    """Add ``generate_logprobs`` to ``lm_eval.models.openai_completions.LocalCompletionsAPI``: the
-    OpenAI-compatible classes (local and OpenAI completions and chat, Azure) inherit it. Other
-    API models (Anthropic, LiteLLM, SGLang...) keep the base ``LM``'s clear refusal."""
-    if getattr(module.LocalCompletionsAPI, REQUEST_TYPE, None) is not generate_logprobs:
-        setattr(module.LocalCompletionsAPI, REQUEST_TYPE, generate_logprobs)

@@ -16,7 +16,7 @@ import torch
 from tqdm import tqdm
 
 from lm_eval_tbd.backends import check_prompt_fits, scored_length
-from lm_eval_tbd.record import REQUEST_TYPE, GenerationRecord
+from lm_eval_tbd.core.record import REQUEST_TYPE, GenerationRecord
 
 log = logging.getLogger(__name__)
 
@@ -364,36 +364,3 @@ def _records(lm, capture: LogprobCapture, generated, eos, context_enc, attn_mask
             ).to_json()
         )
     return out
-
-
-def _cpu_data_parallel(init):
-    """Wrap ``HFLM.__init__`` so ``accelerate launch`` with several CPU processes shards the work.
-
-    Stock HFLM takes its rank and world size from accelerate only when it counts more than one
-    GPU; on CPU every process then evaluates every document. After the stock constructor, a
-    multi-process accelerator on a CPU device gets the same treatment GPUs get.
-    """
-    import functools
-
-    @functools.wraps(init)
-    def __init__(self, *args, **kwargs):
-        init(self, *args, **kwargs)
-        accelerator = getattr(self, "accelerator", None)
-        if (accelerator is not None and accelerator.num_processes > 1 and self._world_size == 1
-                and self.device.type == "cpu"):
-            self._rank = accelerator.process_index
-            self._world_size = accelerator.num_processes
-            log.info("data-parallel on CPU: rank %d of %d", self._rank, self._world_size)
-
-    __init__._lm_eval_tbd = True
-    return __init__
-
-
-def patch_module(module) -> None:
-    """Add ``generate_logprobs`` to ``lm_eval.models.huggingface.HFLM`` (so to ``--model hf``), and
-    data-parallel CPU runs under ``accelerate launch``."""
-    cls = module.HFLM
-    if getattr(cls, REQUEST_TYPE, None) is not generate_logprobs:
-        setattr(cls, REQUEST_TYPE, generate_logprobs)
-    if not getattr(cls.__init__, "_lm_eval_tbd", False):
-        cls.__init__ = _cpu_data_parallel(cls.__init__)

@@ -18,9 +18,9 @@ from collections.abc import Mapping, Sequence
 from tqdm import tqdm
 
 from lm_eval_tbd.backends import check_prompt_fits, refuse_weight_options, scored_length
-from lm_eval_tbd.record import REQUEST_TYPE, GenerationRecord
+from lm_eval_tbd.core.record import REQUEST_TYPE, GenerationRecord
 
-__all__ = ["generate_logprobs", "patch_module", "record_from_vllm"]
+__all__ = ["generate_logprobs", "record_from_vllm"]
 
 
 def _logprob_value(entry) -> float:
@@ -142,9 +142,3 @@ def generate_logprobs(self, requests, disable_tqdm: bool = False) -> list[str]:
         pbar.update(1)
     pbar.close()
     return results
-
-
-def patch_module(module) -> None:
-    """Add ``generate_logprobs`` to ``lm_eval.models.vllm_causallms.VLLM`` (``--model vllm``)."""
-    if getattr(module.VLLM, REQUEST_TYPE, None) is not generate_logprobs:
-        setattr(module.VLLM, REQUEST_TYPE, generate_logprobs)

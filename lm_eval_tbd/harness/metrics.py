@@ -14,9 +14,9 @@ import logging
 import lm_eval.api.metrics  # noqa: F401  (fills the registry with the built-ins before we add ours)
 from lm_eval.api.registry import aggregation_registry, metric_registry, register_aggregation, register_metric
 
-from lm_eval_tbd.scores import SCORES
+from lm_eval_tbd.core.scores import SCORES
 
-# lm_eval_tbd.stats (scikit-learn, scipy) is imported when an aggregation runs, after generation:
+# lm_eval_tbd.core.stats (scikit-learn, scipy) is imported when an aggregation runs, after generation:
 # importing it with the task would add their start-up time and memory to every TBD run.
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ def _pairs(items):
 
 def _undefined_as_none(name, fn):
     def aggregate(items):
-        from lm_eval_tbd.stats import UndefinedMetricError
+        from lm_eval_tbd.core.stats import UndefinedMetricError
 
         labels, decisions = _pairs(items)
         try:
@@ -47,13 +47,13 @@ def _undefined_as_none(name, fn):
 
 
 def _roc_auc(labels, decisions):
-    from lm_eval_tbd.stats import roc_auc
+    from lm_eval_tbd.core.stats import roc_auc
 
     return roc_auc(labels, decisions)
 
 
 def _strict_tpr_at_1fpr(labels, decisions):
-    from lm_eval_tbd.stats import tpr_at_fpr
+    from lm_eval_tbd.core.stats import tpr_at_fpr
 
     n_neg = len(labels) - sum(labels)
     if 0 < n_neg < 100:
@@ -84,7 +84,7 @@ def _metrics() -> dict[str, tuple[str, bool]]:
     toward "cleaner" (less seen-like); for AUC / TPR toward a better detector."""
     out = {}
     for name, spec in SCORES.items():
-        if name == "combined":  # a fitted model's output, added after the run (lm_eval_tbd.combine)
+        if name == "combined":  # a fitted model's output, added after the run (lm_eval_tbd.core.combine)
             continue
         out[name] = ("mean", not spec.higher_is_seen)
         out[f"{name}_roc_auc"] = ("tbd_roc_auc", True)

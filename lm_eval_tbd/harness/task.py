@@ -18,13 +18,12 @@ from lm_eval.api.instance import Instance
 from lm_eval.api.registry import get_aggregation
 from lm_eval.api.task import ConfigurableTask
 
-from lm_eval_tbd import backends
-
+from lm_eval_tbd import patches
 from lm_eval_tbd.harness.metrics import METRICS  # importing registers the metrics and aggregations
-from lm_eval_tbd.record import REQUEST_TYPE, GenerationRecord
-from lm_eval_tbd.scores import decision_value
-from lm_eval_tbd.scoring import mean_scores, score_record
-from lm_eval_tbd.task_options import options_from_metadata, sample_seed
+from lm_eval_tbd.core.record import REQUEST_TYPE, GenerationRecord
+from lm_eval_tbd.core.scores import decision_value
+from lm_eval_tbd.core.scores import mean_scores, score_record
+from lm_eval_tbd.harness.options import options_from_metadata, sample_seed
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +40,6 @@ def _non_greedy_settings(gen_kwargs: dict) -> list[str]:
     ignored += [k for k in ("until", "max_gen_toks", "top_p", "top_k") if gen_kwargs.get(k)]
     return ignored
 
-backends.install()
-
 
 class TBDTask(ConfigurableTask):
     """Token Probability Deviation contamination scoring as an lm-eval task.
@@ -54,6 +51,9 @@ class TBDTask(ConfigurableTask):
     def __init__(self, config: dict | None = None, **kwargs) -> None:
         config = dict(config or {})
         config.pop("class", None)  # lm-eval passes the `class` key on, and TaskConfig rejects it
+        # The model classes answer our request type only once patched: the .pth hook has done it
+        # unless LM_EVAL_TBD_AUTOLOAD=0 (tasks then come by --include_path). Idempotent.
+        patches.install(tasks=False)
         super().__init__(config=config, **kwargs)
         self.options = options_from_metadata(self.config.metadata, task=self.config.task)
         self.params = self.options.params

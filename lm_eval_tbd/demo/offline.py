@@ -116,7 +116,7 @@ TASKS = ("demo_members", "demo_unseen", "demo_reference")
 
 
 def _lm_eval(model_dir: Path, task_dir: Path, out: Path, log) -> None:
-    from lm_eval_tbd.runner import lm_eval_command, run_lm_eval
+    from lm_eval_tbd.harness.runner import lm_eval_command, run_lm_eval
 
     cmd = lm_eval_command("hf", TASKS, out, model_args=f"pretrained={model_dir},dtype=float32", device="cpu",
                           include_path=task_dir)
@@ -126,7 +126,7 @@ def _lm_eval(model_dir: Path, task_dir: Path, out: Path, log) -> None:
 
 def _combined(runs, name: str):
     """Members and unseen questions as one labelled run (their files carry the labels)."""
-    from lm_eval_tbd.results import TaskRun
+    from lm_eval_tbd.core.runs import TaskRun
 
     questions = tuple(q for run in runs for q in run.questions)
     return TaskRun(name, runs[0].samples_file, questions)
@@ -185,11 +185,11 @@ def run_demo(out_dir: str | Path = "demo_out", n_questions: int = 96, epochs: in
     import torch
     from rich.console import Console
 
-    from lm_eval_tbd.atomic import write_json_atomic
-    from lm_eval_tbd.custom_tasks import write_jsonl_task
-    from lm_eval_tbd.report import print_run, summarise
-    from lm_eval_tbd.results import load_run
-    from lm_eval_tbd.tiny_model import build_model, save_tiny_model, train_tokenizer
+    from lm_eval_tbd.core.atomic import write_json_atomic
+    from lm_eval_tbd.harness.custom_tasks import write_jsonl_task
+    from lm_eval_tbd.app.report import print_run, summarise
+    from lm_eval_tbd.core.samples import load_run
+    from lm_eval_tbd.demo.tiny_model import build_model, save_tiny_model, train_tokenizer
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")

@@ -1,6 +1,6 @@
 """``lm-eval-tbd report``: every TBD task of an lm-eval output folder, re-scored when asked, as
 the rich terminal report; optionally audited against a clean reference task
-(:mod:`lm_eval_tbd.audit_report`), plotted (:mod:`lm_eval_tbd.plots`) and written as JSON.
+(:mod:`lm_eval_tbd.app.audit_report`), plotted (:mod:`lm_eval_tbd.app.plots`) and written as JSON.
 
 TBD: LOWER = more likely seen. AUCs take member = positive on the decision value (higher = more
 likely seen); an audit AUC above 0.5 means the task looks more seen than the reference.
@@ -12,7 +12,7 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from lm_eval_tbd.results import TaskRun
+from lm_eval_tbd.core.runs import TaskRun
 
 __all__ = ["TaskFigures", "task_figures", "report_folder", "report_json"]
 
@@ -20,7 +20,7 @@ __all__ = ["TaskFigures", "task_figures", "report_folder", "report_json"]
 @dataclass(frozen=True)
 class TaskFigures:
     """One task's run and its figures, computed once for the terminal, the plots and the JSON:
-    ``summary`` (lm_eval_tbd.report.summarise) and ``comparison`` (compare_scores: every score's
+    ``summary`` (lm_eval_tbd.app.report.summarise) and ``comparison`` (compare_scores: every score's
     AUC and TPR with bootstrap CIs; None when unlabelled or the ROC is undefined)."""
 
     run: TaskRun
@@ -29,7 +29,7 @@ class TaskFigures:
 
 
 def task_figures(run: TaskRun) -> TaskFigures:
-    from lm_eval_tbd.report import compare_scores, summarise
+    from lm_eval_tbd.app.report import compare_scores, summarise
 
     summary = summarise(run)
     comparison = compare_scores(run) if run.labelled and "roc_undefined" not in summary else None
@@ -41,7 +41,7 @@ def report_json(output_path, params, figures: list[TaskFigures], audits=None, cr
     """The report's figures as one JSON-ready dict: ``params`` (null: as the run logged them),
     per task its ``summary`` and, when labelled, ``scores`` (the comparison of every score), and
     with a reference task, ``audit`` (criteria and each task's verdict and figures in the gate's
-    format). Non-finite floats are left to :func:`lm_eval_tbd.atomic.json_safe`."""
+    format). Non-finite floats are left to :func:`lm_eval_tbd.core.atomic.json_safe`."""
     out = {
         "output_path": str(output_path),
         "params": dataclasses.asdict(params) if params is not None else None,
@@ -62,20 +62,20 @@ def report_folder(output_path, *, tasks: list[str] | None = None, params=None, t
     status: 2 when no TBD task is found, else 0, whatever an audit's verdict (a report, not a gate).
 
     ``params``: re-score every task (and the reference) with these TBDParams. ``criteria``: an
-    :class:`~lm_eval_tbd.audit_report.AuditCriteria` to audit every other task against its
+    :class:`~lm_eval_tbd.app.audit_report.AuditCriteria` to audit every other task against its
     reference task. ``plot_dir`` / ``json_path``: also write PNGs / the figures as JSON there.
-    ``combined``: a :class:`~lm_eval_tbd.combine.CombinedModel` whose decision is added to every
+    ``combined``: a :class:`~lm_eval_tbd.core.combine.CombinedModel` whose decision is added to every
     task as the score "combined".
     """
     from rich.console import Console
 
-    from lm_eval_tbd.atomic import json_safe, write_json_atomic
-    from lm_eval_tbd.report import print_run
-    from lm_eval_tbd.results import find_tasks, load_run
+    from lm_eval_tbd.core.atomic import json_safe, write_json_atomic
+    from lm_eval_tbd.app.report import print_run
+    from lm_eval_tbd.core.samples import find_tasks, load_run
 
     console = console or Console()
     if plot_dir is not None:
-        from lm_eval_tbd.plots import require_matplotlib
+        from lm_eval_tbd.app.plots import require_matplotlib
 
         require_matplotlib()  # before any work, not at the end of it
     names = tasks or find_tasks(output_path)
@@ -89,7 +89,7 @@ def report_folder(output_path, *, tasks: list[str] | None = None, params=None, t
             run = run.rescore(params)
             console.print(f"[dim]{task}: re-scored from logged log-probabilities with {params}[/]")
         if combined is not None:
-            from lm_eval_tbd.combine import with_combined
+            from lm_eval_tbd.core.combine import with_combined
 
             run = with_combined(run, combined, warn=lambda msg: console.print(f"[yellow]{msg}[/]"))
         return run
@@ -104,7 +104,7 @@ def report_folder(output_path, *, tasks: list[str] | None = None, params=None, t
     if criteria is not None:
         audits = _audit(figures, load, criteria, top, console, plots, plot_dir)
     if plot_dir is not None:
-        from lm_eval_tbd.plots import plot_task
+        from lm_eval_tbd.app.plots import plot_task
 
         for f in figures:
             plots += plot_task(f.run, plot_dir, summary=f.summary)
@@ -117,7 +117,7 @@ def report_folder(output_path, *, tasks: list[str] | None = None, params=None, t
 def _audit(figures: list[TaskFigures], load, criteria, top: int, console, plots, plot_dir) -> list:
     """Audit every reported task but the reference against it; print the table; plot each
     defined comparison when ``plot_dir`` is given."""
-    from lm_eval_tbd.audit_report import audit_run, render_audit
+    from lm_eval_tbd.app.audit_report import audit_run, render_audit
 
     runs = {f.run.task: f.run for f in figures}
     reference = runs.get(criteria.reference) or load(criteria.reference)
@@ -127,7 +127,7 @@ def _audit(figures: list[TaskFigures], load, criteria, top: int, console, plots,
         return outcomes
     console.print(render_audit(outcomes, criteria))
     if plot_dir is not None:
-        from lm_eval_tbd.plots import plot_audit
+        from lm_eval_tbd.app.plots import plot_audit
 
         plots += [plot_audit(runs[o.task], reference, criteria.score, plot_dir) for o in outcomes if o.result is not None]
     return outcomes

@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from lm_eval_tbd.scores import TBDParams
+from lm_eval_tbd.core.scores import TBDParams
 
 __all__ = ["METADATA_KEYS", "DECODING_MODES", "TaskOptions", "params_from_metadata", "options_from_metadata",
            "sample_seed"]

@@ -10,10 +10,10 @@
                      [--combined MODEL]           ... with the score of a fitted combined detector
   lm-eval-tbd combine fit OUTPUT_PATH... --out MODEL.json
                                                   fit a combined detector on labelled runs (out-of-fold
-                                                  figures only; lm_eval_tbd.combine)
+                                                  figures only; lm_eval_tbd.core.combine)
   lm-eval-tbd score FILE.jsonl [--questions Q.jsonl] [--tau X --alpha Y --max-tokens M] [--json OUT]
                                                   scores from generations logged by any backend or
-                                                  API with per-token log-probs (lm_eval_tbd.logs)
+                                                  API with per-token log-probs (lm_eval_tbd.core.logs)
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def _non_negative_int(text: str) -> int:
 def _params(args):
     """TBDParams from --tau/--alpha/--max-tokens (defaults for those not given), or None if none is.
     A value TBDParams refuses is a ValueError naming the option."""
-    from lm_eval_tbd.scores import TBDParams
+    from lm_eval_tbd.core.scores import TBDParams
 
     given = {k: v for k, v in (("tau", args.tau), ("alpha", args.alpha), ("max_tokens", args.max_tokens)) if v is not None}
     for key, value in given.items():  # one at a time, so the message names the option at fault
@@ -70,14 +70,14 @@ def _params(args):
 def _score(args) -> int:
     """``lm-eval-tbd score``. The ``--json`` file is strict JSON: a non-finite float (a mean
     log-prob of -inf after a token of probability 0) is written as the string "-Infinity",
-    "Infinity" or "NaN" (lm_eval_tbd.atomic.json_safe)."""
+    "Infinity" or "NaN" (lm_eval_tbd.core.atomic.json_safe)."""
     from rich.console import Console
 
-    from lm_eval_tbd.atomic import json_safe, write_json_atomic
-    from lm_eval_tbd.logs import load_logged_generations
-    from lm_eval_tbd.report import print_run
-    from lm_eval_tbd.reporting import task_figures
-    from lm_eval_tbd.scores import TBDParams
+    from lm_eval_tbd.core.atomic import json_safe, write_json_atomic
+    from lm_eval_tbd.core.logs import load_logged_generations
+    from lm_eval_tbd.app.report import print_run
+    from lm_eval_tbd.app.reporting import task_figures
+    from lm_eval_tbd.core.scores import TBDParams
 
     params = _params(args) or TBDParams()
     run = load_logged_generations(args.file, questions=args.questions, params=params)
@@ -99,8 +99,8 @@ def _combine_fit(args) -> int:
     labelled TBD tasks of the given lm-eval output folders; print its out-of-fold figures."""
     from rich.console import Console
 
-    from lm_eval_tbd.combine import fit_combined
-    from lm_eval_tbd.results import find_tasks, load_run
+    from lm_eval_tbd.core.combine import fit_combined
+    from lm_eval_tbd.core.samples import find_tasks, load_run
 
     runs = []
     for folder in args.runs:
@@ -125,21 +125,21 @@ def _combine_fit(args) -> int:
 
 
 def _report(args) -> int:
-    """``lm-eval-tbd report`` (lm_eval_tbd.reporting). Exit status 0 whatever an audit's verdict:
+    """``lm-eval-tbd report`` (lm_eval_tbd.app.reporting). Exit status 0 whatever an audit's verdict:
     a report, not a gate. The ``--json`` file is strict JSON, non-finite floats spelled as strings."""
-    from lm_eval_tbd.reporting import report_folder
+    from lm_eval_tbd.app.reporting import report_folder
 
     params = _params(args)
     criteria = None
     if args.reference is not None:
-        from lm_eval_tbd.audit_report import AuditCriteria
+        from lm_eval_tbd.app.audit_report import AuditCriteria
 
         defaulted = {k: v for k, v in (("score", args.audit_score), ("fdr", args.fdr)) if v is not None}
         criteria = AuditCriteria(args.reference, max_auc=args.max_auc, significance=args.significance,
                                  max_contaminated_fraction=args.max_contaminated_fraction, **defaulted)
     combined = None
     if args.combined:
-        from lm_eval_tbd.combine import load_combined
+        from lm_eval_tbd.core.combine import load_combined
 
         combined = load_combined(args.combined)
     return report_folder(args.output_path, tasks=args.task, params=params, top=args.top, criteria=criteria,
@@ -164,7 +164,7 @@ def _fraction(*, lo_open: bool, hi_open: bool):
 
 
 def _add_audit_options(rep) -> None:
-    from lm_eval_tbd.scores import SCORES
+    from lm_eval_tbd.core.scores import SCORES
 
     audit = rep.add_argument_group(
         "audit mode", "compare every other task with a clean reference task, with the pytest gate's statistics and "
@@ -183,7 +183,7 @@ def _add_audit_options(rep) -> None:
 
 
 def _make_task(args) -> int:
-    from lm_eval_tbd.custom_tasks import write_jsonl_task
+    from lm_eval_tbd.harness.custom_tasks import write_jsonl_task
 
     path = write_jsonl_task(args.name, args.data_file, args.dir)
     print(f"wrote {path}; run it with: lm_eval --include_path {shlex.quote(args.dir)} --tasks {args.name} ...")
@@ -239,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     fit.set_defaults(func=_combine_fit)
     score = sub.add_parser("score", help="score generations logged by any backend or API that recorded per-token "
                                          "log-probs (OpenAI responses or batch output, or plain logprob lists)")
-    score.add_argument("file", help="JSON Lines of logged generations (see lm_eval_tbd.logs for the formats)")
+    score.add_argument("file", help="JSON Lines of logged generations (see lm_eval_tbd.core.logs for the formats)")
     score.add_argument("--questions", help="question file (id, question, label) joined on id")
     score.add_argument("--top", type=_non_negative_int, default=10,
                        help="suspicious questions to list (default: 10; 0: none)")

@@ -22,12 +22,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from lm_eval_tbd.data import _check_label, iter_json_objects, read_question_lines
-from lm_eval_tbd.openai_format import record_from_choice
-from lm_eval_tbd.record import GenerationRecord
-from lm_eval_tbd.results import QuestionResult, TaskRun
-from lm_eval_tbd.scores import TBDParams, validate_logprobs
-from lm_eval_tbd.scoring import score_record
+from lm_eval_tbd.core.data import _check_label, iter_json_objects, read_question_lines
+from lm_eval_tbd.backends.openai_format import record_from_choice
+from lm_eval_tbd.core.record import GenerationRecord
+from lm_eval_tbd.core.runs import QuestionResult, TaskRun
+from lm_eval_tbd.core.scores import TBDParams, validate_logprobs
+from lm_eval_tbd.core.scores import score_record
 
 __all__ = ["load_logged_generations", "record_from_logged"]
 
@@ -64,7 +64,7 @@ def record_from_logged(line: Mapping, where: str = "logged generation") -> Gener
             raise ValueError(f"{where}: response has {len(choices)} choices; TBD scores one greedy generation (n=1)")
         return record_from_choice(choices[0], where=where)
     if "logprobs" not in line:
-        raise ValueError(f"{where}: neither 'response', 'choices' nor 'logprobs'; see lm_eval_tbd.logs for the formats")
+        raise ValueError(f"{where}: neither 'response', 'choices' nor 'logprobs'; see lm_eval_tbd.core.logs for the formats")
     unknown = set(line) - _RECORD_FIELDS - _META_FIELDS
     if unknown:
         raise ValueError(f"{where}: unknown field(s) {sorted(unknown)}; known: {sorted(_RECORD_FIELDS | _META_FIELDS)}")
@@ -109,7 +109,7 @@ def _joined_label(line_label: int | None, where: str, qid: str, row: dict, row_w
 def load_logged_generations(path: str | Path, *, questions: str | Path | None = None,
                             params: TBDParams | None = None, task: str | None = None) -> TaskRun:
     """Every logged generation of ``path`` scored with ``params`` (default: the paper's), as a
-    :class:`~lm_eval_tbd.results.TaskRun` the report and the statistics take.
+    :class:`~lm_eval_tbd.core.runs.TaskRun` the report and the statistics take.
 
     ``questions`` (a question file) supplies question text and labels by ``id``; every logged id
     must be in it, and a label on a logged line must agree with the file's (a contradiction is a

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from lm_eval_tbd.atomic import write_bytes_atomic
-from lm_eval_tbd.results import TaskRun
-from lm_eval_tbd.scores import SCORES
+from lm_eval_tbd.core.atomic import write_bytes_atomic
+from lm_eval_tbd.core.runs import TaskRun
+from lm_eval_tbd.core.scores import SCORES
 
 __all__ = ["require_matplotlib", "plot_task", "plot_audit"]
 

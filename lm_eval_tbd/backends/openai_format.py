@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-from lm_eval_tbd.record import GenerationRecord
+from lm_eval_tbd.core.record import GenerationRecord
 
 __all__ = ["MissingLogprobsError", "record_from_choice", "record_from_completion_choice", "record_from_chat_choice"]
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from lm_eval_tbd.atomic import write_text_atomic
-from lm_eval_tbd.data import read_questions_jsonl
-from lm_eval_tbd.paths import tasks_dir
+from lm_eval_tbd.core.atomic import write_text_atomic
+from lm_eval_tbd.core.data import read_questions_jsonl
+from lm_eval_tbd.harness.paths import tasks_dir
 
 __all__ = ["write_jsonl_task"]
 
@@ -28,7 +28,7 @@ def write_jsonl_task(name: str, data_file: str | Path, directory: str | Path, **
         raise ValueError(f"task name {name!r}: use letters, digits, '_' or '-', starting with a letter")
     data_file = Path(data_file).resolve()
     read_questions_jsonl(data_file)
-    from lm_eval_tbd.task_options import options_from_metadata
+    from lm_eval_tbd.harness.options import options_from_metadata
 
     options_from_metadata(metadata, task=name)
     head = {"include": str(tasks_dir() / "_tbd_template_yaml"), "task": name}
@@ -39,7 +39,7 @@ def write_jsonl_task(name: str, data_file: str | Path, directory: str | Path, **
 
 # lm-eval's YAML loader resolves the ``!function`` tag; safe_dump cannot write a custom tag, so
 # this one line (a fixed, plain module path) is written as it is and everything else is dumped.
-_LOADER_LINE = "custom_dataset: !function lm_eval_tbd.data.load_jsonl"
+_LOADER_LINE = "custom_dataset: !function lm_eval_tbd.core.data.load_jsonl"
 
 
 def _yaml(mapping: dict) -> str:

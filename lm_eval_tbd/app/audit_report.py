@@ -3,7 +3,7 @@ reference task (questions the model cannot have seen, e.g. published after its t
 cut-off), with no labels needed.
 
 The statistics and the verdict are the pytest gate's (``pytest_contam.gate.evaluate`` over
-``lm_eval_tbd.stats.audit``): the Mann-Whitney AUC of the benchmark's decision values against
+``lm_eval_tbd.core.stats.audit``): the Mann-Whitney AUC of the benchmark's decision values against
 the reference's (HIGHER AUC = the benchmark looks MORE SEEN than the reference; 0.5 = alike), its
 one-sided p-value, Benjamini-Hochberg flags at an FDR, and the estimated contaminated fraction.
 A report is not a gate: the verdict is printed and written, the exit status stays 0.
@@ -18,7 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from lm_eval_tbd.results import TaskRun
+from lm_eval_tbd.core.runs import TaskRun
 
 __all__ = ["AuditCriteria", "AuditOutcome", "audit_run", "render_audit"]
 
@@ -92,7 +92,7 @@ def audit_run(run: TaskRun, reference: TaskRun, criteria: AuditCriteria, *, top:
 
     try:
         result = evaluate(criteria.threshold(run.task), run, top=top, reference=reference)
-    except ValueError as err:  # includes lm_eval_tbd.stats.UndefinedMetricError
+    except ValueError as err:  # includes lm_eval_tbd.core.stats.UndefinedMetricError
         return AuditOutcome(run.task, UNDEFINED, None, str(err))
     if not criteria.has_thresholds:
         return AuditOutcome(run.task, NO_THRESHOLD, result)

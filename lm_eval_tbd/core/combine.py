@@ -5,7 +5,7 @@ held-out ones, scored by the same model with the TBD task), saves it as a small 
 applies it to benchmark runs. It is reported only with out-of-fold figures: every calibration
 question is scored by a model fitted without it (stratified k-fold), never in-sample.
 
-The features are decision values (higher = more likely seen, :func:`lm_eval_tbd.scores.decision_value`),
+The features are decision values (higher = more likely seen, :func:`lm_eval_tbd.core.scores.decision_value`),
 standardised with the calibration run's means and standard deviations. The model's output is a
 decision value too: HIGHER = more likely seen.
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lm_eval_tbd.scores import SCORES, decision_value
+from lm_eval_tbd.core.scores import SCORES, decision_value
 
 __all__ = ["CombinedModel", "fit_combined", "load_combined", "cross_fit_decisions", "with_combined", "COMBINED"]
 
@@ -58,14 +58,14 @@ class CombinedModel:
         return float(self.intercept + z @ np.array(self.coef))
 
     def decisions(self, run) -> np.ndarray:
-        """Decision values of every question of a :class:`lm_eval_tbd.results.TaskRun`."""
+        """Decision values of every question of a :class:`lm_eval_tbd.core.runs.TaskRun`."""
         return np.array([self.decision(q.scores or {}) for q in run.questions])
 
     def to_json(self) -> str:
         return json.dumps({"version": _VERSION, **asdict(self)}, indent=1)
 
     def save(self, path: str | Path) -> Path:
-        from lm_eval_tbd.atomic import write_text_atomic
+        from lm_eval_tbd.core.atomic import write_text_atomic
 
         return write_text_atomic(Path(path), self.to_json() + "\n")
 
@@ -122,7 +122,7 @@ def fit_combined(runs, *, features: list[str] | None = None, folds: int = 5, C: 
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold
 
-    from lm_eval_tbd.stats import roc_report
+    from lm_eval_tbd.core.stats import roc_report
 
     runs = list(runs)
     if not runs:
@@ -206,7 +206,7 @@ def with_combined(run, model: CombinedModel, *, warn=None):
     Raises ValueError naming the task when a question lacks one of the model's features."""
     from dataclasses import replace
 
-    from lm_eval_tbd.results import TaskRun
+    from lm_eval_tbd.core.runs import TaskRun
 
     seen = set(model.calibration_questions)
     qs, fitted_on = [], 0

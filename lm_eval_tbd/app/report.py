@@ -8,9 +8,9 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from lm_eval_tbd.results import TaskRun
-from lm_eval_tbd.scores import SCORES, decision_value
-from lm_eval_tbd.stats import UndefinedMetricError, roc_auc, roc_report, tpr_at_fpr, tpr_at_fpr_paper
+from lm_eval_tbd.core.runs import TaskRun
+from lm_eval_tbd.core.scores import SCORES, decision_value
+from lm_eval_tbd.core.stats import UndefinedMetricError, roc_auc, roc_report, tpr_at_fpr, tpr_at_fpr_paper
 
 __all__ = ["summarise", "compare_scores", "render_run", "print_run", "one_line"]
 

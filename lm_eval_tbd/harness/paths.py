@@ -9,8 +9,10 @@ __all__ = ["tasks_dir"]
 
 def tasks_dir() -> Path:
     """The directory to pass as lm-eval's ``--include_path`` / ``TaskManager(include_path=...)``."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "tasks", here.parent / "tasks"):
+    package = Path(__file__).resolve().parents[1]
+    # An installed wheel carries them in the package; a source checkout at its top level.
+    for candidate in (package / "tasks", package.parent / "tasks"):
         if (candidate / "_tbd_template_yaml").is_file():
             return candidate
-    raise FileNotFoundError(f"lm_eval_tbd: task YAMLs not found beside {here}; is the package installed completely?")
+    raise FileNotFoundError(f"lm_eval_tbd: task YAMLs not found in or beside {package}; "
+                            "is the package installed completely?")

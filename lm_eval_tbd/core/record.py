@@ -1,0 +1,155 @@
+"""The per-question generation record every backend returns for the ``generate_logprobs`` request.
+
+A backend answers each request with ``GenerationRecord(...).to_json()``: lm-eval ``str()``-s
+responses when it logs samples, so a JSON string survives ``--log_samples`` and can be parsed back
+to recompute any token-level score with other parameters without re-running the model.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+
+__all__ = ["GenerationRecord", "REQUEST_TYPE", "FINISH_REASONS", "DECODINGS", "shared_prefix_length"]
+
+#: The lm-eval request type (a method name on the LM) that this plugin adds.
+REQUEST_TYPE = "generate_logprobs"
+#: "eos": the model emitted an end-of-sequence token (included in ``token_ids`` when the backend
+#: reports it; OpenAI-compatible servers usually do not); "length": the scored length was reached.
+FINISH_REASONS = ("eos", "length")
+# 2 added question_* and ref_logprobs, 3 the server's token strings (``tokens``) with ``token_ids``
+# optional, 4 the decoding mode and sample seed; older records still read (as greedy).
+SCHEMA_VERSION = 4
+#: How the generated tokens were chosen: "greedy" (the row maximum of the raw distribution) or
+#: "sample" (drawn from the raw distribution at temperature 1).
+DECODINGS = ("greedy", "sample")
+
+
+@dataclass
+class GenerationRecord:
+    """What a generation (greedy, or sampled at temperature 1) produced, token by token.
+
+    ``token_ids[i]`` is the i-th generated id and ``logprobs[i]`` its natural-log probability
+    under the model's raw distribution (before any logits processor). An end-of-sequence token
+    that stopped generation is included as the last entry. ``vocab_logp_mean``/``vocab_logp_std``
+    (optional) are the mean and standard deviation of log p over the vocabulary at each position,
+    which Min-K%++ needs; they are computed on the fly, never from stored [tokens x vocab] arrays.
+    ``question_*`` (optional) are the same quantities for the question's own prompt tokens (the
+    input side; the first prompt token has no prediction and is not included), and
+    ``ref_logprobs`` the log-probs of ``token_ids`` under a reference model, when one was given.
+
+    Backends that only see a server's response (OpenAI-compatible APIs) may know the generated
+    tokens as strings, not ids: they set ``tokens`` and leave ``token_ids`` None. One of the two is
+    always given, with one entry per log-probability.
+
+    ``decoding`` says which mode made the record; a sampled record carries the ``seed`` of its
+    own random stream and its ``sample_index`` among the question's samples.
+    """
+
+    token_ids: list[int] | None
+    logprobs: list[float]
+    finish_reason: str
+    text: str = ""
+    prompt_n_tokens: int | None = None
+    vocab_logp_mean: list[float] | None = None
+    vocab_logp_std: list[float] | None = None
+    backend: str = ""
+    question_logprobs: list[float] | None = None
+    question_logp_mean: list[float] | None = None
+    question_logp_std: list[float] | None = None
+    ref_logprobs: list[float] | None = None
+    tokens: list[str] | None = None
+    decoding: str = "greedy"
+    seed: int | None = None
+    sample_index: int | None = None
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.token_ids is None and self.tokens is None:
+            raise ValueError("generation record: neither token_ids nor tokens given")
+        for name in ("token_ids", "tokens"):
+            values = getattr(self, name)
+            if values is not None and len(values) != len(self.logprobs):
+                raise ValueError(
+                    f"generation record: {len(values)} {name.replace('_', ' ')} but {len(self.logprobs)} log-probabilities"
+                )
+        if self.decoding not in DECODINGS:
+            raise ValueError(f"generation record: decoding must be one of {DECODINGS}, got {self.decoding!r}")
+        if self.finish_reason not in FINISH_REASONS:
+            raise ValueError(f"generation record: finish_reason must be one of {FINISH_REASONS}, got {self.finish_reason!r}")
+        for name in ("vocab_logp_mean", "vocab_logp_std", "ref_logprobs"):
+            values = getattr(self, name)
+            if values is not None and len(values) != len(self.logprobs):
+                raise ValueError(f"generation record: {name} has {len(values)} entries for {len(self.logprobs)} tokens")
+        if self.question_logprobs is not None:
+            for name in ("question_logp_mean", "question_logp_std"):
+                values = getattr(self, name)
+                if values is not None and len(values) != len(self.question_logprobs):
+                    raise ValueError(f"generation record: {name} has {len(values)} entries for "
+                                     f"{len(self.question_logprobs)} question tokens")
+        for name in ("logprobs", "question_logprobs", "ref_logprobs"):
+            values = getattr(self, name)
+            bad = _bad_logprob_positions(values)
+            if bad:
+                raise ValueError(f"generation record: missing, non-numeric or NaN log-probability at token "
+                                 f"position(s) {bad[:5]} of {name} (first: {values[bad[0]]!r})")
+
+    @property
+    def n_tokens(self) -> int:
+        return len(self.logprobs)
+
+    def to_json(self) -> str:
+        # -inf (probability 0) is kept as the JSON extension "-Infinity", which json.loads reads back.
+        return json.dumps({"v": SCHEMA_VERSION, **asdict(self)}, ensure_ascii=False, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> "GenerationRecord":
+        """Parse a record written by :meth:`to_json` (also as found in ``resps`` of logged samples)."""
+        if isinstance(text, (list, tuple)) and len(text) == 1:
+            text = text[0]
+        if not isinstance(text, str):
+            raise TypeError(
+                f"expected a generation record as a JSON string, got {type(text).__name__}; is the model "
+                f"backend answering the '{REQUEST_TYPE}' request with GenerationRecord.to_json()?"
+            )
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"not a generation record (invalid JSON: {err}): {text[:80]!r}") from None
+        version = data.pop("v", None) if isinstance(data, dict) else None
+        if version not in range(1, SCHEMA_VERSION + 1):
+            raise ValueError(f"not a generation record of schema version 1-{SCHEMA_VERSION}: {text[:80]!r}")
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"generation record has unknown field(s) {sorted(unknown)}")
+        return cls(**data)
+
+
+def _bad_logprob_positions(values) -> list[int]:
+    """Positions of entries that are not a log-probability: missing, NaN, or not a number. JSON
+    booleans count as not a number: Python reads ``false`` as the int 0, a certain token, which
+    would silently give TBD 0 (the most seen-like score)."""
+    if values is None:
+        return []
+    return [i for i, v in enumerate(values)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or math.isnan(v)]
+
+
+def shared_prefix_length(a: GenerationRecord, b: GenerationRecord, decode=None) -> int:
+    """How many leading generated tokens two records of the same question share (e.g. from two
+    backends). Compared as ids when both records have them, else as token strings; a record that
+    has only ids is then decoded token by token with ``decode`` (``lambda i: tok.decode([i])``)."""
+    as_strings = a.token_ids is None or b.token_ids is None
+
+    def pieces(record: GenerationRecord) -> list:
+        if not as_strings:
+            return record.token_ids
+        if record.tokens is not None:
+            return record.tokens
+        if decode is None:
+            raise ValueError("comparing token ids with token strings needs a decode function")
+        return [decode(t) for t in record.token_ids]
+
+    x, y = pieces(a), pieces(b)
+    return next((i for i, (p, q) in enumerate(zip(x, y)) if p != q), min(len(x), len(y)))

@@ -1,0 +1,85 @@
+"""The run model: one question's outcome (:class:`QuestionResult`) and one task's run
+(:class:`TaskRun`), re-scorable under other TBD parameters without the model.
+
+Reading them from lm-eval's output folders is :mod:`lm_eval_tbd.core.samples`' job.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lm_eval_tbd.core.record import GenerationRecord
+from lm_eval_tbd.core.scores import SCORES, TBDParams, mean_scores, score_record
+
+__all__ = ["QuestionResult", "TaskRun"]
+
+
+@dataclass(frozen=True)
+class QuestionResult:
+    """One question's outcome. ``tbd``: LOWER = more likely seen.
+
+    ``record`` is the (first) generation; with sampled decoding ``records`` holds every sample
+    and ``sample_scores`` each sample's scores, and ``tbd`` / ``scores`` are means over them."""
+
+    doc_id: int
+    question_id: str
+    question: str
+    label: int | None
+    tbd: float
+    record: GenerationRecord
+    scores: dict = None  # every score logged for this question (see lm_eval_tbd.core.scores.SCORES)
+    records: tuple = ()
+    sample_scores: tuple = field(default=(), compare=False)
+
+    def spread(self, name: str = "tbd") -> float:
+        """Population standard deviation of score ``name`` across this question's samples (0.0
+        for a single generation)."""
+        values = [s[name] for s in self.sample_scores if name in s]
+        return statistics.pstdev(values) if len(values) > 1 else 0.0
+
+
+@dataclass(frozen=True)
+class TaskRun:
+    task: str
+    samples_file: Path
+    questions: tuple[QuestionResult, ...]
+
+    @property
+    def labelled(self) -> bool:
+        return any(q.label is not None for q in self.questions)
+
+    def scores(self):
+        import numpy as np
+
+        return np.array([q.tbd for q in self.questions], dtype=float)
+
+    def rescore(self, params: TBDParams) -> "TaskRun":
+        """The same run with TBD recomputed from the logged log-probabilities under ``params``."""
+        qs = []
+        for q in self.questions:
+            per_sample = tuple(score_record(r, params, question=q.question) for r in (q.records or (q.record,)))
+            scores = mean_scores(list(per_sample))
+            qs.append(QuestionResult(q.doc_id, q.question_id, q.question, q.label, scores["tbd"], q.record, scores,
+                                     q.records, per_sample))
+        return TaskRun(self.task, self.samples_file, tuple(qs))
+
+    def first_sample(self, params: TBDParams) -> "TaskRun":
+        """The run with each question reduced to its first generation, scored under ``params``
+        (for sampled runs: the k = 1 figure)."""
+        qs = []
+        for q in self.questions:
+            scores = score_record(q.record, params, question=q.question)
+            qs.append(QuestionResult(q.doc_id, q.question_id, q.question, q.label, scores["tbd"], q.record, scores,
+                                     (q.record,), (scores,)))
+        return TaskRun(self.task, self.samples_file, tuple(qs))
+
+    def score_names(self) -> list[str]:
+        """Scores every question has (in SCORES order), e.g. for a comparison table."""
+        return [n for n in SCORES if all(q.scores and n in q.scores for q in self.questions)]
+
+    def score_values(self, name: str):
+        import numpy as np
+
+        return np.array([q.scores[name] for q in self.questions], dtype=float)

@@ -99,8 +99,8 @@ PATCHES: tuple[Patch, ...] = (
 )
 
 _MISSING = object()
-#: (class, attribute, what was there before) for each change made, in order, for uninstall().
-_applied: list[tuple[type, str, object]] = []
+#: (patch or None, class, attribute, what was there before) for each change made, in order.
+_applied: list[tuple[Patch | None, type, str, object]] = []
 _warned: set[tuple[str, str]] = set()
 
 
@@ -109,7 +109,7 @@ def _load(spec: str):
     return getattr(importlib.import_module(module), attr)
 
 
-def add_method(cls: type, name: str, func, *, only_if_absent: bool = False) -> bool:
+def add_method(cls: type, name: str, func, *, only_if_absent: bool = False, _patch: Patch | None = None) -> bool:
     """Set ``cls.<name> = func`` unless it is already there; returns whether it changed anything.
 
     ``only_if_absent``: leave a class that has (or inherits) the attribute alone. Undone by
@@ -118,12 +118,12 @@ def add_method(cls: type, name: str, func, *, only_if_absent: bool = False) -> b
         return False
     if cls.__dict__.get(name, _MISSING) is func:
         return False
-    _applied.append((cls, name, cls.__dict__.get(name, _MISSING)))
+    _applied.append((_patch, cls, name, cls.__dict__.get(name, _MISSING)))
     setattr(cls, name, func)
     return True
 
 
-def _wrap(cls: type, name: str, factory) -> bool:
+def _wrap(cls: type, name: str, factory, patch: Patch) -> bool:
     current = cls.__dict__.get(name, _MISSING)
     if current is _MISSING:
         raise AttributeError(f"{cls.__name__} defines no {name}")
@@ -131,7 +131,7 @@ def _wrap(cls: type, name: str, factory) -> bool:
         return False  # already ours
     wrapped = factory(current)
     setattr(wrapped, MARK, True)
-    _applied.append((cls, name, current))
+    _applied.append((patch, cls, name, current))
     setattr(cls, name, wrapped)
     return True
 
@@ -152,9 +152,9 @@ def _apply(patches: list[Patch], module) -> None:
         try:
             func = _load(patch.func)
             if patch.kind == "wrap":
-                _wrap(cls, patch.attr, func)
+                _wrap(cls, patch.attr, func, patch)
             else:
-                add_method(cls, patch.attr, func, only_if_absent=patch.kind == "default")
+                add_method(cls, patch.attr, func, only_if_absent=patch.kind == "default", _patch=patch)
         except Exception as err:  # noqa: BLE001 - never break lm-eval's own import
             warnings.warn(f"lm_eval_tbd: could not patch {patch.module}.{patch.cls}.{patch.attr} "
                           f"({type(err).__name__}: {err})", RuntimeWarning, stacklevel=2)
@@ -232,17 +232,29 @@ def install(patches: tuple[Patch, ...] | list[Patch] = PATCHES, *, tasks: bool =
         sys.meta_path.insert(0, _Finder(pending))
 
 
-def uninstall() -> None:
-    """Undo every patch made so far and stop the import hook (for tests and embedding)."""
+def uninstall(patches: tuple[Patch, ...] | list[Patch] | None = None) -> None:
+    """Undo ``patches`` (default: every change made so far, :func:`add_method`'s included) and
+    stop waiting for their modules (for tests and embedding)."""
+    chosen = None if patches is None else set(patches)
     for finder in _finders():
-        _remove_finder(finder)
-    while _applied:
-        cls, name, before = _applied.pop()
+        for name, group in list(finder.pending.items()):
+            kept = [] if chosen is None else [p for p in group if p not in chosen]
+            if kept:
+                finder.pending[name] = kept
+            else:
+                del finder.pending[name]
+        if not finder.pending:
+            _remove_finder(finder)
+    for entry in reversed(list(_applied)):
+        patch, cls, name, before = entry
+        if chosen is not None and patch not in chosen:
+            continue
+        _applied.remove(entry)
         if before is _MISSING:
             delattr(cls, name)
         else:
             setattr(cls, name, before)
-    _warned.clear()
+    _warned.difference_update({(p.module, p.cls) for p in chosen} if chosen is not None else set(_warned))
 
 
 def autoload_enabled() -> bool:

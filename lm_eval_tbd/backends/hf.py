@@ -16,12 +16,10 @@ import torch
 from tqdm import tqdm
 
 from lm_eval_tbd.backends import check_prompt_fits, scored_length
-from lm_eval_tbd.core.record import REQUEST_TYPE, GenerationRecord
+from lm_eval_tbd.core.record import GREEDY_TOLERANCE, REQUEST_TYPE, GenerationRecord
 
 log = logging.getLogger(__name__)
 
-# Greedy choices are compared with the row maximum with this slack (float32 log-softmax).
-_GREEDY_TOL = 1e-4
 
 
 def vocab_stats(row: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -324,7 +322,7 @@ def _records(lm, capture: LogprobCapture, generated, eos, context_enc, attn_mask
         lp = chosen[b, :end]
         if sampler is None:
             # The hook saw the raw distribution; greedy decoding must have picked its maximum.
-            off = torch.nonzero(lp < row_max[b, :end] - _GREEDY_TOL)
+            off = torch.nonzero(lp < row_max[b, :end] - GREEDY_TOLERANCE)
             if off.numel():
                 raise RuntimeError(
                     f"generate_logprobs: token {int(off[0, 0])} was not the greedy choice of the model's raw "

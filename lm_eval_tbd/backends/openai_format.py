@@ -19,12 +19,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-from lm_eval_tbd.core.record import GenerationRecord
+from lm_eval_tbd.core.record import GREEDY_TOLERANCE, GenerationRecord, check_logprobs
 
 __all__ = ["MissingLogprobsError", "record_from_choice", "record_from_completion_choice", "record_from_chat_choice"]
 
-# A server's sampled token may differ from its reported top-1 by float rounding only.
-_GREEDY_TOL = 1e-4
 # finish_reason values meaning "the model stopped by itself" (EOS or a stop sequence; TBD
 # requests send no stop sequences, so it is the end-of-sequence token).
 _STOPPED = ("stop", "eos", "eos_token", "end_turn", "stop_sequence")
@@ -51,16 +49,14 @@ def _finish(choice: Mapping, n_tokens: int, max_tokens: int | None, where: str) 
                      "the generation was cut short (content filter, error) and cannot be scored")
 
 
-def _check_logprobs(values: Sequence, where: str) -> list[float]:
-    out = []
+def _present_logprobs(values: Sequence, where: str) -> list:
+    """The server's log-probs, refusing absent ones with :class:`MissingLogprobsError` (the server
+    was not asked for them, or dropped some), then checked as every record's are."""
     for i, v in enumerate(values):
         # bool is an int to Python: a JSON false would pass as log-probability 0 (certainty).
         if v is None or isinstance(v, bool) or not isinstance(v, (int, float)) or math.isnan(v):
             raise MissingLogprobsError(f"{where}: generated token {i} has log-probability {v!r}")
-        if v > 1e-6:
-            raise ValueError(f"{where}: generated token {i} has log-probability {v} > 0")
-        out.append(float(min(v, 0.0)))
-    return out
+    return check_logprobs(values, where=where).tolist()
 
 
 def _check_sampled(logprobs: list[float], top: Sequence[float | None], where: str) -> bool:
@@ -75,7 +71,7 @@ def _check_sampled(logprobs: list[float], top: Sequence[float | None], where: st
     if len(top) != len(logprobs):
         return False
     for i, (lp, best) in enumerate(zip(logprobs, top, strict=True)):
-        if best is not None and lp > best + _GREEDY_TOL:
+        if best is not None and lp > best + GREEDY_TOLERANCE:
             raise ValueError(f"{where}: sampled token {i} (log-prob {lp:.4f}) is above the reported top-1 "
                              f"({best:.4f}); the log-probs are inconsistent")
     return all(best is not None for best in top)
@@ -94,7 +90,7 @@ def _check_greedy(logprobs: list[float], top: Sequence[float | None], where: str
     if len(top) != len(logprobs):
         return False
     for i, (lp, best) in enumerate(zip(logprobs, top, strict=True)):
-        if best is not None and lp < best - _GREEDY_TOL:
+        if best is not None and lp < best - GREEDY_TOLERANCE:
             raise ValueError(
                 f"{where}: generated token {i} (log-prob {lp:.4f}) is not the server's top choice "
                 f"(log-prob {best:.4f}); the server did not decode greedily. TBD needs temperature 0 and "
@@ -130,7 +126,7 @@ def record_from_completion_choice(choice: Mapping, *, max_tokens: int | None = N
             "(vLLM, llama.cpp / llama-cpp-python, TGI) or enable it there (vLLM: --max-logprobs >= 1)."
         )
     tokens = [str(t) for t in lp.get("tokens") or []]
-    logprobs = _check_logprobs(lp["token_logprobs"], where)
+    logprobs = _present_logprobs(lp["token_logprobs"], where)
     if tokens and len(tokens) != len(logprobs):
         raise ValueError(f"{where}: {len(tokens)} tokens but {len(logprobs)} token_logprobs")
     tops = lp.get("top_logprobs") or []
@@ -163,7 +159,7 @@ def record_from_chat_choice(choice: Mapping, *, max_tokens: int | None = None, b
             "the request sets 'logprobs': true and 'top_logprobs': 1; use a model and server that return them."
         )
     tokens = [str(entry.get("token", "")) for entry in content]
-    logprobs = _check_logprobs([entry.get("logprob") for entry in content], where)
+    logprobs = _present_logprobs([entry.get("logprob") for entry in content], where)
     tops = [max((t.get("logprob") for t in entry.get("top_logprobs") or [] if t.get("logprob") is not None), default=None)
             for entry in content]
     checked = _check_decoding(decoding, logprobs, tops, where)

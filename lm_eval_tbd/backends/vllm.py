@@ -12,13 +12,12 @@ vLLM is an optional extra (``pip install 'lm-eval-tbd[vllm]'`` on GPUs, ``[vllm-
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 
 from tqdm import tqdm
 
 from lm_eval_tbd.backends import check_prompt_fits, refuse_weight_options, scored_length
-from lm_eval_tbd.core.record import REQUEST_TYPE, GenerationRecord
+from lm_eval_tbd.core.record import REQUEST_TYPE, GenerationRecord, check_logprobs
 
 __all__ = ["generate_logprobs", "record_from_vllm"]
 
@@ -61,8 +60,6 @@ def record_from_vllm(token_ids: Sequence[int], logprobs: Sequence[Mapping] | Non
         if entry is None or tok not in entry:
             raise ValueError(f"vLLM logprobs at position {i} do not include the sampled token {tok}")
         value = _logprob_value(entry[tok])
-        if math.isnan(value):
-            raise ValueError(f"vLLM returned a NaN log-probability at position {i}")
         rank = _rank(entry[tok])
         if decoding == "greedy" and rank is not None and rank != 1:
             raise ValueError(f"vLLM's greedy token {i} ({tok}) has rank {rank} under the raw log-probs, not 1: "
@@ -71,7 +68,7 @@ def record_from_vllm(token_ids: Sequence[int], logprobs: Sequence[Mapping] | Non
         if decoding == "sample" and value == float("-inf"):
             raise ValueError(f"vLLM sampled token {i} has probability 0 under the returned log-probs "
                              "(processed, not raw, log-probs?)")
-        values.append(min(value, 0.0))
+        values.append(value)
     if len(ids) > max_tokens:
         raise ValueError(f"vLLM generated {len(ids)} tokens for max_tokens {max_tokens}")
     if finish_reason not in ("stop", "length"):
@@ -81,7 +78,7 @@ def record_from_vllm(token_ids: Sequence[int], logprobs: Sequence[Mapping] | Non
                          "context is full); its score would cover fewer tokens than asked")
     return GenerationRecord(
         token_ids=ids,
-        logprobs=values,
+        logprobs=check_logprobs(values, where="vLLM log-probs").tolist(),
         finish_reason="eos" if finish_reason == "stop" else "length",
         text=text,
         prompt_n_tokens=prompt_n_tokens,

@@ -26,7 +26,7 @@ from lm_eval_tbd.core.data import _check_label, iter_json_objects, read_question
 from lm_eval_tbd.backends.openai_format import record_from_choice
 from lm_eval_tbd.core.record import GenerationRecord
 from lm_eval_tbd.core.runs import QuestionResult, TaskRun
-from lm_eval_tbd.core.scores import TBDParams, validate_logprobs
+from lm_eval_tbd.core.scores import TBDParams
 from lm_eval_tbd.core.scores import score_record
 
 __all__ = ["load_logged_generations", "record_from_logged"]
@@ -83,9 +83,6 @@ def record_from_logged(line: Mapping, where: str = "logged generation") -> Gener
         )
     except ValueError as err:
         raise ValueError(f"{where}: {err}") from None
-    # Checked here rather than when scoring, so the message names the line (a positive value is
-    # a probability or a logit, not a natural-log probability).
-    validate_logprobs(record.logprobs, where=f"{where}: 'logprobs'")
     return record
 
 

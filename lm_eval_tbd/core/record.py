@@ -11,7 +11,16 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 
-__all__ = ["GenerationRecord", "REQUEST_TYPE", "FINISH_REASONS", "DECODINGS", "shared_prefix_length"]
+__all__ = ["GenerationRecord", "REQUEST_TYPE", "FINISH_REASONS", "DECODINGS", "LOGPROB_TOLERANCE", "GREEDY_TOLERANCE",
+           "check_logprobs", "shared_prefix_length"]
+
+#: The largest positive value read as a log-probability (as 0): float32 log-softmax can give a
+#: certain token a rounding error of this order. Anything larger is a probability or a logit, not
+#: a natural-log probability, and is refused. Every backend, reader and score uses this check.
+LOGPROB_TOLERANCE = 1e-4
+#: The slack with which a greedy token must be the maximum of its row (hf, and servers' top-1):
+#: float32 log-softmax rounding. The one greedy tolerance of the package.
+GREEDY_TOLERANCE = 1e-4
 
 #: The lm-eval request type (a method name on the LM) that this plugin adds.
 REQUEST_TYPE = "generate_logprobs"
@@ -90,10 +99,8 @@ class GenerationRecord:
                                      f"{len(self.question_logprobs)} question tokens")
         for name in ("logprobs", "question_logprobs", "ref_logprobs"):
             values = getattr(self, name)
-            bad = _bad_logprob_positions(values)
-            if bad:
-                raise ValueError(f"generation record: missing, non-numeric or NaN log-probability at token "
-                                 f"position(s) {bad[:5]} of {name} (first: {values[bad[0]]!r})")
+            if values is not None:
+                setattr(self, name, check_logprobs(values, where=f"generation record: {name}").tolist())
 
     @property
     def n_tokens(self) -> int:
@@ -126,14 +133,40 @@ class GenerationRecord:
         return cls(**data)
 
 
-def _bad_logprob_positions(values) -> list[int]:
-    """Positions of entries that are not a log-probability: missing, NaN, or not a number. JSON
-    booleans count as not a number: Python reads ``false`` as the int 0, a certain token, which
-    would silently give TBD 0 (the most seen-like score)."""
-    if values is None:
-        return []
-    return [i for i, v in enumerate(values)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or math.isnan(v)]
+def check_logprobs(values, *, where: str = "logprobs"):
+    """``values`` as a 1-D float64 numpy array of natural-log probabilities, or ValueError naming
+    ``where`` and the token positions at fault.
+
+    Refused: a shape other than 1-D; missing, non-numeric or NaN entries (JSON booleans too: Python
+    reads ``false`` as 0, a certain token, which would silently give TBD 0, the most seen-like
+    score); values above :data:`LOGPROB_TOLERANCE`. Accepted: ``-inf`` (probability 0), and
+    values in (0, tolerance], returned as 0.
+
+    Example: ``check_logprobs([-0.5, 3e-5]).tolist()`` is ``[-0.5, 0.0]``.
+    """
+    import numpy as np
+
+    if not isinstance(values, np.ndarray) or values.dtype.kind not in "fiu":
+        objects = np.asarray(values, dtype=object)
+        if objects.ndim != 1:
+            raise ValueError(f"{where}: expected a 1-D sequence of log-probabilities, got shape {objects.shape}")
+        bad = [i for i, v in enumerate(objects.tolist())
+               if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating))]
+        if bad:
+            raise ValueError(f"{where}: missing, non-numeric or NaN log-probability at token position(s) {bad[:5]} "
+                             f"(first: {objects[bad[0]]!r})")
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.ndim != 1:
+        raise ValueError(f"{where}: expected a 1-D sequence of log-probabilities, got shape {arr.shape}")
+    nan = np.flatnonzero(np.isnan(arr))
+    if nan.size:
+        raise ValueError(f"{where}: missing, non-numeric or NaN log-probability at token position(s) "
+                         f"{nan[:5].tolist()} (first: nan)")
+    above = np.flatnonzero(arr > LOGPROB_TOLERANCE)
+    if above.size:
+        raise ValueError(f"{where}: log-probability > 0 at token position(s) {above[:5].tolist()} (first: "
+                         f"{arr[above[0]]:.6g}); expected natural-log probabilities")
+    return np.minimum(arr, 0.0)
 
 
 def shared_prefix_length(a: GenerationRecord, b: GenerationRecord, decode=None) -> int:

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from lm_eval_tbd.core.record import LOGPROB_TOLERANCE, check_logprobs
+
 if TYPE_CHECKING:
     from lm_eval_tbd.core.record import GenerationRecord
 
@@ -61,19 +63,13 @@ def _finite_number(value) -> bool:
 def validate_logprobs(logprobs, *, where: str = "logprobs") -> np.ndarray:
     """Return ``logprobs`` as a 1-D float64 array, or raise ValueError naming ``where``.
 
-    Log-probabilities must be <= 0 (a tiny positive rounding error, as float32 log-softmax can
-    produce for a certain token, is clipped to 0) and not NaN; -inf (probability 0) is allowed.
+    Log-probabilities must be <= 0 (a positive rounding error up to
+    :data:`~lm_eval_tbd.core.record.LOGPROB_TOLERANCE`, as float32 log-softmax can produce for a
+    certain token, is read as 0) and not NaN; -inf (probability 0) is allowed. The same check
+    as every :class:`~lm_eval_tbd.core.record.GenerationRecord` passes
+    (:func:`~lm_eval_tbd.core.record.check_logprobs`).
     """
-    arr = np.asarray(logprobs, dtype=np.float64)
-    if arr.ndim != 1:
-        raise ValueError(f"{where}: expected a 1-D sequence of log-probabilities, got shape {arr.shape}")
-    if np.isnan(arr).any():
-        bad = np.flatnonzero(np.isnan(arr))[:5].tolist()
-        raise ValueError(f"{where}: NaN log-probability at token position(s) {bad}")
-    if (arr > 1e-4).any():
-        bad = np.flatnonzero(arr > 1e-4)[:5].tolist()
-        raise ValueError(f"{where}: log-probability > 0 at token position(s) {bad}; expected natural-log probabilities")
-    return np.minimum(arr, 0.0)
+    return check_logprobs(logprobs, where=where)
 
 
 def tbd_score(
@@ -178,7 +174,7 @@ def mean_entropy(vocab_logp_mean, *, max_tokens: int | None = None) -> float:
         mu = mu[:max_tokens]
     if mu.ndim != 1 or mu.size == 0:
         raise ValueError("mean_entropy is undefined for zero tokens")
-    if np.isnan(mu).any() or (mu > 1e-4).any():
+    if np.isnan(mu).any() or (mu > LOGPROB_TOLERANCE).any():
         raise ValueError("mean_entropy: sum p log p must be a non-positive number at every position")
     return float(-np.mean(np.minimum(mu, 0.0)))
 

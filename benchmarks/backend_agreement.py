@@ -42,8 +42,8 @@ sys.path.insert(0, str(ROOT))
 from lm_eval_tbd.core.atomic import write_json_atomic  # noqa: E402
 from lm_eval_tbd.core.record import GenerationRecord, shared_prefix_length  # noqa: E402
 from lm_eval_tbd.core.samples import load_run  # noqa: E402
-from lm_eval_tbd.harness.runner import lm_eval_command  # noqa: E402
 from lm_eval_tbd.core.scores import tbd_score  # noqa: E402
+from lm_eval_tbd.harness.runner import lm_eval_command  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from speed import SHIM  # noqa: E402  (the lm_eval entry point with a timer on the request call)

@@ -81,9 +81,9 @@ def lm_eval_run(model_dir: Path, task_dir: Path, out: Path, task: str) -> None:
 
 def evaluate_checkpoint(run, answers: dict, tok, max_tokens: int) -> dict:
     """Memorisation share, and ROC figures for every TBD setting and every logged score."""
-    from lm_eval_tbd.demo import memorised_share
     from lm_eval_tbd.app.report import compare_scores
     from lm_eval_tbd.core.scores import TBDParams
+    from lm_eval_tbd.demo import memorised_share
 
     out = {"memorised_share": memorised_share(run, answers, tok), "scores": compare_scores(run, n_resamples=1000)}
     tbd = {}
@@ -207,10 +207,10 @@ def main(argv=None) -> int:
     import torch
 
     from lm_eval_tbd.core.atomic import write_json_atomic, write_text_atomic
-    from lm_eval_tbd.harness.custom_tasks import write_jsonl_task
-    from lm_eval_tbd.demo import distil
     from lm_eval_tbd.core.samples import load_run
+    from lm_eval_tbd.demo import distil
     from lm_eval_tbd.demo.tiny_model import build_model, save_tiny_model, train_tokenizer
+    from lm_eval_tbd.harness.custom_tasks import write_jsonl_task
 
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
     out = args.out.resolve()

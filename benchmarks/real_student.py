@@ -491,8 +491,10 @@ def markdown(s: dict, stem: str) -> str:
               "|---|---|---|"]
     for e in sorted(s["checkpoints"], key=int):
         gt = s["checkpoints"][e]["gates"]
-        cell = lambda k: (f"{'PASS' if gt[k]['passed'] else 'FAIL'} (AUC {gt[k]['auc']:.3f}, p {gt[k]['p_value']:.2g})"  # noqa: E731
-                          if gt[k].get("auc") is not None else ("PASS" if gt[k]["passed"] else "FAIL"))
+        def cell(k: str, gt: dict = gt) -> str:
+            verdict = "PASS" if gt[k]["passed"] else "FAIL"
+            return verdict if gt[k].get("auc") is None else f"{verdict} (AUC {gt[k]['auc']:.3f}, p {gt[k]['p_value']:.2g})"
+
         lines.append(f"| {e} | {cell('rs_members')} | {cell('rs_nonmembers_b')} |")
     lines += ["", "## Beside the paper", "",
               f"The paper's S1 figure: AUC {PAPER_S1['auc']}, TPR@1%FPR {PAPER_S1['tpr_at_1fpr']} ({PAPER_S1['students']}, "

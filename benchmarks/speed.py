@@ -65,8 +65,16 @@ from dataclasses import asdict
 from pathlib import Path
 
 from _speed_report import COMPARISONS, machine_info, markdown, missed_targets, print_tables, summarise
-from _speed_setup import (CONFIGS, BenchmarkError, Config, load_questions, make_configs, prepare_model, prompt,
-                          shown_path)
+from _speed_setup import (
+    CONFIGS,
+    BenchmarkError,
+    Config,
+    load_questions,
+    make_configs,
+    prepare_model,
+    prompt,
+    shown_path,
+)
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_DATA = HERE.parents[1] / "shared" / "data" / "math500.jsonl"

@@ -82,7 +82,7 @@ class ContamConfig:
     metadata: dict = field(default_factory=dict)
     top: int = 5
 
-    def with_overrides(self, **overrides) -> "ContamConfig":
+    def with_overrides(self, **overrides) -> ContamConfig:
         """CLI options override the file (None means "not given")."""
         given = {k: v for k, v in overrides.items() if v is not None}
         if "results" in given and "model" not in given:

@@ -53,7 +53,7 @@ class GateResult:
         return d
 
     @classmethod
-    def from_json(cls, d: dict) -> "GateResult":
+    def from_json(cls, d: dict) -> GateResult:
         d = dict(d)
         d["top_flagged"] = tuple((q["id"], q["score"], q["question"]) for q in d["top_flagged"])
         d["checks"] = tuple(d["checks"])

@@ -59,7 +59,6 @@ def _complete(run_dir: Path, tasks) -> bool:
 
 def _run_lm_eval(cfg: ContamConfig, run_dir: Path) -> None:
     from lm_eval_tbd.core.atomic import write_text_atomic
-
     from lm_eval_tbd.harness.runner import lm_eval_command, run_lm_eval
 
     cmd = lm_eval_command(cfg.model, tasks_to_run(cfg), run_dir, model_args=cfg.model_args, device=cfg.device,

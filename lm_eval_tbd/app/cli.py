@@ -73,10 +73,10 @@ def _score(args) -> int:
     "Infinity" or "NaN" (lm_eval_tbd.core.atomic.json_safe)."""
     from rich.console import Console
 
-    from lm_eval_tbd.core.atomic import json_safe, write_json_atomic
-    from lm_eval_tbd.core.logs import load_logged_generations
     from lm_eval_tbd.app.report import print_run
     from lm_eval_tbd.app.reporting import task_figures
+    from lm_eval_tbd.core.atomic import json_safe, write_json_atomic
+    from lm_eval_tbd.core.logs import load_logged_generations
     from lm_eval_tbd.core.scores import TBDParams
 
     params = _params(args) or TBDParams()

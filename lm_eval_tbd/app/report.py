@@ -93,8 +93,10 @@ def _comparison_table(run: TaskRun, comparison: dict[str, dict] | None = None) -
     for col in ("score", "AUC", "TPR@1%FPR", "@5%", "paper"):
         table.add_column(col, justify="left" if col == "score" else "right", no_wrap=True)
     for name, r in (comparison if comparison is not None else compare_scores(run)).items():
-        cell = lambda key: f"{r[key]:.3f} " + (  # noqa: E731
-            "(no CI)" if r[key + "_ci"] is None else f"[{r[key + '_ci'][0]:.2f},{r[key + '_ci'][1]:.2f}]")
+        def cell(key: str, r: dict = r) -> str:
+            ci = r[key + "_ci"]
+            return f"{r[key]:.3f} " + ("(no CI)" if ci is None else f"[{ci[0]:.2f},{ci[1]:.2f}]")
+
         arrow = "↑" if SCORES[name].higher_is_seen else "↓"
         table.add_row(f"{name} {arrow}", cell("auc"), cell("tpr@1%fpr"), f"{r['tpr@5%fpr']:.3f}", f"{r['tpr@1%fpr_paper']:.3f}")
     return table

@@ -69,8 +69,8 @@ def report_folder(output_path, *, tasks: list[str] | None = None, params=None, t
     """
     from rich.console import Console
 
-    from lm_eval_tbd.core.atomic import json_safe, write_json_atomic
     from lm_eval_tbd.app.report import print_run
+    from lm_eval_tbd.core.atomic import json_safe, write_json_atomic
     from lm_eval_tbd.core.samples import find_tasks, load_run
 
     console = console or Console()

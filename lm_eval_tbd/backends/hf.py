@@ -112,7 +112,7 @@ class GumbelSampler:
     seed, not on batching or the other questions.
     """
 
-    def __init__(self, seeds: list[int], capture: "LogprobCapture") -> None:
+    def __init__(self, seeds: list[int], capture: LogprobCapture) -> None:
         self.generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
         self.capture = capture
         self.expected: list[torch.Tensor] = []

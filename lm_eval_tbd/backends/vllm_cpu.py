@@ -47,8 +47,8 @@ class _AliasFinder:
     def find_spec(self, name, path=None, target=None):
         return None
 
-    def find_distributions(self, context=md.DistributionFinder.Context()):
-        name = getattr(context, "name", None)
+    def find_distributions(self, context=None):
+        name = getattr(context or md.DistributionFinder.Context(), "name", None)
         if name is None or name.lower().replace("_", "-") != "vllm":
             return iter(())
         try:

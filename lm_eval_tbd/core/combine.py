@@ -180,7 +180,7 @@ def cross_fit_decisions(calibration, targets: dict, *, features: list[str] | Non
     x, y = _matrix([calibration], features)
     out = {name: np.full(len(run.questions), np.nan) for name, run in targets.items()}
     index = {name: {q.question_id: i for i, q in enumerate(run.questions)} for name, run in targets.items()}
-    for name, run in targets.items():
+    for name in targets:
         extra = set(index[name]) - set(ids)
         if extra:
             raise ValueError(f"cross_fit_decisions: {name} has questions the calibration run lacks: {sorted(extra)[:3]}")

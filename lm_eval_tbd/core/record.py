@@ -8,7 +8,6 @@ to recompute any token-level score with other parameters without re-running the 
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass, field
 
 __all__ = ["GenerationRecord", "REQUEST_TYPE", "FINISH_REASONS", "DECODINGS", "LOGPROB_TOLERANCE", "GREEDY_TOLERANCE",
@@ -111,7 +110,7 @@ class GenerationRecord:
         return json.dumps({"v": SCHEMA_VERSION, **asdict(self)}, ensure_ascii=False, separators=(",", ":"))
 
     @classmethod
-    def from_json(cls, text: str) -> "GenerationRecord":
+    def from_json(cls, text: str) -> GenerationRecord:
         """Parse a record written by :meth:`to_json` (also as found in ``resps`` of logged samples)."""
         if isinstance(text, (list, tuple)) and len(text) == 1:
             text = text[0]

@@ -74,7 +74,7 @@ def _numbers(text: str) -> str:
 
 
 def _prefix(text: str, seed: int) -> str:
-    digest = hashlib.sha256(f"{seed}\0{text}".encode("utf-8")).digest()
+    digest = hashlib.sha256(f"{seed}\0{text}".encode()).digest()
     return f"{PREFIXES[digest[0] % len(PREFIXES)]}\n\n{text}"
 
 

@@ -55,7 +55,7 @@ class TaskRun:
 
         return np.array([q.tbd for q in self.questions], dtype=float)
 
-    def rescore(self, params: TBDParams) -> "TaskRun":
+    def rescore(self, params: TBDParams) -> TaskRun:
         """The same run with TBD recomputed from the logged log-probabilities under ``params``."""
         qs = []
         for q in self.questions:
@@ -65,7 +65,7 @@ class TaskRun:
                                      q.records, per_sample))
         return TaskRun(self.task, self.samples_file, tuple(qs))
 
-    def first_sample(self, params: TBDParams) -> "TaskRun":
+    def first_sample(self, params: TBDParams) -> TaskRun:
         """The run with each question reduced to its first generation, scored under ``params``
         (for sampled runs: the k = 1 figure)."""
         qs = []

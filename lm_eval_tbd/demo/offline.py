@@ -185,11 +185,11 @@ def run_demo(out_dir: str | Path = "demo_out", n_questions: int = 96, epochs: in
     import torch
     from rich.console import Console
 
-    from lm_eval_tbd.core.atomic import write_json_atomic
-    from lm_eval_tbd.harness.custom_tasks import write_jsonl_task
     from lm_eval_tbd.app.report import print_run, summarise
+    from lm_eval_tbd.core.atomic import write_json_atomic
     from lm_eval_tbd.core.samples import load_run
     from lm_eval_tbd.demo.tiny_model import build_model, save_tiny_model, train_tokenizer
+    from lm_eval_tbd.harness.custom_tasks import write_jsonl_task
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")

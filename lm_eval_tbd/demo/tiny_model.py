@@ -5,8 +5,8 @@ a GPT-2 style model from a transformers config, saved in the Hugging Face layout
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 __all__ = ["CHAT_TEMPLATE", "SPECIAL_TOKENS", "train_tokenizer", "build_model", "save_tiny_model"]
 

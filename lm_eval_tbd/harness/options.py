@@ -57,7 +57,7 @@ def sample_seed(seed: int, question: str, index: int) -> int:
     """
     import hashlib
 
-    digest = hashlib.sha256(f"{seed}\0{index}\0{question}".encode("utf-8")).digest()
+    digest = hashlib.sha256(f"{seed}\0{index}\0{question}".encode()).digest()
     return int.from_bytes(digest[:8], "big") & (2**63 - 1)
 
 

@@ -19,10 +19,9 @@ from lm_eval.api.registry import get_aggregation
 from lm_eval.api.task import ConfigurableTask
 
 from lm_eval_tbd import patches
-from lm_eval_tbd.harness.metrics import METRICS  # importing registers the metrics and aggregations
 from lm_eval_tbd.core.record import REQUEST_TYPE, GenerationRecord
-from lm_eval_tbd.core.scores import decision_value
-from lm_eval_tbd.core.scores import mean_scores, score_record
+from lm_eval_tbd.core.scores import decision_value, mean_scores, score_record
+from lm_eval_tbd.harness.metrics import METRICS  # importing registers the metrics and aggregations
 from lm_eval_tbd.harness.options import options_from_metadata, sample_seed
 
 log = logging.getLogger(__name__)

@@ -22,13 +22,9 @@ Equal work, checked on every run (the script aborts otherwise):
   GPT-2's greedy answers), decoded as configured;
 * greedy: each plain generation equals the TBD generation of the same question, which holds
   whether or not EOS ended it, so both generated the same tokens;
-* sampled: the two draw different tokens, so only the amount of work can be compared. HF's
-  batched ``generate`` computes every row of a batch until the batch's longest answer ends, so
-  the work is the *decode steps*: each batch's longest answer, summed over batches (rebuilt as
-  lm_eval and TBD build them: longest prompt first, ``--batch-size`` at a time). Total tokens
-  would be a noisier proxy: answers ending early change it but not the cost. The two decode-step
-  counts must agree within ``--sample-tolerance`` (default 5%); time per decode step is reported.
-  TBD counts tokens exactly; a plain answer's count is its text re-encoded (+1 for the EOS).
+* sampled: the two draw different tokens, so the work compared is the *decode steps* (each
+  batch's longest answer, summed over batches, as HF's batched ``generate`` computes them); they
+  must agree within ``--sample-tolerance`` (default 5%). Time per decode step is reported.
 
 Each run is the package's ``lm_eval`` command (``lm_eval_tbd.harness.runner.lm_eval_command``: ``--model
 hf --device cpu --apply_chat_template --log_samples``) in a fresh process, started as ``python
@@ -40,11 +36,9 @@ rounds interleave the configurations so drift spreads over all. Reported per con
 metric: n, min, median, IQR over rounds; per comparison: ratio of medians, and median and IQR of
 the per-round paired ratios (``benchmarks/_stats.py``).
 
-Writes ``OUT/STEM.json`` (raw measurements, statistics, settings) and ``OUT/STEM.md``; STEM is
-``speed``, ``speed-smollm2`` or ``speed-<model dir name>``, so a real model's run leaves the built
-model's figures alone. Paths in them are relative to the repository; the temporary work dir is
-WORK. Exit status: 0 done, 1 a run or check failed, 2 bad options, 3 a target missed with
-``--fail-on-target``.
+Writes ``OUT/STEM.{json,md}`` (STEM: ``speed``, ``speed-smollm2`` or ``speed-<model dir>``) with
+paths relative to the repository (the work dir is WORK). Exit status: 0 done, 1 a run or check
+failed, 2 bad options, 3 a target missed with ``--fail-on-target``.
 
     python benchmarks/speed.py                 # built GPT-2, 32 questions, 5 rounds, M = 300 / 1000
     python benchmarks/speed.py --quick         # 8 questions, 2 rounds, M = 64 / 200 (a few minutes)

@@ -23,7 +23,7 @@ from lm_eval_tbd.backends.openai_format import MissingLogprobsError, record_from
 from lm_eval_tbd.core.record import shared_prefix_length
 from lm_eval_tbd.core.samples import load_run
 from lm_eval_tbd.core.scores import tbd_score
-from tests.conftest import SMOLLM2_GGUF, lm_eval
+from tests.helpers import SMOLLM2_GGUF, lm_eval
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, offline_env
+from tests.helpers import ROOT, offline_env
 
 pytestmark = pytest.mark.slow
 
@@ -54,7 +54,7 @@ def test_speed_quick(tmp_path, benchmark_data):
 def test_speed_quick_model_dir(tmp_path, tiny_model_dir):
     """The real-model path: --model-dir (a tiny GPT-2 built with lm_eval_tbd.demo.tiny_model whose
     answers often end at EOS), greedy and sampled, one round, on questions the test writes."""
-    from tests.synthetic_data import make_rows
+    from tests.helpers.synthetic_data import make_rows
 
     data = tmp_path / "questions.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in make_rows("math500.jsonl", seed=3)[:16]))

@@ -97,7 +97,7 @@ def test_cli_fit_then_report_with_the_combined_score(tmp_path):
     import subprocess
     import sys
 
-    from tests.conftest import offline_env
+    from tests.helpers import offline_env
 
     out = tmp_path / "out" / "model"
     out.mkdir(parents=True)

@@ -14,7 +14,7 @@ import sys
 import pytest
 
 from lm_eval_tbd.core.samples import load_run
-from tests.conftest import model_args, offline_env, results_json
+from tests.helpers import model_args, offline_env, results_json
 
 pytestmark = pytest.mark.slow
 

@@ -11,7 +11,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from lm_eval_tbd import patches
 from lm_eval_tbd.core.record import REQUEST_TYPE, GenerationRecord
-from tests.conftest import read_questions
+from tests.helpers import read_questions
 
 patches.install()
 

@@ -8,7 +8,7 @@ import textwrap
 import pytest
 
 from lm_eval_tbd.core.samples import load_run
-from tests.conftest import offline_env
+from tests.helpers import offline_env
 
 pytestmark = pytest.mark.slow
 

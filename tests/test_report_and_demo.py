@@ -11,7 +11,7 @@ from rich.console import Console
 from lm_eval_tbd.core.record import GenerationRecord
 from lm_eval_tbd.app.report import render_run, summarise
 from lm_eval_tbd.core.runs import QuestionResult, TaskRun
-from tests.conftest import offline_env
+from tests.helpers import offline_env
 
 
 def run_of(scores_labels):

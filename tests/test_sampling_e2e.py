@@ -16,7 +16,7 @@ import torch
 from lm_eval_tbd.core.record import GenerationRecord
 from lm_eval_tbd.core.scores import tbd_score
 from lm_eval_tbd.harness.options import sample_seed
-from tests.conftest import offline_env
+from tests.helpers import offline_env
 
 
 def test_gumbel_sampler_draws_follow_the_raw_distribution():

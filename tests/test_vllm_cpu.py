@@ -40,7 +40,7 @@ from lm_eval_tbd.core.record import GenerationRecord
 from lm_eval_tbd.core.samples import load_run
 from lm_eval_tbd.core.scores import tbd_score
 from lm_eval_tbd.harness.options import sample_seed
-from tests.conftest import lm_eval, offline_env
+from tests.helpers import lm_eval, offline_env
 
 pytestmark = pytest.mark.slow
 

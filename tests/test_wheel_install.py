@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from lm_eval_tbd.core.record import GenerationRecord
-from tests.conftest import ROOT, offline_env
+from tests.helpers import ROOT, offline_env
 
 pytestmark = pytest.mark.slow
 

@@ -5,8 +5,8 @@ The test suite runs on a fresh clone with nothing beside it: it never reads the 
 files. These sets have the fields and rough shape of the real ones (competition-style questions
 with LaTeX, some short and some a few hundred characters long; worked solutions where the real
 files have them), which is all the tests need: a question to prompt with, and text to train a
-tiny tokenizer on. Importable (``from tests.synthetic_data import write_benchmark_dir``), not a
-conftest, so nothing imports a conftest.
+tiny tokenizer on. Importable (``from tests.helpers.synthetic_data import write_benchmark_dir``), not
+a conftest, so nothing imports a conftest.
 """
 
 from __future__ import annotations

@@ -1,8 +1,6 @@
-"""The rich report and the embedded demo (the README's main job)."""
+"""lm_eval_tbd.app.report: the rich report of a run. The embedded demo is tested in
+tests/integration/test_demo.py."""
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -11,7 +9,6 @@ from rich.console import Console
 from lm_eval_tbd.core.record import GenerationRecord
 from lm_eval_tbd.app.report import render_run, summarise
 from lm_eval_tbd.core.runs import QuestionResult, TaskRun
-from tests.helpers import offline_env
 
 
 def run_of(scores_labels):
@@ -49,30 +46,3 @@ def test_single_class_report_says_undefined():
 def test_unlabelled_run_has_no_roc_figures():
     s = summarise(run_of([(0.1, None), (0.3, None)]))
     assert "auc" not in s and s["mean_tbd"] == pytest.approx(0.2)
-
-
-@pytest.mark.slow
-def test_demo_distils_memorises_and_detects(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "lm_eval_tbd", "demo", "--out", str(tmp_path)],
-                          env=offline_env(), capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    figures = json.loads((tmp_path / "demo.json").read_text())
-    # positive control: the student really memorised its members, and TBD separates them
-    assert figures["memorised_share"] >= 0.5
-    assert figures["student"]["auc"] >= 0.8
-    # null control: before distillation the same questions are not separable
-    assert 0.3 <= figures["null_control"]["auc"] <= 0.7
-    assert "Most suspicious questions" in proc.stdout and "Null control" in proc.stdout
-    # the gate: members fail against the fresh reference questions, unseen questions pass
-    assert figures["gate"] == {"exit_status": 1, "demo_members": False, "demo_unseen": True}
-    assert "contam::demo_members FAILED" in proc.stdout and "contam::demo_unseen PASSED" in proc.stdout
-
-    report = subprocess.run([sys.executable, "-m", "lm_eval_tbd", "report", str(tmp_path / "student_run"),
-                             "--task", "demo_members", "--tau", "0.9", "--max-tokens", "100"],
-                            env=offline_env(), capture_output=True, text=True)
-    assert report.returncode == 0, report.stderr
-    assert "re-scored from logged log-probabilities" in report.stdout
-
-    missing = subprocess.run([sys.executable, "-m", "lm_eval_tbd", "report", str(tmp_path / "nothing")],
-                             env=offline_env(), capture_output=True, text=True)
-    assert missing.returncode == 2 and "no TBD samples" in missing.stdout

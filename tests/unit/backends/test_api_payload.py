@@ -8,7 +8,6 @@ import pytest
 from lm_eval_tbd import backends, patches
 from lm_eval_tbd.backends.api import _payload, _prompt, generate_logprobs
 from lm_eval_tbd.core.record import REQUEST_TYPE
-from lm_eval_tbd.harness.options import options_from_metadata
 
 patches.install()
 
@@ -53,45 +52,8 @@ def test_only_openai_compatible_models_answer_the_request():
         getattr(LM, REQUEST_TYPE)(object(), [])
 
 
-@pytest.mark.parametrize(("server_args", "message"), [
-    ({"max_gen_toks": 5}, "may not set"),
-    ({"until": ["\n"]}, "may not set"),
-    ({"stop": ["x"], "logit_bias": {}}, "may not set"),
-    ({"repeat_penalty": 1.1}, "only the neutral value 1.0"),
-    ({"frequency_penalty": 0.5}, "only the neutral value 0.0"),
-    (["repeat_penalty"], "JSON object"),
-])
-def test_server_args_that_would_change_the_score_are_refused(server_args, message):
-    with pytest.raises(ValueError, match=message):
-        options_from_metadata({"tbd_server_args": server_args}, task="t")
-
-
-def test_neutral_server_args_are_accepted():
-    opts = options_from_metadata({"tbd_server_args": {"repeat_penalty": 1.0, "top_k": 40}})
-    assert opts.server_args == {"repeat_penalty": 1.0, "top_k": 40}
-
-
 def test_sampled_payload_is_temperature_one_with_its_seed(completions):
     prompt = _prompt(completions, "Q?", chat=False, max_tokens=300)
     payload = _payload(completions, prompt, 300, chat=False, server_args={"top_k": 0, "min_p": 0.0}, seed=77)
     assert payload["temperature"] == 1.0 and payload["top_p"] == 1.0 and payload["seed"] == 77
     assert payload["top_k"] == 0 and payload["min_p"] == 0.0 and payload["max_tokens"] == 300 and "stop" not in payload
-
-
-def test_sampled_choice_checks():
-    from lm_eval_tbd.backends.openai_format import record_from_completion_choice
-
-    choice = {"text": "ab", "finish_reason": "length",
-              "logprobs": {"tokens": ["a", "b"], "token_logprobs": [-2.0, -0.1],
-                           "top_logprobs": [{"a": -2.0, "c": -0.3}, {"b": -0.1}]}}
-    # a sampled token below the top-1 is fine when sampling, an error when greedy
-    rec = record_from_completion_choice(choice, max_tokens=2, decoding="sample")
-    assert rec.decoding == "sample" and rec.extra == {"sample_checked": True}
-    with pytest.raises(ValueError, match="not the server's top choice"):
-        record_from_completion_choice(choice, max_tokens=2)
-    above = {**choice, "logprobs": {**choice["logprobs"], "top_logprobs": [{"c": -2.5}, {"b": -0.1}]}}
-    with pytest.raises(ValueError, match="above the reported top-1"):
-        record_from_completion_choice(above, max_tokens=2, decoding="sample")
-    impossible = {**choice, "logprobs": {"tokens": ["a"], "token_logprobs": [float("-inf")]}}
-    with pytest.raises(ValueError, match="probability 0"):
-        record_from_completion_choice(impossible, max_tokens=1, decoding="sample")

@@ -1,7 +1,10 @@
-"""generate_logprobs on lm-eval's real HFLM: captured log-probs against an independent
-teacher-forced forward pass, batched (left-padded) against batch size 1, stopping rules."""
+"""lm_eval_tbd.backends.hf: generate_logprobs on lm-eval's real HFLM (the session's tiny models):
+captured log-probs against an independent teacher-forced forward pass, batched (left-padded)
+against batch size 1, stopping rules; and the Gumbel-max sampler's draws against the distribution
+they come from."""
 
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -134,3 +137,32 @@ def test_reference_model_with_another_tokenizer_is_rejected(tiny_model_dir, tmp_
     other = save_tiny_model(build_model(other_tok), other_tok, tmp_path / "other")
     with pytest.raises(ValueError, match="different tokenizer"):
         run(hflm(tiny_model_dir, 2), contexts[:2], 4, ref_model=str(other))
+
+
+# ---- sampled decoding: the Gumbel-max sampler ----
+
+
+def test_gumbel_sampler_draws_follow_the_raw_distribution():
+    from lm_eval_tbd.backends.hf import GumbelSampler
+
+    p = torch.tensor([[0.6, 0.3, 0.1, 0.0]])
+    row = torch.log(p)
+    counts = torch.zeros(4)
+    n = 3000
+    for seed in range(n):
+        sampler = GumbelSampler([seed], SimpleNamespace(_row=row))
+        forced = sampler(None, torch.zeros(1, 4))
+        choice = int(sampler.expected[0][0])
+        assert forced[0, choice] == 0 and torch.isinf(forced[0]).sum() == 3
+        counts[choice] += 1
+    freq = counts / n
+    # binomial standard error at p=0.6, n=3000 is ~0.009: 4 SE bounds
+    assert torch.allclose(freq, p[0], atol=0.036), freq
+    assert counts[3] == 0  # probability 0 is never drawn
+    # the same seed gives the same stream; streams are per row, not per batch
+    a = GumbelSampler([1, 2], SimpleNamespace(_row=row.repeat(2, 1)))
+    b = GumbelSampler([2], SimpleNamespace(_row=row))
+    for _ in range(5):
+        a(None, torch.zeros(2, 4))
+        b(None, torch.zeros(1, 4))
+    assert [int(x[1]) for x in a.expected] == [int(x[0]) for x in b.expected]

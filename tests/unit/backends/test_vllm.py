@@ -1,10 +1,10 @@
-"""The vLLM backend's conversion of a vLLM CompletionOutput into a generation record, and the
-vllm-cpu metadata alias.
+"""lm_eval_tbd.backends.vllm: the conversion of a vLLM CompletionOutput into a generation record,
+and the sampling parameters.
 
 These tests feed `record_from_vllm` the fields of a CompletionOutput as vLLM fills them
 (per-position dicts from token id to a Logprob with a `.logprob`, or to a float in older
 releases), including malformed ones a real engine does not produce. The real engine runs in
-tests/test_vllm_cpu.py (vLLM's CPU build) and in `benchmarks/backend_agreement.py --other vllm`.
+tests/integration/test_vllm_cpu.py (vLLM's CPU build) and in `benchmarks/backend_agreement.py --other vllm`.
 """
 
 from __future__ import annotations
@@ -70,31 +70,3 @@ def test_sampled_records_state_their_seed_and_refuse_impossible_tokens():
                       "repetition_penalty": 1.0, "frequency_penalty": 0.0, "presence_penalty": 0.0}
     with pytest.raises(ValueError, match="needs a seed"):
         _decoding_params({"decoding": "sample"}, {})
-
-
-def test_vllm_cpu_answers_for_vllm_metadata(monkeypatch):
-    """lm-eval's vLLM module reads importlib.metadata.version("vllm") at import; with vLLM installed
-    as vllm-cpu the alias answers, with a "+cpu" tag as vLLM's own platform check spells it."""
-    import importlib.metadata as md
-    import sys
-
-    from lm_eval_tbd.backends import vllm_cpu
-
-    monkeypatch.setattr(sys, "meta_path", [f for f in sys.meta_path if not isinstance(f, vllm_cpu._AliasFinder)])
-    try:
-        cpu_version = md.version("vllm-cpu")
-    except md.PackageNotFoundError:
-        assert vllm_cpu.register_metadata_alias() is False  # nothing to alias
-        return
-    try:
-        md.version("vllm")
-        real_vllm = True
-    except md.PackageNotFoundError:
-        real_vllm = False
-    assert vllm_cpu.register_metadata_alias() is not real_vllm
-    if not real_vllm:
-        assert md.version("vllm") == cpu_version + "+cpu"
-        assert vllm_cpu.register_metadata_alias()  # once only
-        assert sum(isinstance(f, vllm_cpu._AliasFinder) for f in sys.meta_path) == 1
-        # a listing of every distribution does not show vllm-cpu twice
-        assert sum(d.metadata["Name"] == "vllm-cpu" for d in md.distributions()) == 1

@@ -1,5 +1,7 @@
-"""Atomic writes leave no temporary file behind, also when SIGTERM interrupts them."""
+"""lm_eval_tbd.core.atomic: atomic writes leave no temporary file behind, also when SIGTERM
+interrupts them; JSON-safe non-finite floats."""
 
+import math
 import signal
 import subprocess
 import sys
@@ -82,3 +84,10 @@ def test_failed_write_removes_the_temporary_file(tmp_path):
     with pytest.raises(TypeError):
         write_text_atomic(tmp_path / "t.txt", b"bytes")  # fails inside the write
     assert list(tmp_path.iterdir()) == []
+
+
+def test_json_safe_spells_non_finite_floats():
+    from lm_eval_tbd.core.atomic import json_safe
+
+    assert json_safe({"a": [math.inf, -math.inf, math.nan, 1.5], "b": (None, "x")}) == \
+        {"a": ["Infinity", "-Infinity", "NaN", 1.5], "b": [None, "x"]}

@@ -1,4 +1,6 @@
-"""The combined detector: out-of-fold figures, save/load round trip, application to a run."""
+"""lm_eval_tbd.core.combine, the combined detector: out-of-fold figures, save/load round trip,
+application to a run. `lm-eval-tbd combine fit` / `report --combined` are tested in
+tests/unit/app/test_cli.py, the gate's score = "combined" in tests/unit/pytest_contam/test_plugin.py."""
 
 import math
 
@@ -10,21 +12,7 @@ from lm_eval_tbd.core.record import GenerationRecord
 from lm_eval_tbd.core.runs import QuestionResult, TaskRun
 from lm_eval_tbd.core.scores import TBDParams
 from lm_eval_tbd.core.scores import score_record
-
-
-def make_run(n=40, seed=0, separation=1.0):
-    """Members' generated tokens are more probable under the student than under the reference."""
-    rng = np.random.default_rng(seed)
-    qs = []
-    for i in range(n):
-        label = i % 2
-        p = np.clip(rng.uniform(0.3, 0.95, 12) + label * 0.04 * separation, 0.01, 0.999)
-        q = np.clip(p - label * 0.2 * separation + rng.normal(0, 0.05, 12), 0.01, 0.999)
-        rec = GenerationRecord(token_ids=list(range(12)), logprobs=np.log(p).tolist(), finish_reason="length",
-                               ref_logprobs=np.log(q).tolist())
-        scores = score_record(rec, TBDParams())
-        qs.append(QuestionResult(i, f"q{i}", f"Q{i}", label, scores["tbd"], rec, scores))
-    return TaskRun("calibration", None, tuple(qs))
+from tests.helpers.runs import make_run
 
 
 def test_fit_reports_out_of_fold_figures_and_round_trips(tmp_path):
@@ -89,95 +77,3 @@ def test_cross_fit_scores_each_question_with_a_model_blind_to_it():
                                          for q in make_run(n=1).questions))
     with pytest.raises(ValueError, match="questions the calibration run lacks"):
         cross_fit_decisions(calib, {"other": other})
-
-
-def test_cli_fit_then_report_with_the_combined_score(tmp_path):
-    """combine fit on a labelled lm-eval-style folder, then report --combined --json."""
-    import json
-    import subprocess
-    import sys
-
-    from tests.helpers import offline_env
-
-    out = tmp_path / "out" / "model"
-    out.mkdir(parents=True)
-    run = make_run()
-    lines = [json.dumps({"doc_id": q.doc_id, "doc": {"id": q.question_id, "question": q.question, "label": q.label},
-                         "resps": [[q.record.to_json()]], **q.scores}) for q in run.questions]
-    (out / "samples_calib_2026-01-01T00-00-00.000000.jsonl").write_text("\n".join(lines) + "\n")
-    cli = [sys.executable, "-m", "lm_eval_tbd"]
-    fit = subprocess.run(cli + ["combine", "fit", str(tmp_path / "out"), "--out", str(tmp_path / "m.json")],
-                         capture_output=True, text=True, env=offline_env())
-    assert fit.returncode == 0, fit.stderr
-    assert "out of fold (5-fold): AUC" in fit.stdout
-    # another labelled set (other question texts) gets the combined score in the report
-    other = tmp_path / "other" / "model"
-    other.mkdir(parents=True)
-    lines = [json.dumps({"doc_id": q.doc_id, "doc": {"id": q.question_id, "question": "other " + q.question,
-                                                     "label": q.label},
-                         "resps": [[q.record.to_json()]], **q.scores}) for q in make_run(seed=7).questions]
-    (other / "samples_bench_2026-01-01T00-00-00.000000.jsonl").write_text("\n".join(lines) + "\n")
-    rep = subprocess.run(cli + ["report", str(tmp_path / "other"), "--combined", str(tmp_path / "m.json"),
-                                "--json", str(tmp_path / "o.json")], capture_output=True, text=True, env=offline_env())
-    assert rep.returncode == 0, rep.stderr
-    scores = json.loads((tmp_path / "o.json").read_text())["tasks"]["bench"]["scores"]
-    assert "combined" in scores and 0.5 < scores["combined"]["auc"] <= 1.0
-    # the calibration questions themselves get no combined score: their figures would be in-sample
-    rep = subprocess.run(cli + ["report", str(tmp_path / "out"), "--combined", str(tmp_path / "m.json"),
-                                "--json", str(tmp_path / "r.json")], capture_output=True, text=True, env=offline_env())
-    assert rep.returncode == 0, rep.stderr
-    assert "were used to fit the combined model" in " ".join(rep.stdout.split())
-    assert "combined" not in json.loads((tmp_path / "r.json").read_text())["tasks"]["calib"]["scores"]
-    bad = subprocess.run(cli + ["report", str(tmp_path / "out"), "--combined", str(tmp_path / "nope.json")],
-                         capture_output=True, text=True, env=offline_env())
-    assert bad.returncode == 2 and "nope.json" in bad.stderr
-
-
-def _write_task(folder, task, run, prefix):
-    import json
-
-    folder.mkdir(parents=True, exist_ok=True)
-    lines = [json.dumps({"doc_id": q.doc_id, "doc": {"id": q.question_id, "question": prefix + q.question},
-                         "resps": [[q.record.to_json()]], **q.scores}) for q in run.questions]
-    (folder / f"samples_{task}_2026-01-01T00-00-00.000000.jsonl").write_text("\n".join(lines) + "\n")
-
-
-def test_gate_with_the_combined_score(pytester, tmp_path):
-    """pytest --contam with score = "combined": members fail against unseen questions as reference."""
-    from dataclasses import replace as dc_replace
-
-    model = fit_combined([make_run()], n_resamples=100)
-    model.save(pytester.path / "model.json")
-    run = make_run(seed=9)
-    members = TaskRun("m", None, tuple(q for q in run.questions if q.label == 1))
-    unseen = TaskRun("u", None, tuple(dc_replace(q, label=None) for q in run.questions if q.label == 0))
-    _write_task(pytester.path / "res" / "model", "bench", members, "bench ")
-    _write_task(pytester.path / "res" / "model", "clean", unseen, "clean ")
-    pytester.makefile(".toml", pyproject="""
-        [tool.pytest_contam]
-        results = "res"
-        [tool.pytest_contam.benchmarks.bench]
-        reference = "clean"
-        score = "combined"
-        combined_model = "model.json"
-        max_auc = 0.75
-        """)
-    result = pytester.runpytest("--contam", "-p", "no:cacheprovider")
-    result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*contam::bench*"])
-    assert "AUC against clean" in result.stdout.str()
-
-
-@pytest.mark.parametrize(("body", "message"), [
-    ('score = "combined"\nmax_auc = 0.7\nreference = "clean"\n', 'needs tool.pytest_contam.benchmarks.bench.combined_model'),
-    ('combined_model = "m.json"\nmax_auc = 0.7\nreference = "clean"\n', 'combined_model needs'),
-    ('score = "combined"\ncombined_model = "m.json"\nscore_cutoff = 0.2\n', "is compared against a reference task"),
-])
-def test_gate_combined_config_errors(tmp_path, body, message):
-    import tomllib
-
-    from pytest_contam.config import ConfigError, parse_config
-
-    table = tomllib.loads('results = "r"\n[benchmarks.bench]\n' + body)
-    with pytest.raises(ConfigError, match=message):
-        parse_config(table, "t.toml", tmp_path, where="tool.pytest_contam.")

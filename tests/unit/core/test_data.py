@@ -1,40 +1,13 @@
-"""The generation record's JSON round trip and the question loaders' error messages."""
+"""lm_eval_tbd.core.data: the question loaders' error messages, the benchmark layout, and the
+paper's train/test split."""
 
 import json
-import math
 
 import pytest
 
-from lm_eval_tbd.core.data import BENCHMARKS, DATA_DIR_ENV, load_benchmark, load_jsonl, read_questions_jsonl
-from lm_eval_tbd.core.record import GenerationRecord
-
-
-def test_record_round_trip_keeps_minus_infinity():
-    rec = GenerationRecord(token_ids=[5, 1], logprobs=[-math.inf, -0.25], finish_reason="eos", text="x")
-    back = GenerationRecord.from_json(rec.to_json())
-    assert back == rec
-    # the form lm-eval logs: a list holding the JSON string
-    assert GenerationRecord.from_json([rec.to_json()]) == rec
-
-
-@pytest.mark.parametrize(
-    "kwargs, message",
-    [
-        ({"token_ids": [1], "logprobs": [], "finish_reason": "eos"}, "1 token ids but 0"),
-        ({"token_ids": [1], "logprobs": [float("nan")], "finish_reason": "eos"}, "NaN log-probability"),
-        ({"token_ids": [], "logprobs": [], "finish_reason": "stop"}, "finish_reason"),
-    ],
+from lm_eval_tbd.core.data import (
+    BENCHMARKS, DATA_DIR_ENV, load_benchmark, load_jsonl, read_questions_jsonl, train_test_split_indices,
 )
-def test_record_rejects_inconsistent_content(kwargs, message):
-    with pytest.raises(ValueError, match=message):
-        GenerationRecord(**kwargs)
-
-
-def test_record_from_plain_text_is_a_clear_error():
-    with pytest.raises(ValueError, match="not a generation record"):
-        GenerationRecord.from_json("The answer is 42")
-    with pytest.raises(TypeError, match="generate_logprobs"):
-        GenerationRecord.from_json(3.5)
 
 
 def write(path, *rows):
@@ -90,21 +63,6 @@ def test_jsonl_task_loader_builds_a_dataset(tmp_path):
     assert ds["test"]["label"] == [1, 0]
 
 
-def test_load_run_refuses_runs_of_several_models(main_run, tmp_path):
-    import shutil
-
-    from lm_eval_tbd.core.samples import load_run
-
-    out, _ = main_run
-    (samples,) = sorted(out.rglob("samples_tbd_aime24_*.jsonl"))
-    for model in ("modelA", "modelB"):
-        (tmp_path / model).mkdir()
-        shutil.copy(samples, tmp_path / model / samples.name)
-    with pytest.raises(ValueError, match="runs of task 'tbd_aime24' from several models"):
-        load_run(tmp_path, "tbd_aime24")
-    assert len(load_run(tmp_path / "modelA", "tbd_aime24").questions) == 4
-
-
 def test_duplicate_ids_name_the_file_both_lines_and_the_id(tmp_path):
     path = write(tmp_path / "q.jsonl", {"id": "a", "question": "A?"}, {"id": "b", "question": "B?"},
                  {"id": "a", "question": "A again?"})
@@ -114,3 +72,21 @@ def test_duplicate_ids_name_the_file_both_lines_and_the_id(tmp_path):
     path = write(tmp_path / "q2.jsonl", {"id": "1", "question": "A?"}, {"question": "B?"})
     with pytest.raises(ValueError, match=r"q2.jsonl:2: id '1' is also the id of line 1"):
         read_questions_jsonl(path)
+
+
+def test_train_test_split_equals_datasets_and_the_papers_numpy_permutation():
+    import datasets
+    import numpy as np
+
+    train, test = train_test_split_indices(1000)
+    perm = np.random.default_rng(42).permutation(1000)
+    assert test == perm[:200].tolist() and train == perm[200:].tolist()
+    ds = datasets.Dataset.from_dict({"i": list(range(1000))}).train_test_split(train_size=0.8, seed=42, shuffle=True)
+    assert ds["train"]["i"] == train and ds["test"]["i"] == test
+    assert sorted(train + test) == list(range(1000))
+    # an odd size: floor(0.8 * 7) = 5 train rows, 2 test rows
+    tr, te = train_test_split_indices(7, seed=3)
+    ds = datasets.Dataset.from_dict({"i": list(range(7))}).train_test_split(train_size=0.8, seed=3, shuffle=True)
+    assert (tr, te) == (ds["train"]["i"], ds["test"]["i"])
+    with pytest.raises(ValueError):
+        train_test_split_indices(1)

@@ -1,10 +1,10 @@
-"""The harness side without a model: parameters from metadata, per-question results, aggregations."""
+"""lm_eval_tbd.harness.options: the tasks' tbd_* metadata options, validated: TBD parameters, flags,
+sampled decoding (tbd_decoding, tbd_samples, tbd_seed) and its per-sample seeds, server arguments."""
 
 import pytest
 
-from lm_eval_tbd.harness.metrics import AGGREGATIONS
-from lm_eval_tbd.harness.options import options_from_metadata, params_from_metadata
 from lm_eval_tbd.core.scores import TBDParams
+from lm_eval_tbd.harness.options import options_from_metadata, params_from_metadata, sample_seed
 
 
 def test_params_default_to_the_paper():
@@ -42,20 +42,71 @@ def test_bad_metadata_names_key_and_task(metadata, message):
         params_from_metadata(metadata, task="t")
 
 
-def test_auc_aggregation_uses_minus_tbd_and_reports_undefined_as_none(caplog):
-    auc = AGGREGATIONS["tbd_roc_auc"]
-    # members (label 1) have LOWER TBD, so decision -TBD is higher: perfect separation
-    assert auc([(-0.1, 1), (-0.2, 1), (-0.8, 0), (-0.9, 0)]) == 1.0
-    assert auc([(-0.1, 1), (-0.2, 1)]) is None
-    assert "tbd_roc_auc is undefined: ROC metrics are undefined: all 2 labelled questions are members" in caplog.text
-    assert AGGREGATIONS["tbd_tpr_at_1fpr"]([(-0.1, 1), (-0.8, 0)]) == 1.0
+# ---- sampled decoding ----
 
 
-def test_task_import_leaves_statistics_libraries_for_aggregation_time():
-    # scikit-learn and scipy are loaded when an aggregation runs, not with the task: their import
-    # time and memory would otherwise weigh on every TBD run (see benchmarks/speed.py).
-    import subprocess
-    import sys
+def test_decoding_options_default_to_greedy_one_generation():
+    o = options_from_metadata({})
+    assert (o.decoding, o.samples, o.seed) == ("greedy", 1, 0)
+    o = options_from_metadata({"tbd_decoding": "sample", "tbd_samples": "3", "tbd_seed": 7})
+    assert (o.decoding, o.samples, o.seed) == ("sample", 3, 7)
 
-    code = "import sys, lm_eval_tbd.harness.task; assert not {'sklearn', 'scipy'} & set(sys.modules)"
-    subprocess.run([sys.executable, "-c", code], check=True)
+
+@pytest.mark.parametrize("metadata, message", [
+    ({"tbd_decoding": "beam"}, "'tbd_decoding' must be one of ['greedy', 'sample']"),
+    ({"tbd_samples": 2}, "needs 'tbd_decoding': 'sample'"),
+    ({"tbd_decoding": "sample", "tbd_samples": 0}, "'tbd_samples' must be an integer >= 1"),
+    ({"tbd_decoding": "sample", "tbd_samples": 1.5}, "'tbd_samples' must be an integer >= 1"),
+    ({"tbd_decoding": "sample", "tbd_samples": True}, "'tbd_samples' must be an integer >= 1"),
+    ({"tbd_seed": -1}, "'tbd_seed' must be an integer >= 0"),
+    ({"tbd_seed": "x"}, "'tbd_seed' must be an integer >= 0"),
+    ({"tbd_decoding": "sample", "tbd_server_args": {"top_k": 40}}, "only the neutral value 0 or -1"),
+    ({"tbd_decoding": "sample", "tbd_server_args": {"min_p": 0.05}}, "only the neutral value 0.0"),
+    ({"tbd_server_args": {"seed": 1}}, "may not set ['seed']"),
+    ({"tbd_server_args": {"top_p": 0.9}}, "may not set ['top_p']"),
+])
+def test_bad_decoding_options_name_the_key(metadata, message):
+    with pytest.raises(ValueError, match="task t: ") as err:
+        options_from_metadata(metadata, task="t")
+    assert message in str(err.value)
+
+
+def test_neutral_truncations_are_allowed_for_servers():
+    o = options_from_metadata({"tbd_decoding": "sample", "tbd_server_args": {"top_k": 0, "min_p": 0.0, "repeat_penalty": 1.0}})
+    assert o.server_args == {"top_k": 0, "min_p": 0.0, "repeat_penalty": 1.0}
+    # truncations keep the greedy choice, so greedy runs may leave a server's own
+    assert options_from_metadata({"tbd_server_args": {"top_k": 40, "min_p": 0.05}}).server_args == {"top_k": 40, "min_p": 0.05}
+
+
+def test_sample_seed_is_stable_and_separates_questions_samples_and_seeds():
+    s = sample_seed(0, "What is 2+2?", 0)
+    assert s == sample_seed(0, "What is 2+2?", 0)
+    assert 0 <= s < 2**63
+    others = {sample_seed(0, "What is 2+2?", 1), sample_seed(1, "What is 2+2?", 0), sample_seed(0, "What is 2+3?", 0)}
+    assert s not in others and len(others) == 3
+    # sha256 of "0\0" "0\0" "What is 2+2?": pinned so a change of derivation cannot pass silently
+    import hashlib
+
+    digest = hashlib.sha256(b"0\x000\x00What is 2+2?").digest()
+    assert s == int.from_bytes(digest[:8], "big") & (2**63 - 1)
+
+
+# ---- server arguments (the OpenAI-compatible backend) ----
+
+
+@pytest.mark.parametrize(("server_args", "message"), [
+    ({"max_gen_toks": 5}, "may not set"),
+    ({"until": ["\n"]}, "may not set"),
+    ({"stop": ["x"], "logit_bias": {}}, "may not set"),
+    ({"repeat_penalty": 1.1}, "only the neutral value 1.0"),
+    ({"frequency_penalty": 0.5}, "only the neutral value 0.0"),
+    (["repeat_penalty"], "JSON object"),
+])
+def test_server_args_that_would_change_the_score_are_refused(server_args, message):
+    with pytest.raises(ValueError, match=message):
+        options_from_metadata({"tbd_server_args": server_args}, task="t")
+
+
+def test_neutral_server_args_are_accepted():
+    opts = options_from_metadata({"tbd_server_args": {"repeat_penalty": 1.0, "top_k": 40}})
+    assert opts.server_args == {"repeat_penalty": 1.0, "top_k": 40}

@@ -1,5 +1,6 @@
-"""pytest --contam on small synthetic result folders: no model run and no ../shared/data, so
-these run in seconds (the end-to-end tests on a real lm_eval run are in test_pytest_contam.py)."""
+"""pytest --contam (the pytest_contam plugin) on small synthetic result folders: no model run and
+no ../shared/data, so these run in seconds (the end-to-end tests on a real lm_eval run are in
+tests/integration/test_pytest_contam_gate.py). Also the gate with the combined detector's score."""
 
 import json
 import textwrap
@@ -7,7 +8,10 @@ import textwrap
 import pytest
 
 import lm_eval_tbd.app.report  # noqa: F401 - see below
+from lm_eval_tbd.core.combine import fit_combined
 from lm_eval_tbd.core.record import GenerationRecord
+from lm_eval_tbd.core.runs import TaskRun
+from tests.helpers.runs import make_run
 
 # In-process pytester runs drop the modules first imported inside them, and numpy cannot be
 # imported twice in one process: the gates' modules (numpy, scipy, rich) are loaded here first.
@@ -271,3 +275,56 @@ def test_failure_text_when_no_question_can_be_flagged(pytester):
     assert ("0 flagged: with 4 reference questions the smallest possible empirical p-value is 1/5 = 0.2 (a question "
             "above every reference question), above the FDR 0.05, so Benjamini-Hochberg cannot flag any question; "
             "that needs at least 19 reference questions") in text
+
+
+# ---- the combined detector's score in a gate ----
+
+
+def _write_task(folder, task, run, prefix):
+    import json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = [json.dumps({"doc_id": q.doc_id, "doc": {"id": q.question_id, "question": prefix + q.question},
+                         "resps": [[q.record.to_json()]], **q.scores}) for q in run.questions]
+    (folder / f"samples_{task}_2026-01-01T00-00-00.000000.jsonl").write_text("\n".join(lines) + "\n")
+
+
+def test_gate_with_the_combined_score(pytester, tmp_path):
+    """pytest --contam with score = "combined": members fail against unseen questions as reference."""
+    from dataclasses import replace as dc_replace
+
+    model = fit_combined([make_run()], n_resamples=100)
+    model.save(pytester.path / "model.json")
+    run = make_run(seed=9)
+    members = TaskRun("m", None, tuple(q for q in run.questions if q.label == 1))
+    unseen = TaskRun("u", None, tuple(dc_replace(q, label=None) for q in run.questions if q.label == 0))
+    _write_task(pytester.path / "res" / "model", "bench", members, "bench ")
+    _write_task(pytester.path / "res" / "model", "clean", unseen, "clean ")
+    pytester.makefile(".toml", pyproject="""
+        [tool.pytest_contam]
+        results = "res"
+        [tool.pytest_contam.benchmarks.bench]
+        reference = "clean"
+        score = "combined"
+        combined_model = "model.json"
+        max_auc = 0.75
+        """)
+    result = pytester.runpytest("--contam", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*contam::bench*"])
+    assert "AUC against clean" in result.stdout.str()
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ('score = "combined"\nmax_auc = 0.7\nreference = "clean"\n', 'needs tool.pytest_contam.benchmarks.bench.combined_model'),
+    ('combined_model = "m.json"\nmax_auc = 0.7\nreference = "clean"\n', 'combined_model needs'),
+    ('score = "combined"\ncombined_model = "m.json"\nscore_cutoff = 0.2\n', "is compared against a reference task"),
+])
+def test_gate_combined_config_errors(tmp_path, body, message):
+    import tomllib
+
+    from pytest_contam.config import ConfigError, parse_config
+
+    table = tomllib.loads('results = "r"\n[benchmarks.bench]\n' + body)
+    with pytest.raises(ConfigError, match=message):
+        parse_config(table, "t.toml", tmp_path, where="tool.pytest_contam.")

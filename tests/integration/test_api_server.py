@@ -25,8 +25,6 @@ from lm_eval_tbd.core.samples import load_run
 from lm_eval_tbd.core.scores import tbd_score
 from tests.helpers import SMOLLM2_GGUF, lm_eval
 
-pytestmark = pytest.mark.slow
-
 # llama.cpp's server applies repeat_penalty 1.1 by default; TBD needs plain greedy decoding.
 SERVER_ARGS = {"repeat_penalty": 1.0}
 M = 40

@@ -6,11 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from tests.helpers import ROOT, offline_env
-
-pytestmark = pytest.mark.slow
 
 
 def run_script(name: str, out: Path, *args: str) -> subprocess.CompletedProcess:

@@ -11,8 +11,6 @@ from lm_eval_tbd.core.samples import load_run
 from lm_eval_tbd.core.scores import TBDParams, tbd_score
 from tests.helpers import lm_eval, model_args, results_json
 
-pytestmark = pytest.mark.slow
-
 
 def test_tbd_runs_beside_an_ordinary_task(main_run):
     out, proc = main_run

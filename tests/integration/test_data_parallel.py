@@ -16,8 +16,6 @@ import pytest
 from lm_eval_tbd.core.samples import load_run
 from tests.helpers import model_args, offline_env, results_json
 
-pytestmark = pytest.mark.slow
-
 TASKS = ["tbd_aime24", "tbd_aime25"]
 ARGS = ["--model", "hf", "--tasks", ",".join(TASKS), "--limit", "7", "--apply_chat_template",
         "--metadata", json.dumps({"tbd_max_tokens": 16}), "--log_samples"]

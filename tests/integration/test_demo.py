@@ -5,12 +5,9 @@ import json
 import subprocess
 import sys
 
-import pytest
-
 from tests.helpers import offline_env
 
 
-@pytest.mark.slow
 def test_demo_distils_memorises_and_detects(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "lm_eval_tbd", "demo", "--out", str(tmp_path)],
                           env=offline_env(), capture_output=True, text=True, timeout=600)

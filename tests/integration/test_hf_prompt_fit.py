@@ -6,7 +6,6 @@ import pytest
 from lm_eval_tbd.backends import PromptTooLongError
 
 
-@pytest.mark.slow
 def test_hf_refuses_a_prompt_it_would_cut(tmp_path):
     from lm_eval.api.instance import Instance
     from lm_eval.models.huggingface import HFLM

@@ -10,8 +10,6 @@ import pytest
 from lm_eval_tbd.core.samples import load_run
 from tests.helpers import offline_env
 
-pytestmark = pytest.mark.slow
-
 
 @pytest.fixture(scope="module")
 def results(main_run):

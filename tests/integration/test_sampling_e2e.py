@@ -59,7 +59,6 @@ def sampled(sampled_out):
     return sampled_out[0]
 
 
-@pytest.mark.slow
 def test_every_sample_is_logged_with_its_seed_and_the_score_is_their_mean(sampled):
     assert len(sampled) == 6
     for line in sampled:
@@ -76,7 +75,6 @@ def test_every_sample_is_logged_with_its_seed_and_the_score_is_their_mean(sample
                for l in sampled)
 
 
-@pytest.mark.slow
 def test_sampled_logprobs_equal_an_independent_forward_pass_and_are_not_greedy(sampled, tiny):
     from transformers import AutoModelForCausalLM
 
@@ -99,7 +97,6 @@ def test_sampled_logprobs_equal_an_independent_forward_pass_and_are_not_greedy(s
     assert below_max > 0, "temperature-1 samples of an untrained model pick non-maximal tokens"
 
 
-@pytest.mark.slow
 def test_same_seed_same_tokens_at_any_batch_size_and_another_seed_differs(sampled, tiny, tmp_path):
     ids = lambda lines: [[GenerationRecord.from_json(r[0]).token_ids for r in l["resps"]] for l in lines]  # noqa: E731
     again = lm_eval_sampled(tiny, tmp_path / "b", batch_size=1)
@@ -108,7 +105,6 @@ def test_same_seed_same_tokens_at_any_batch_size_and_another_seed_differs(sample
     assert [x[0] for x in ids(other)] != [x[0] for x in ids(sampled)]
 
 
-@pytest.mark.slow
 def test_report_and_run_reader_read_every_sample(sampled_out):
     from lm_eval_tbd.core.samples import load_run
     from lm_eval_tbd.core.scores import TBDParams

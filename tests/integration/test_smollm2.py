@@ -5,8 +5,6 @@ import pytest
 import torch
 from tests.helpers import SMOLLM2_GGUF as GGUF
 
-pytestmark = pytest.mark.slow
-
 
 def test_smollm2_tbd_with_chat_template(smollm2_dir, benchmark_data, monkeypatch):
     import lm_eval

@@ -42,8 +42,6 @@ from lm_eval_tbd.core.scores import tbd_score
 from lm_eval_tbd.harness.options import sample_seed
 from tests.helpers import lm_eval, offline_env
 
-pytestmark = pytest.mark.slow
-
 N_QUESTIONS = 6
 M = {"tiny": 16, "smollm2": 32}
 SEED = 0

@@ -22,8 +22,6 @@ import pytest
 from lm_eval_tbd.core.record import GenerationRecord
 from tests.helpers import ROOT, offline_env
 
-pytestmark = pytest.mark.slow
-
 
 @pytest.fixture(scope="module")
 def wheel_env(tmp_path_factory):

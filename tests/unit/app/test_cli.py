@@ -1,0 +1,204 @@
+"""lm_eval_tbd.app.cli: `lm-eval-tbd score` on generations logged outside lm-eval (figures, JSON,
+error messages naming file and line), the options it shares with `report`, and `combine fit`
+followed by `report --combined`. The report command itself is tested in test_reporting.py."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from lm_eval_tbd.app.cli import main
+from lm_eval_tbd.backends.openai_format import MissingLogprobsError, record_from_chat_choice
+from lm_eval_tbd.core.logs import load_logged_generations
+from lm_eval_tbd.core.record import GenerationRecord
+from tests.helpers.openai_responses import LN, WORKED
+from tests.helpers.openai_responses import chat_choice as _chat
+from tests.helpers.openai_responses import write_jsonl as _write
+from tests.helpers.runs import make_run
+
+
+def test_score_cli_writes_figures(tmp_path, capsys):
+    lines = [{"id": f"m{i}", "label": 1, "logprobs": [LN(0.99)] * 5} for i in range(4)]
+    lines += [{"id": f"n{i}", "label": 0, "logprobs": [LN(0.6)] * 5} for i in range(4)]
+    path = _write(tmp_path / "gen.jsonl", lines)
+    assert main(["score", str(path), "--json", str(tmp_path / "out.json"), "--max-tokens", "3"]) == 0
+    assert "lower = more likely seen" in capsys.readouterr().out
+    out = json.loads((tmp_path / "out.json").read_text())
+    assert out["params"] == {"tau": 1.0, "alpha": 0.6, "max_tokens": 3}
+    assert out["summary"]["auc"] == 1.0 and out["summary"]["n"] == 8
+    assert out["questions"][0]["tbd"] == pytest.approx(0.01 ** 0.6)
+    assert out["scores"]["tbd"]["auc"] == 1.0
+
+
+def test_score_cli_reports_errors(tmp_path, capsys):
+    assert main(["score", str(tmp_path / "missing.jsonl")]) == 2
+    assert "not found" in capsys.readouterr().err
+
+
+# ---- regressions: values that are not log-probabilities, files that are not UTF-8 ----
+
+
+def test_json_booleans_are_not_log_probabilities(tmp_path, capsys):
+    # printf '{"id":"a","logprobs":[false,false,false]}\n' > b.jsonl; lm-eval-tbd score b.jsonl
+    path = tmp_path / "b.jsonl"
+    path.write_text('{"id":"a","logprobs":[false,false,false]}\n')
+    assert main(["score", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:1:" in err and "position(s) [0, 1, 2]" in err and "False" in err
+    with pytest.raises(ValueError, match="non-numeric"):
+        GenerationRecord(token_ids=[1], logprobs=[True], finish_reason="eos")
+    with pytest.raises(ValueError, match="ref_logprobs"):
+        GenerationRecord(token_ids=[1], logprobs=[-0.1], ref_logprobs=[False], finish_reason="eos")
+    with pytest.raises(MissingLogprobsError, match="token 1"):
+        record_from_chat_choice(_chat([-0.1, False], tops=[-0.1, False]))
+
+
+def test_positive_log_probability_names_file_and_line(tmp_path, capsys):
+    path = _write(tmp_path / "p.jsonl", [{"id": "a", "logprobs": WORKED}, {"id": "b", "logprobs": [-0.1, 0.5]}])
+    assert main(["score", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:2:" in err and "log-probability > 0 at token position(s) [1]" in err
+
+
+def test_non_utf8_file_names_the_line_and_byte(tmp_path, capsys):
+    path = tmp_path / "u.jsonl"
+    good = b'{"id":"a","logprobs":[-0.5]}\n'
+    path.write_bytes(good + good.replace(b'"a"', b'"b"') + b'{"id":"c\xff","logprobs":[-0.5]}\n')
+    assert main(["score", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:3: not valid UTF-8 (byte 0xff at column 9, byte offset {2 * len(good) + 8} of the file)" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv", [["--alpha", "inf"], ["--alpha", "nan"], ["--tau", "inf"], ["--alpha=-inf"]])
+@pytest.mark.parametrize("command", ["score", "report"])
+def test_non_finite_parameters_are_refused_naming_the_option(tmp_path, capsys, command, argv):
+    # lm-eval-tbd score g.jsonl --alpha inf gave TBD 0 for every question and exit status 0
+    path = _write(tmp_path / "g.jsonl", [{"id": "a", "logprobs": WORKED}])
+    target = str(path) if command == "score" else str(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        main([command, target, *argv])
+    assert exit_.value.code == 2
+    assert f"argument {argv[0].split('=')[0]}: must be a finite number" in capsys.readouterr().err
+
+
+def test_out_of_range_parameter_names_the_option(tmp_path, capsys):
+    path = _write(tmp_path / "g.jsonl", [{"id": "a", "logprobs": WORKED}])
+    assert main(["score", str(path), "--tau", "1.5"]) == 2
+    assert "lm-eval-tbd: error: --tau 1.5: tbd_tau must be" in capsys.readouterr().err
+
+
+def test_duplicate_ids_in_the_question_file_are_refused(tmp_path, capsys):
+    # the --questions join used to keep the last of two rows with one id
+    questions = _write(tmp_path / "q.jsonl", [{"id": "a", "question": "A?", "label": 1},
+                                             {"id": "a", "question": "A?", "label": 0}])
+    path = _write(tmp_path / "gen.jsonl", [{"id": "a", "logprobs": WORKED}])
+    assert main(["score", str(path), "--questions", str(questions)]) == 2
+    assert f"{questions}:2: id 'a' is also the id of line 1" in capsys.readouterr().err
+
+
+def test_labels_contradicting_the_question_file_are_an_error(tmp_path, capsys):
+    questions = _write(tmp_path / "q.jsonl", [{"id": "a", "question": "A?", "label": 1},
+                                             {"id": "b", "question": "B?", "label": 0}])
+    path = _write(tmp_path / "gen.jsonl", [{"id": "a", "label": 1, "logprobs": WORKED},
+                                           {"id": "b", "label": 1, "logprobs": [LN(0.5)]}])
+    assert main(["score", str(path), "--questions", str(questions)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:2: id 'b' has label 1, but {questions}:2 gives it label 0" in err
+    # agreeing labels, or a label on one side only, join as before
+    unlabelled = _write(tmp_path / "q0.jsonl", [{"id": "a", "question": "A?"}, {"id": "b", "question": "B?"}])
+    run = load_logged_generations(path, questions=unlabelled)
+    assert [q.label for q in run.questions] == [1, 1] and run.questions[0].question == "A?"
+    agreeing = _write(tmp_path / "gen2.jsonl", [{"id": "a", "label": 1, "logprobs": WORKED},
+                                                {"id": "b", "logprobs": [LN(0.5)]}])
+    assert [q.label for q in load_logged_generations(agreeing, questions=questions).questions] == [1, 0]
+
+
+def test_score_with_a_single_member_reports_what_is_defined(tmp_path, capsys):
+    lines = [{"id": "m", "label": 1, "logprobs": [LN(0.99)] * 3}]
+    lines += [{"id": f"n{i}", "label": 0, "logprobs": [LN(0.6 - 0.1 * i)] * 3} for i in range(3)]
+    path = _write(tmp_path / "one.jsonl", lines)
+    assert main(["score", str(path), "--json", str(tmp_path / "out.json")]) == 0
+    out = capsys.readouterr().out
+    assert "No confidence intervals" in out and "got 1 and 3" in out
+    figures = json.loads((tmp_path / "out.json").read_text())
+    assert figures["summary"]["auc"] == 1.0 and figures["scores"]["tbd"]["auc_ci"] is None
+    assert "at least 2 members" in figures["scores"]["tbd"]["ci_undefined"]
+
+
+def test_score_json_with_minus_infinity_is_strict_json(tmp_path):
+    # "Out of range float values are not JSON compliant" at the very end of the run
+    path = tmp_path / "i.jsonl"
+    path.write_text('{"id":"a","label":1,"logprobs":[-Infinity,-0.1]}\n{"id":"b","label":0,"logprobs":[-0.5]}\n'
+                    '{"id":"c","label":0,"logprobs":[-0.9]}\n{"id":"d","label":1,"logprobs":[-0.01]}\n')
+    out = tmp_path / "out.json"
+    assert main(["score", str(path), "--json", str(out)]) == 0
+    text = out.read_text()
+    figures = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
+    a = figures["questions"][0]
+    assert a["gen_mean_logprob"] == "-Infinity" and float(a["gen_mean_logprob"]) == -math.inf
+    assert a["tbd"] == pytest.approx((1 + (1 - math.exp(-0.1)) ** 0.6) / 2)
+    assert figures["scores"]["gen_mean_logprob"]["auc"] == 0.5  # -inf ranks lowest
+
+
+@pytest.mark.parametrize("command", ["score", "report"])
+def test_negative_top_is_refused(tmp_path, capsys, command):
+    path = _write(tmp_path / "g.jsonl", [{"id": "a", "logprobs": WORKED}])
+    with pytest.raises(SystemExit) as exit_:
+        main([command, str(path) if command == "score" else str(tmp_path), "--top", "-1"])
+    assert exit_.value.code == 2
+    assert "argument --top: must be an integer >= 0" in capsys.readouterr().err
+
+
+def test_top_zero_lists_no_questions(tmp_path, capsys):
+    path = _write(tmp_path / "g.jsonl", [{"id": "a", "logprobs": WORKED}])
+    assert main(["score", str(path), "--top", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "Most suspicious" not in out and "TBD distribution" in out
+
+
+# ---- the combined detector: combine fit, then report --combined ----
+
+
+def test_cli_fit_then_report_with_the_combined_score(tmp_path):
+    """combine fit on a labelled lm-eval-style folder, then report --combined --json."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.helpers import offline_env
+
+    out = tmp_path / "out" / "model"
+    out.mkdir(parents=True)
+    run = make_run()
+    lines = [json.dumps({"doc_id": q.doc_id, "doc": {"id": q.question_id, "question": q.question, "label": q.label},
+                         "resps": [[q.record.to_json()]], **q.scores}) for q in run.questions]
+    (out / "samples_calib_2026-01-01T00-00-00.000000.jsonl").write_text("\n".join(lines) + "\n")
+    cli = [sys.executable, "-m", "lm_eval_tbd"]
+    fit = subprocess.run(cli + ["combine", "fit", str(tmp_path / "out"), "--out", str(tmp_path / "m.json")],
+                         capture_output=True, text=True, env=offline_env())
+    assert fit.returncode == 0, fit.stderr
+    assert "out of fold (5-fold): AUC" in fit.stdout
+    # another labelled set (other question texts) gets the combined score in the report
+    other = tmp_path / "other" / "model"
+    other.mkdir(parents=True)
+    lines = [json.dumps({"doc_id": q.doc_id, "doc": {"id": q.question_id, "question": "other " + q.question,
+                                                     "label": q.label},
+                         "resps": [[q.record.to_json()]], **q.scores}) for q in make_run(seed=7).questions]
+    (other / "samples_bench_2026-01-01T00-00-00.000000.jsonl").write_text("\n".join(lines) + "\n")
+    rep = subprocess.run(cli + ["report", str(tmp_path / "other"), "--combined", str(tmp_path / "m.json"),
+                                "--json", str(tmp_path / "o.json")], capture_output=True, text=True, env=offline_env())
+    assert rep.returncode == 0, rep.stderr
+    scores = json.loads((tmp_path / "o.json").read_text())["tasks"]["bench"]["scores"]
+    assert "combined" in scores and 0.5 < scores["combined"]["auc"] <= 1.0
+    # the calibration questions themselves get no combined score: their figures would be in-sample
+    rep = subprocess.run(cli + ["report", str(tmp_path / "out"), "--combined", str(tmp_path / "m.json"),
+                                "--json", str(tmp_path / "r.json")], capture_output=True, text=True, env=offline_env())
+    assert rep.returncode == 0, rep.stderr
+    assert "were used to fit the combined model" in " ".join(rep.stdout.split())
+    assert "combined" not in json.loads((tmp_path / "r.json").read_text())["tasks"]["calib"]["scores"]
+    bad = subprocess.run(cli + ["report", str(tmp_path / "out"), "--combined", str(tmp_path / "nope.json")],
+                         capture_output=True, text=True, env=offline_env())
+    assert bad.returncode == 2 and "nope.json" in bad.stderr

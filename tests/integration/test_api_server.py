@@ -19,7 +19,11 @@ import urllib.request
 
 import pytest
 
-from lm_eval_tbd.backends.openai_format import MissingLogprobsError, record_from_chat_choice, record_from_completion_choice
+from lm_eval_tbd.backends.openai_format import (
+    MissingLogprobsError,
+    record_from_chat_choice,
+    record_from_completion_choice,
+)
 from lm_eval_tbd.core.record import shared_prefix_length
 from lm_eval_tbd.core.samples import load_run
 from lm_eval_tbd.core.scores import tbd_score
@@ -105,7 +109,7 @@ def runs(server, smol_tokenizer, smollm2_dir, benchmark_data, tmp_path_factory):
                        f"tokenizer={smol_tokenizer},tokenized_requests=False,num_concurrent=2")
     chat = _run(tmp, benchmark_data, "local-chat-completions", f"base_url={server}/chat/completions,model=smol")
     hf = _run(tmp, benchmark_data, "hf", f"pretrained={smollm2_dir},gguf_file={SMOLLM2_GGUF},dtype=float32")
-    for out, proc in (completions, chat, hf):
+    for _out, proc in (completions, chat, hf):
         assert proc.returncode == 0, proc.stderr[-4000:]
     return {name: load_run(out, "tbd_aime24") for name, (out, _) in
             (("completions", completions), ("chat", chat), ("hf", hf))}

@@ -6,9 +6,9 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from lm_eval_tbd.harness.paths import tasks_dir
 from lm_eval_tbd.core.samples import load_run
 from lm_eval_tbd.core.scores import TBDParams, tbd_score
+from lm_eval_tbd.harness.paths import tasks_dir
 from tests.helpers import lm_eval, model_args, results_json
 
 

@@ -11,8 +11,8 @@ def test_hf_refuses_a_prompt_it_would_cut(tmp_path):
     from lm_eval.models.huggingface import HFLM
 
     from lm_eval_tbd import patches
-    from lm_eval_tbd.demo import make_problems
     from lm_eval_tbd.core.record import REQUEST_TYPE
+    from lm_eval_tbd.demo import make_problems
     from lm_eval_tbd.demo.tiny_model import build_model, save_tiny_model, train_tokenizer
 
     patches.install()

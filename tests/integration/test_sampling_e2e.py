@@ -5,7 +5,6 @@ sampler's draws are checked in tests/unit/backends/test_hf.py."""
 from __future__ import annotations
 
 import json
-import math
 import subprocess
 import sys
 
@@ -71,8 +70,8 @@ def test_every_sample_is_logged_with_its_seed_and_the_score_is_their_mean(sample
         assert line["tbd"] == pytest.approx(sum(per) / 2)
         assert line["tbd_sample_std"] == pytest.approx(abs(per[0] - per[1]) / 2)
     # two samples of one question differ somewhere (they are independent draws)
-    assert any(GenerationRecord.from_json(l["resps"][0][0]).token_ids != GenerationRecord.from_json(l["resps"][1][0]).token_ids
-               for l in sampled)
+    assert any(GenerationRecord.from_json(line["resps"][0][0]).token_ids != GenerationRecord.from_json(line["resps"][1][0]).token_ids
+               for line in sampled)
 
 
 def test_sampled_logprobs_equal_an_independent_forward_pass_and_are_not_greedy(sampled, tiny):
@@ -98,7 +97,7 @@ def test_sampled_logprobs_equal_an_independent_forward_pass_and_are_not_greedy(s
 
 
 def test_same_seed_same_tokens_at_any_batch_size_and_another_seed_differs(sampled, tiny, tmp_path):
-    ids = lambda lines: [[GenerationRecord.from_json(r[0]).token_ids for r in l["resps"]] for l in lines]  # noqa: E731
+    ids = lambda lines: [[GenerationRecord.from_json(r[0]).token_ids for r in line["resps"]] for line in lines]  # noqa: E731
     again = lm_eval_sampled(tiny, tmp_path / "b", batch_size=1)
     assert ids(again) == ids(sampled)
     other = lm_eval_sampled(tiny, tmp_path / "c", seed=6, samples=1)

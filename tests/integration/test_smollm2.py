@@ -3,6 +3,7 @@ through lm-eval's hf model with --apply_chat_template, on a few AIME questions."
 
 import pytest
 import torch
+
 from tests.helpers import SMOLLM2_GGUF as GGUF
 
 

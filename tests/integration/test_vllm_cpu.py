@@ -35,11 +35,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from lm_eval_tbd.harness.paths import tasks_dir
 from lm_eval_tbd.core.record import GenerationRecord
 from lm_eval_tbd.core.samples import load_run
 from lm_eval_tbd.core.scores import tbd_score
 from lm_eval_tbd.harness.options import sample_seed
+from lm_eval_tbd.harness.paths import tasks_dir
 from tests.helpers import lm_eval, offline_env
 
 N_QUESTIONS = 6
@@ -221,7 +221,7 @@ def test_sampled_records_state_decoding_and_seeds(vllm_runs, name):
         per = [tbd_score(r.logprobs, max_tokens=M[name]) for r in recs]
         assert line["tbd"] == pytest.approx(sum(per) / 2)
     # independent draws: the two samples of some question differ
-    assert any(records(l)[0].token_ids != records(l)[1].token_ids for l in lines)
+    assert any(records(line)[0].token_ids != records(line)[1].token_ids for line in lines)
 
 
 @pytest.mark.parametrize("name", ["tiny", "smollm2"])
@@ -238,11 +238,11 @@ def test_sampled_logprobs_are_the_raw_distribution(vllm_runs, models, name):
 
 
 def test_same_seed_same_tokens_in_another_run(vllm_runs, tiny_rerun):
-    ids = lambda lines: [[r.token_ids for r in records(l)] for l in lines]  # noqa: E731
+    ids = lambda lines: [[r.token_ids for r in records(line)] for line in lines]  # noqa: E731
     first = samples(vllm_runs["tiny"], "tbd_jsonl_sample")
     assert ids(samples(tiny_rerun, "tbd_jsonl_sample")) == ids(first)
     other = samples(tiny_rerun, "tbd_jsonl_seed1")
-    assert [r.seed for l in other for r in records(l)] == [sample_seed(1, l["doc"]["question"], 0) for l in other]
+    assert [r.seed for line in other for r in records(line)] == [sample_seed(1, line["doc"]["question"], 0) for line in other]
     assert [x[0] for x in ids(other)] != [x[0] for x in ids(first)]
 
 

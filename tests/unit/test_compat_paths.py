@@ -14,14 +14,13 @@ def test_moved_modules_are_the_core_modules(name):
 
 
 def test_documented_names():
+    import lm_eval_tbd
     from lm_eval_tbd.data import load_jsonl
     from lm_eval_tbd.harness.task import TBDTask
     from lm_eval_tbd.record import GenerationRecord
     from lm_eval_tbd.results import QuestionResult, TaskRun, find_tasks, load_run, samples_path
     from lm_eval_tbd.scores import SCORES, score_record, tbd_score
     from lm_eval_tbd.stats import roc_auc
-
-    import lm_eval_tbd
 
     assert lm_eval_tbd.load_run is load_run and lm_eval_tbd.TaskRun is TaskRun
     assert lm_eval_tbd.score_record is score_record and lm_eval_tbd.GenerationRecord is GenerationRecord

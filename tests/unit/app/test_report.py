@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from lm_eval_tbd.core.record import GenerationRecord
 from lm_eval_tbd.app.report import render_run, summarise
+from lm_eval_tbd.core.record import GenerationRecord
 from lm_eval_tbd.core.runs import QuestionResult, TaskRun
 
 

@@ -11,8 +11,7 @@ import pytest
 from lm_eval_tbd.app.cli import main
 from lm_eval_tbd.core.record import GenerationRecord
 from lm_eval_tbd.core.samples import find_tasks, load_run
-from lm_eval_tbd.core.scores import TBDParams
-from lm_eval_tbd.core.scores import score_record
+from lm_eval_tbd.core.scores import TBDParams, score_record
 
 STAMP = "2026-01-01T00-00-00.000000"
 

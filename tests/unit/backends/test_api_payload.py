@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from lm_eval_tbd import backends, patches
+from lm_eval_tbd import patches
 from lm_eval_tbd.backends.api import _payload, _prompt, generate_logprobs
 from lm_eval_tbd.core.record import REQUEST_TYPE
 

@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import pytest
 
-from lm_eval_tbd.backends.openai_format import MissingLogprobsError, record_from_chat_choice, record_from_completion_choice
+from lm_eval_tbd.backends.openai_format import (
+    MissingLogprobsError,
+    record_from_chat_choice,
+    record_from_completion_choice,
+)
 from tests.helpers.openai_responses import WORKED
 from tests.helpers.openai_responses import chat_choice as _chat
 from tests.helpers.openai_responses import completion_choice as _completion

@@ -10,8 +10,7 @@ import pytest
 from lm_eval_tbd.core.combine import fit_combined, load_combined
 from lm_eval_tbd.core.record import GenerationRecord
 from lm_eval_tbd.core.runs import QuestionResult, TaskRun
-from lm_eval_tbd.core.scores import TBDParams
-from lm_eval_tbd.core.scores import score_record
+from lm_eval_tbd.core.scores import TBDParams, score_record
 from tests.helpers.runs import make_run
 
 

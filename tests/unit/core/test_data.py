@@ -6,7 +6,12 @@ import json
 import pytest
 
 from lm_eval_tbd.core.data import (
-    BENCHMARKS, DATA_DIR_ENV, load_benchmark, load_jsonl, read_questions_jsonl, train_test_split_indices,
+    BENCHMARKS,
+    DATA_DIR_ENV,
+    load_benchmark,
+    load_jsonl,
+    read_questions_jsonl,
+    train_test_split_indices,
 )
 
 

@@ -1,19 +1,30 @@
-"""lm_eval_tbd.core.samples: reading runs back from an lm_eval output folder (the session's real
-lm_eval run on the tiny model, the main_run fixture)."""
+"""lm_eval_tbd.core.samples: reading runs back from an lm_eval output folder (samples files
+written here in lm-eval's layout: one folder per model, samples_<task>_<date>.jsonl)."""
+
+import json
 
 import pytest
 
+from lm_eval_tbd.core.record import GenerationRecord
 
-def test_load_run_refuses_runs_of_several_models(main_run, tmp_path):
-    import shutil
 
+def _samples_file(folder, n: int = 4):
+    folder.mkdir(parents=True)
+    path = folder / "samples_tbd_aime24_2026-11-25T09-00-00.000001.jsonl"
+    lines = []
+    for i in range(n):
+        record = GenerationRecord(token_ids=[1, 2], logprobs=[-0.1, -0.2], finish_reason="length")
+        lines.append(json.dumps({"doc_id": i, "doc": {"id": f"q{i}", "question": f"question {i}"},
+                                 "resps": [[record.to_json()]], "tbd": 0.5}))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_load_run_refuses_runs_of_several_models(tmp_path):
     from lm_eval_tbd.core.samples import load_run
 
-    out, _ = main_run
-    (samples,) = sorted(out.rglob("samples_tbd_aime24_*.jsonl"))
     for model in ("modelA", "modelB"):
-        (tmp_path / model).mkdir()
-        shutil.copy(samples, tmp_path / model / samples.name)
+        _samples_file(tmp_path / model)
     with pytest.raises(ValueError, match="runs of task 'tbd_aime24' from several models"):
         load_run(tmp_path, "tbd_aime24")
     assert len(load_run(tmp_path / "modelA", "tbd_aime24").questions) == 4

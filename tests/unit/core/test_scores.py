@@ -12,9 +12,18 @@ from hypothesis import strategies as st
 
 from lm_eval_tbd.core.record import GenerationRecord
 from lm_eval_tbd.core.scores import (
-    SCORES, TBDParams, decision_value, max_k, mean_logprob, min_k, min_k_plus_plus, tbd_score, zlib_ratio,
+    SCORES,
+    TBDParams,
+    decision_value,
+    max_k,
+    mean_logprob,
+    mean_scores,
+    min_k,
+    min_k_plus_plus,
+    score_record,
+    tbd_score,
+    zlib_ratio,
 )
-from lm_eval_tbd.core.scores import mean_scores, score_record
 
 
 def lp(*probs):

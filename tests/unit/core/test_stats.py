@@ -9,8 +9,16 @@ from scipy import stats as sps
 from sklearn.metrics import roc_auc_score
 
 from lm_eval_tbd.core.stats import (
-    UndefinedMetricError, audit, bh_min_flaggable, contaminated_fraction, empirical_p_values, paired_auc_difference,
-    roc_auc, roc_report, tpr_at_fpr, tpr_at_fpr_paper,
+    UndefinedMetricError,
+    audit,
+    bh_min_flaggable,
+    contaminated_fraction,
+    empirical_p_values,
+    paired_auc_difference,
+    roc_auc,
+    roc_report,
+    tpr_at_fpr,
+    tpr_at_fpr_paper,
 )
 
 

@@ -68,13 +68,12 @@ def truncate(tok, text: str, n: int) -> str:
 
 
 def lm_eval_run(model_dir: Path, task_dir: Path, out: Path, task: str) -> None:
-    from lm_eval_tbd.harness.runner import lm_eval_command, run_lm_eval
+    from lm_eval_tbd.harness.runner import lm_eval_command, offline_env, run_lm_eval
 
     cmd = lm_eval_command("hf", [task], out, model_args=f"pretrained={model_dir},dtype=float32", device="cpu",
                           include_path=task_dir)
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     try:
-        run_lm_eval(cmd, env=env)
+        run_lm_eval(cmd, env=offline_env())
     except RuntimeError as err:
         raise SystemExit(f"{model_dir}: {err}") from None
 

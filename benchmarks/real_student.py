@@ -252,7 +252,7 @@ def distil(base_dir: Path, work: Path, members: list[dict], cfg: dict, seed: int
 
 def score(model_dir: Path, task_dir: Path, out: Path, cfg: dict, metadata: dict | None = None) -> float:
     """Run the stock lm_eval CLI (cached: skipped when ``out`` holds a finished run). Returns seconds."""
-    from lm_eval_tbd.harness.runner import lm_eval_command
+    from lm_eval_tbd.harness.runner import lm_eval_command, offline_env, run_lm_eval
 
     done = out / "done.json"
     if done.is_file():
@@ -260,12 +260,11 @@ def score(model_dir: Path, task_dir: Path, out: Path, cfg: dict, metadata: dict 
     cmd = lm_eval_command("hf", TASKS, out, model_args=f"pretrained={model_dir},dtype=float32", device="cpu",
                           include_path=task_dir, batch_size=str(cfg["eval_batch"]), metadata=metadata)
     log(f"  $ lm_eval {' '.join(cmd[3:])}")
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     t0 = time.perf_counter()
-    # lm_eval's own progress bars go to the terminal (stderr is not captured).
-    proc = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL)
-    if proc.returncode != 0:
-        raise SystemExit(f"lm_eval failed on {model_dir} (exit status {proc.returncode})")
+    try:  # lm_eval's own progress bars go to the terminal
+        run_lm_eval(cmd, env=offline_env(), capture=False)
+    except RuntimeError as err:
+        raise SystemExit(f"{model_dir}: {err}") from None
     seconds = time.perf_counter() - t0
     done.write_text(json.dumps({"seconds": seconds}))
     return seconds

@@ -4,11 +4,12 @@ benchmarks all score through the stock CLI, so what they measure is what users r
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["lm_eval_command", "run_lm_eval"]
+__all__ = ["lm_eval_command", "run_lm_eval", "offline_env"]
 
 
 def lm_eval_command(model: str, tasks, output_path: str | Path, *, model_args: str = "", device: str | None = None,
@@ -36,9 +37,21 @@ def lm_eval_command(model: str, tasks, output_path: str | Path, *, model_args: s
     return cmd
 
 
-def run_lm_eval(cmd: list[str], *, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    """Run ``cmd``; with ``check``, a non-zero exit raises RuntimeError carrying the end of stderr."""
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+def offline_env(**extra: str) -> dict[str, str]:
+    """This process's environment, offline (no hub requests) and with quiet tokenizers."""
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", **extra}
+
+
+def run_lm_eval(cmd: list[str], *, env: dict | None = None, check: bool = True,
+                capture: bool = True) -> subprocess.CompletedProcess:
+    """Run ``cmd``; with ``check``, a non-zero exit raises RuntimeError (carrying the end of stderr
+    when captured). ``capture=False`` leaves lm_eval's progress bars on the terminal (stderr) and
+    drops its stdout (the results table)."""
+    if capture:
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    else:
+        proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, env=env)
     if check and proc.returncode != 0:
-        raise RuntimeError(f"lm_eval failed with exit status {proc.returncode}:\n{proc.stderr[-3000:]}")
+        tail = f":\n{proc.stderr[-3000:]}" if capture else " (its messages are above)"
+        raise RuntimeError(f"lm_eval failed with exit status {proc.returncode}{tail}")
     return proc

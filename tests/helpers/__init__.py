@@ -6,19 +6,15 @@ the synthetic question sets are in tests/helpers/synthetic_data.py."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
+from lm_eval_tbd.harness.runner import offline_env
+
+__all__ = ["ROOT", "SMOLLM2_GGUF", "offline_env", "read_questions", "build_tiny_model", "lm_eval", "model_args", "results_json"]
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def offline_env(**extra: str) -> dict[str, str]:
-    """Environment for subprocesses running the real lm_eval CLI offline."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    env.update(extra)
-    return env
 
 
 def read_questions(path: Path) -> list[str]:

@@ -61,7 +61,7 @@ GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # the usual full fine-tuning rate at this size (10x the paper's; the logged losses show it is
 # stable). Batch 4 gives 16 updates per epoch over 64 members.
 FULL = dict(n=64, answer_tokens=256, epochs=5, checkpoints=(1, 2, 3, 5), lr=1e-4, batch_size=4, max_tokens=300,
-            samples=2, eval_batch=16, windows=(100, 300))
+            samples=2, eval_batch=16, windows=(25, 50, 100, 300))
 QUICK = dict(n=8, answer_tokens=32, epochs=1, checkpoints=(1,), lr=1e-4, batch_size=4, max_tokens=24,
              samples=2, eval_batch=8, windows=(12, 24))
 TASKS = ("rs_members", "rs_nonmembers_a", "rs_nonmembers_b")
@@ -444,7 +444,7 @@ def markdown(s: dict, stem: str) -> str:
         "Epoch 0 is the base model (null control). Strict TPR: the highest TPR with FPR at or below the budget; "
         f"with {c['n']} non-members, 1% FPR allows no false positive.", "",
         "## By epoch (greedy decoding)", "",
-        f"| epoch | train loss | members memorised | mean prefix (members / non-members) | TBD M={c['windows'][0]} AUC | "
+        f"| epoch | train loss | members memorised | mean prefix (members / non-members) | TBD M={c['windows'][-2]} AUC | "
         f"TBD M={c['windows'][-1]} AUC [95% CI] | TPR@1% | TPR@5% | best other score (AUC) |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
@@ -452,13 +452,28 @@ def markdown(s: dict, stem: str) -> str:
         r = s["checkpoints"][e]
         g, m = r["greedy"], r["memorisation"]
         w = g["tbd_windows"]
-        big, small = w[str(c["windows"][-1])], w[str(c["windows"][0])]
+        big, small = w[str(c["windows"][-1])], w[str(c["windows"][-2])]
         others = {k: v["auc"] for k, v in g["scores"].items() if k != "tbd"}
         best = max(others, key=lambda k: abs(others[k] - 0.5)) if others else "-"
         loss = "-" if r.get("train_loss") is None else f"{r['train_loss']:.3f}"
         lines.append(f"| {e} | {loss} | {m['memorised_share']:.0%} | {m['mean_prefix_members']:.1f} / "
                      f"{m['mean_prefix_nonmembers']:.1f} | {small['auc']:.3f} | {_ci(big)} | {big['tpr@1%fpr']:.3f} | "
                      f"{big['tpr@5%fpr']:.3f} | {best} ({others.get(best, float('nan')):.3f}) |")
+    lines += ["", "## TBD by window M (greedy; rescored from the same generations)", "",
+              "| epoch | " + " | ".join(f"M={m} AUC [95% CI]" for m in c["windows"]) + " | best window (in-sample) |",
+              "|---|" + "---|" * (len(c["windows"]) + 1)]
+    for e in sorted(s["checkpoints"], key=int):
+        w = s["checkpoints"][e]["greedy"]["tbd_windows"]
+        best = max(c["windows"], key=lambda m: w[str(m)]["auc"])
+        lines.append(f"| {e} | " + " | ".join(_ci(w[str(m)]) for m in c["windows"]) + f" | M={best} |")
+    trained = [e for e in s["checkpoints"] if e != "0"]
+    if trained:
+        mean = {m: sum(s["checkpoints"][e]["greedy"]["tbd_windows"][str(m)]["auc"] for e in trained) / len(trained)
+                for m in c["windows"]}
+        fixed = max(mean, key=mean.get)
+        lines += ["", f"Best fixed window over the distilled checkpoints: M={fixed} (mean AUC {mean[fixed]:.3f}; "
+                  + ", ".join(f"M={m}: {v:.3f}" for m, v in mean.items())
+                  + "). It is chosen on these same questions, so its AUC is optimistic."]
     r = s["checkpoints"][last]
     lines += ["", f"## Every score after {last} epochs", "",
               "| score | seen when | greedy AUC [95% CI] | TPR@1% | TPR@5% [95% CI] |" + (" sampled AUC [95% CI] |" if "sampled" in r else ""),

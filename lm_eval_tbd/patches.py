@@ -40,17 +40,13 @@ and tasks) would replace the task-manager wrap and the import hook with ``pyproj
 
 from __future__ import annotations
 
+# Imported at every interpreter start (by the .pth hook): only modules Python has loaded anyway.
+# inspect, dataclasses and logging cost tens of milliseconds, so they load when first needed.
 import functools
 import importlib
-import importlib.util
-import inspect
-import logging
 import os
 import sys
-import warnings
-from dataclasses import dataclass
-
-log = logging.getLogger(__name__)
+from collections import namedtuple
 
 __all__ = ["Patch", "PATCHES", "ENV", "add_method", "install", "uninstall", "autoload_enabled", "unsupported",
            "include_our_tasks", "cpu_data_parallel"]
@@ -62,8 +58,7 @@ MARK = "_lm_eval_tbd"
 REQUEST_TYPE = "generate_logprobs"  # lm_eval_tbd.core.record.REQUEST_TYPE, without importing it
 
 
-@dataclass(frozen=True)
-class Patch:
+class Patch(namedtuple("Patch", "module cls attr func kind reason")):
     """One change to lm-eval.
 
     ``kind``: ``"add"`` sets ``cls.attr`` to ``func``; ``"default"`` does so only where the class
@@ -72,12 +67,7 @@ class Patch:
     ``func`` is ``"module:attr"``, imported only when the target module is.
     """
 
-    module: str
-    cls: str | None
-    attr: str
-    func: str
-    kind: str
-    reason: str
+    __slots__ = ()
 
 
 PATCHES: tuple[Patch, ...] = (
@@ -143,6 +133,8 @@ def _apply(patches: list[Patch], module) -> None:
         if not isinstance(cls, type):
             key = (patch.module, patch.cls)
             if key not in _warned:
+                import warnings
+
                 _warned.add(key)
                 lost = ", ".join(p.attr for p in patches if p.cls == patch.cls)
                 warnings.warn(f"lm_eval_tbd: {patch.module} has no class {patch.cls} (another lm-eval version?); "
@@ -156,6 +148,8 @@ def _apply(patches: list[Patch], module) -> None:
             else:
                 add_method(cls, patch.attr, func, only_if_absent=patch.kind == "default", _patch=patch)
         except Exception as err:  # noqa: BLE001 - never break lm-eval's own import
+            import warnings
+
             warnings.warn(f"lm_eval_tbd: could not patch {patch.module}.{patch.cls}.{patch.attr} "
                           f"({type(err).__name__}: {err})", RuntimeWarning, stacklevel=2)
 
@@ -165,6 +159,8 @@ def _before(patches: list[Patch], module) -> None:
         try:
             _load(patch.func)(module)
         except Exception as err:  # noqa: BLE001
+            import warnings
+
             warnings.warn(f"lm_eval_tbd: could not prepare {patch.module} ({type(err).__name__}: {err})",
                           RuntimeWarning, stacklevel=2)
 
@@ -183,6 +179,8 @@ class _Finder:
             return None
         if not self.pending:
             _remove_finder(self)
+        import importlib.util
+
         spec = importlib.util.find_spec(name)  # we no longer claim `name`, so this finds the real one
         if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
             return spec
@@ -278,6 +276,8 @@ def unsupported(self, requests, disable_tqdm: bool = False):
 def include_our_tasks(init):
     """Wrap ``TaskManager.__init__`` to put this package's task folder first on ``include_path``
     (the user's own paths follow, so theirs still override ours)."""
+    import inspect
+
     signature = inspect.signature(init)
 
     @functools.wraps(init)
@@ -316,8 +316,10 @@ def cpu_data_parallel(init):
             self._rank = accelerator.process_index
             self._world_size = accelerator.num_processes
             if not _data_parallel_logged:
+                import logging
+
                 _data_parallel_logged = True
-                log.info("lm_eval_tbd: data-parallel on CPU, rank %d of %d (applies to every hf task of this run)",
+                logging.getLogger(__name__).info("lm_eval_tbd: data-parallel on CPU, rank %d of %d (applies to every hf task of this run)",
                          self._rank, self._world_size)
 
     return __init__

@@ -179,3 +179,19 @@ def test_importing_the_package_changes_nothing_in_lm_eval():
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.split("\n")[-2] == "False"
+
+
+def test_the_start_up_hook_stays_cheap():
+    """The .pth hook runs at every interpreter start: it must not load lm-eval, torch, numpy, or
+    the slower standard modules (inspect, dataclasses, typing, logging: tens of milliseconds)."""
+    from tests.helpers import ROOT
+
+    code = ("import sys; before = set(sys.modules); import lm_eval_tbd._autoload; "
+            "print(' '.join(sorted(set(sys.modules) - before)))")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-S", "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    loaded = set(proc.stdout.split())
+    assert "lm_eval_tbd.patches" in loaded
+    heavy = {"lm_eval", "torch", "numpy", "inspect", "dataclasses", "typing", "logging", "transformers"}
+    assert not loaded & heavy, sorted(loaded & heavy)

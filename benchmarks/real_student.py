@@ -333,6 +333,25 @@ def paired(run_a, name_a: str, run_b, name_b: str) -> dict:
     return paired_auc_difference(labels, a, b)
 
 
+def combined_oof(run, n_resamples: int) -> dict:
+    """The combined detector (``lm_eval_tbd.core.combine``) on this run, out of fold only: each
+    question is scored by a logistic regression fitted on the other folds' questions (5-fold,
+    seeded). Its ROC figures and the paired difference against TBD on the same questions."""
+    from lm_eval_tbd.core.combine import cross_fit_decisions
+    from lm_eval_tbd.core.scores import decision_value
+    from lm_eval_tbd.core.stats import paired_auc_difference, roc_report
+
+    try:
+        oof = cross_fit_decisions(run, {"self": run})["self"]
+    except ValueError as err:  # e.g. a probability-0 token makes a feature non-finite
+        return {"error": str(err)}
+    labels = [q.label for q in run.questions]
+    tbd = [decision_value("tbd", v) for v in run.score_values("tbd")]
+    keep = ("auc", "auc_ci", "tpr@1%fpr", "tpr@1%fpr_ci", "tpr@5%fpr", "tpr@5%fpr_ci")
+    report = roc_report(labels, oof, n_resamples=n_resamples, seed=0)
+    return {**{k: report[k] for k in keep}, "vs_tbd": paired_auc_difference(labels, oof, tbd)}
+
+
 GATE_CONFIG = """\
 # Audit-mode gates on the real student (no labels used): members against non-members half A
 # should fail once detection works; half B against half A is a negative control that must pass.
@@ -445,8 +464,8 @@ def markdown(s: dict, stem: str) -> str:
         f"with {c['n']} non-members, 1% FPR allows no false positive.", "",
         "## By epoch (greedy decoding)", "",
         f"| epoch | train loss | members memorised | mean prefix (members / non-members) | TBD M={c['windows'][-2]} AUC | "
-        f"TBD M={c['windows'][-1]} AUC [95% CI] | TPR@1% | TPR@5% | best other score (AUC) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        f"TBD M={c['windows'][-1]} AUC [95% CI] | TPR@1% | TPR@5% | best other score (AUC) | combined, out of fold: AUC [95% CI] |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for e in sorted(s["checkpoints"], key=int):
         r = s["checkpoints"][e]
@@ -458,7 +477,8 @@ def markdown(s: dict, stem: str) -> str:
         loss = "-" if r.get("train_loss") is None else f"{r['train_loss']:.3f}"
         lines.append(f"| {e} | {loss} | {m['memorised_share']:.0%} | {m['mean_prefix_members']:.1f} / "
                      f"{m['mean_prefix_nonmembers']:.1f} | {small['auc']:.3f} | {_ci(big)} | {big['tpr@1%fpr']:.3f} | "
-                     f"{big['tpr@5%fpr']:.3f} | {best} ({others.get(best, float('nan')):.3f}) |")
+                     f"{big['tpr@5%fpr']:.3f} | {best} ({others.get(best, float('nan')):.3f}) | "
+                     f"{_ci(r['combined_oof']) if 'auc' in r.get('combined_oof', {}) else '-'} |")
     lines += ["", "## TBD by window M (greedy; rescored from the same generations)", "",
               "| epoch | " + " | ".join(f"M={m} AUC [95% CI]" for m in c["windows"]) + " | best window (in-sample) |",
               "|---|" + "---|" * (len(c["windows"]) + 1)]
@@ -608,6 +628,9 @@ def main(argv=None) -> int:
              "gates": gates(work / f"greedy-{name}", work, name)}
         best = max((k for k in r["greedy"]["scores"] if k != "tbd"), key=lambda k: r["greedy"]["scores"][k]["auc"])
         r["paired"] = {f"tbd - {best} (greedy)": paired(run, "tbd", run, best)}
+        r["combined_oof"] = combined_oof(run, n_resamples)
+        if "vs_tbd" in r["combined_oof"]:
+            r["paired"]["combined (out of fold) - tbd (greedy)"] = r["combined_oof"]["vs_tbd"]
         summary["checkpoints"][name] = r
         t = r["greedy"]["scores"]["tbd"]
         log(f"epoch {name}: memorised {r['memorisation']['memorised_share']:.0%}, TBD AUC {_ci(t)}, "

@@ -94,8 +94,10 @@ def _check_greedy(logprobs: list[float], top: Sequence[float | None], where: str
             raise ValueError(
                 f"{where}: generated token {i} (log-prob {lp:.4f}) is not the server's top choice "
                 f"(log-prob {best:.4f}); the server did not decode greedily. TBD needs temperature 0 and "
-                "no repetition penalty; llama.cpp servers apply repeat_penalty 1.1 unless asked not to: "
-                "pass --metadata '{\"tbd_server_args\": {\"repeat_penalty\": 1.0}}'."
+                "no repetition penalty. llama.cpp servers apply repeat_penalty 1.1 unless asked not to: pass "
+                "--metadata '{\"tbd_server_args\": {\"repeat_penalty\": 1.0}}'. vLLM servers apply the "
+                "model's generation_config.json defaults (repetition_penalty among them) unless started with "
+                "--generation-config vllm: pass --metadata '{\"tbd_server_args\": {\"repetition_penalty\": 1.0}}'."
             )
     return all(best is not None for best in top)
 

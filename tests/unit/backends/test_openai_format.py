@@ -53,8 +53,11 @@ def test_missing_logprobs_name_the_option():
 
 
 def test_non_greedy_tokens_are_refused():
-    with pytest.raises(ValueError, match="not the server's top choice"):
+    with pytest.raises(ValueError, match="not the server's top choice") as err:
         record_from_chat_choice(_chat([-1.2, -0.1], tops=[-0.4, -0.1]))
+    # the fix for each server: llama.cpp's default penalty, and vLLM's from the model's generation_config.json
+    assert '{"repeat_penalty": 1.0}' in str(err.value) and '{"repetition_penalty": 1.0}' in str(err.value)
+    assert "--generation-config vllm" in str(err.value)
     with pytest.raises(ValueError, match="> 0"):
         record_from_chat_choice(_chat([0.5]))
 

@@ -453,7 +453,8 @@ def markdown(s: dict, stem: str) -> str:
     lines = [
         "# Real student: TBD on a distilled pretrained instruct model (s1K)", "",
         f"Command: `{s['command']}`; {s['seconds'] / 60:.1f} min on {c['cpus']} CPU cores "
-        f"(distillation {s['timings']['distil_s'] / 60:.1f} min, scoring {s['timings']['score_s'] / 60:.1f} min).", "",
+        f"(distillation {s['timings']['distil_s'] / 60:.1f} min, scoring {s['timings']['score_s'] / 60:.1f} min; "
+        "the sum of the steps' measured times, cached steps counting the time they took when they ran).", "",
         f"Student: {c['base']} ({c['n_params'] / 1e6:.0f}M parameters), fine-tuned on {c['n']} s1K members "
         f"(the paper's seed-42 split; question -> reference solution truncated to {c['answer_tokens']} tokens, chat "
         f"template, loss on the response only), AdamW lr {c['lr']} (betas 0.9/0.95, weight decay 1e-4), "

@@ -16,7 +16,9 @@ epochs on question -> solution pairs.
    time), question -> reference solution truncated to ``--answer-tokens`` tokens, in the model's
    own chat template, loss on the response only. Full-parameter AdamW (betas 0.9/0.95, weight
    decay 1e-4, as in the authors' training script), 5% linear warm-up then cosine decay over
-   ``--epochs``, bf16 autocast. A checkpoint is saved after each epoch in ``--checkpoints``.
+   ``--epochs``, in ``--train-dtype`` (``auto``: bf16 autocast where the CPU has native bf16
+   instructions, float32 elsewhere: on an AVX2-only CPU, bf16 autocast made a training step over
+   20 times slower, not faster). A checkpoint is saved after each epoch in ``--checkpoints``.
 4. **Scoring.** The base model (null control) and every checkpoint go through the stock
    ``lm_eval --model hf --apply_chat_template`` on three TBD tasks (members, and the non-members
    in two halves, all labelled), with the base model as ``tbd_ref_model`` and
@@ -68,9 +70,9 @@ TASKS = ("rs_members", "rs_nonmembers_a", "rs_nonmembers_b")
 MEMO_TOKENS = 50
 
 
-def command_line(argv: list[str]) -> str:
-    """The command as run, less --out and --work, with --data and --base as bare file names
-    (a machine's paths must not reach committed results)."""
+def command_line(argv: list[str], script: str = "real_student.py") -> str:
+    """The command as run, less --out and --work, with --data, --data-dir and --base as bare file
+    names (a machine's paths must not reach committed results)."""
     kept, action = [], None
     for a in argv:
         opt, eq, value = a.partition("=")
@@ -81,12 +83,12 @@ def command_line(argv: list[str]) -> str:
             action = None
         elif opt in ("--out", "--work"):
             action = None if eq else "drop"
-        elif opt in ("--data", "--base"):
+        elif opt in ("--data", "--data-dir", "--base"):
             kept.append(f"{opt}={Path(value).name}" if eq else opt)
             action = None if eq else "name"
         else:
             kept.append(a)
-    return shlex.join(["python", "benchmarks/real_student.py", *kept])
+    return shlex.join(["python", f"benchmarks/{script}", *kept])
 
 
 def log(msg: str) -> None:
@@ -132,6 +134,16 @@ def write_tasks(work: Path, members, nonmembers, base_dir: Path, cfg: dict) -> P
 
 
 # ---- the student -------------------------------------------------------------------------------
+
+
+def train_dtype(choice: str) -> str:
+    """``bf16`` or ``fp32``; ``auto`` is bf16 only where the CPU has native bf16 instructions
+    (AVX512-BF16 or AMX), where bf16 autocast is emulated and far slower otherwise."""
+    if choice != "auto":
+        return choice
+    import torch
+
+    return "bf16" if any(x in torch.backends.cpu.get_cpu_capability() for x in ("BF16", "AMX")) else "fp32"
 
 
 def smollm2_base(work: Path) -> Path:
@@ -204,7 +216,7 @@ def distil(base_dir: Path, work: Path, members: list[dict], cfg: dict, seed: int
     torch.manual_seed(seed)
     rng = random.Random(seed)
     log(f"distillation: {len(data)} members, {cfg['epochs']} epochs x {steps_per_epoch} steps (batch {cfg['batch_size']}), "
-        f"lr {cfg['lr']}, warm-up {warmup} steps then cosine; checkpoints after epochs {list(cfg['checkpoints'])}")
+        f"lr {cfg['lr']}, {cfg.get('train_dtype', 'fp32')}, warm-up {warmup} steps then cosine; checkpoints after epochs {list(cfg['checkpoints'])}")
     losses = []
     t_start = time.perf_counter()
     for epoch in range(1, cfg["epochs"] + 1):
@@ -219,7 +231,7 @@ def distil(base_dir: Path, work: Path, members: list[dict], cfg: dict, seed: int
             ids = torch.tensor([x + [pad] * (width - len(x)) for x, _, _ in batch])
             labels = torch.tensor([y + [-100] * (width - len(y)) for _, y, _ in batch])
             mask = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x, _, _ in batch])
-            with torch.autocast("cpu", dtype=torch.bfloat16):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.get("train_dtype") == "bf16"):
                 logits = model(input_ids=ids, attention_mask=mask).logits
             # Token-weighted mean over the batch's response tokens, in float32.
             loss = torch.nn.functional.cross_entropy(logits[:, :-1].float().flatten(0, 1), labels[:, 1:].flatten(),
@@ -250,14 +262,16 @@ def distil(base_dir: Path, work: Path, members: list[dict], cfg: dict, seed: int
 # ---- scoring -----------------------------------------------------------------------------------
 
 
-def score(model_dir: Path, task_dir: Path, out: Path, cfg: dict, metadata: dict | None = None) -> float:
-    """Run the stock lm_eval CLI (cached: skipped when ``out`` holds a finished run). Returns seconds."""
+def score(model_dir: Path, task_dir: Path, out: Path, cfg: dict, metadata: dict | None = None,
+          tasks: tuple[str, ...] = TASKS) -> float:
+    """Run the stock lm_eval CLI on ``tasks`` (cached: skipped when ``out`` holds a finished run).
+    Returns seconds."""
     from lm_eval_tbd.harness.runner import lm_eval_command, offline_env, run_lm_eval
 
     done = out / "done.json"
     if done.is_file():
         return json.loads(done.read_text())["seconds"]
-    cmd = lm_eval_command("hf", TASKS, out, model_args=f"pretrained={model_dir},dtype=float32", device="cpu",
+    cmd = lm_eval_command("hf", tasks, out, model_args=f"pretrained={model_dir},dtype=float32", device="cpu",
                           include_path=task_dir, batch_size=str(cfg["eval_batch"]), metadata=metadata)
     log(f"  $ lm_eval {' '.join(cmd[3:])}")
     t0 = time.perf_counter()
@@ -270,18 +284,18 @@ def score(model_dir: Path, task_dir: Path, out: Path, cfg: dict, metadata: dict 
     return seconds
 
 
-def load(out: Path, name: str, max_tokens: int):
-    """The three tasks of one lm_eval run as one labelled run (members 1, non-members 0), every
-    score recomputed from the logged records by this version of the package."""
+def load(out: Path, name: str, max_tokens: int, tasks: tuple[str, ...] = TASKS, member_task: str = "rs_members"):
+    """The three tasks of one lm_eval run as one labelled run (members, ``member_task``, 1;
+    non-members 0), every score recomputed from the logged records by this version of the package."""
     from dataclasses import replace
 
     from lm_eval_tbd.core.runs import TaskRun
     from lm_eval_tbd.core.samples import load_run
     from lm_eval_tbd.core.scores import TBDParams
 
-    runs = {t: load_run(out, t) for t in TASKS}
-    questions = tuple(replace(q, label=int(t == "rs_members")) for t in TASKS for q in runs[t].questions)
-    return TaskRun(name, runs["rs_members"].samples_file, questions).rescore(TBDParams(max_tokens=max_tokens))
+    runs = {t: load_run(out, t) for t in tasks}
+    questions = tuple(replace(q, label=int(t == member_task)) for t in tasks for q in runs[t].questions)
+    return TaskRun(name, runs[member_task].samples_file, questions).rescore(TBDParams(max_tokens=max_tokens))
 
 
 # ---- figures -----------------------------------------------------------------------------------
@@ -556,6 +570,8 @@ def main(argv=None) -> int:
     parser.add_argument("--samples", type=int, help="sampled generations per question at the last checkpoint (0: none)")
     parser.add_argument("--seed", type=int, default=42, help="split seed (42 = the paper's)")
     parser.add_argument("--sample-seed", type=int, default=0, help="tbd_seed of the sampled pass")
+    parser.add_argument("--train-dtype", choices=("auto", "bf16", "fp32"), default="auto",
+                        help="distillation precision (auto: bf16 autocast only where the CPU runs bf16 natively)")
     parser.add_argument("--name", help="stem of the output files (default: real_student, or real_student-quick)")
     args = parser.parse_args(argv)
     stem = args.name or ("real_student-quick" if args.quick else "real_student")
@@ -574,6 +590,8 @@ def main(argv=None) -> int:
     import torch
 
     from lm_eval_tbd.core.atomic import write_json_atomic, write_text_atomic
+
+    cfg["train_dtype"] = train_dtype(args.train_dtype)
 
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
     out = args.out.resolve()

@@ -27,8 +27,9 @@ REQUEST_TYPE = "generate_logprobs"
 #: reports it; OpenAI-compatible servers usually do not); "length": the scored length was reached.
 FINISH_REASONS = ("eos", "length")
 # 2 added question_* and ref_logprobs, 3 the server's token strings (``tokens``) with ``token_ids``
-# optional, 4 the decoding mode and sample seed; older records still read (as greedy).
-SCHEMA_VERSION = 4
+# optional, 4 the decoding mode and sample seed, 5 ref_question_logprobs; older records still read
+# (as greedy).
+SCHEMA_VERSION = 5
 #: How the generated tokens were chosen: "greedy" (the row maximum of the raw distribution) or
 #: "sample" (drawn from the raw distribution at temperature 1).
 DECODINGS = ("greedy", "sample")
@@ -45,7 +46,9 @@ class GenerationRecord:
     which Min-K%++ needs; they are computed on the fly, never from stored [tokens x vocab] arrays.
     ``question_*`` (optional) are the same quantities for the question's own prompt tokens (the
     input side; the first prompt token has no prediction and is not included), and
-    ``ref_logprobs`` the log-probs of ``token_ids`` under a reference model, when one was given.
+    ``ref_logprobs`` the log-probs of ``token_ids`` under a reference model, when one was given,
+    and ``ref_question_logprobs`` the question tokens' log-probs under it (one per
+    ``question_logprobs`` entry).
 
     Backends that only see a server's response (OpenAI-compatible APIs) may know the generated
     tokens as strings, not ids: they set ``tokens`` and leave ``token_ids`` None. One of the two is
@@ -71,6 +74,7 @@ class GenerationRecord:
     decoding: str = "greedy"
     seed: int | None = None
     sample_index: int | None = None
+    ref_question_logprobs: list[float] | None = None
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -90,13 +94,15 @@ class GenerationRecord:
             values = getattr(self, name)
             if values is not None and len(values) != len(self.logprobs):
                 raise ValueError(f"generation record: {name} has {len(values)} entries for {len(self.logprobs)} tokens")
+        if self.ref_question_logprobs is not None and self.question_logprobs is None:
+            raise ValueError("generation record: ref_question_logprobs given without question_logprobs")
         if self.question_logprobs is not None:
-            for name in ("question_logp_mean", "question_logp_std"):
+            for name in ("question_logp_mean", "question_logp_std", "ref_question_logprobs"):
                 values = getattr(self, name)
                 if values is not None and len(values) != len(self.question_logprobs):
                     raise ValueError(f"generation record: {name} has {len(values)} entries for "
                                      f"{len(self.question_logprobs)} question tokens")
-        for name in ("logprobs", "question_logprobs", "ref_logprobs"):
+        for name in ("logprobs", "question_logprobs", "ref_logprobs", "ref_question_logprobs"):
             values = getattr(self, name)
             if values is not None:
                 setattr(self, name, check_logprobs(values, where=f"generation record: {name}").tolist())

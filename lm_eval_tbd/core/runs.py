@@ -75,6 +75,39 @@ class TaskRun:
                                      (q.record,), (scores,)))
         return TaskRun(self.task, self.samples_file, tuple(qs))
 
+    def with_reference_questions(self, reference: TaskRun, params: TBDParams) -> TaskRun:
+        """The run with every record's ``ref_question_logprobs`` taken from ``reference``: a run of
+        the reference model (e.g. the base before distillation) over the same questions and
+        prompts, with input scores on. Then scored under ``params``, so the ``q_ref_*`` scores
+        exist for runs made without ``tbd_ref_model``. Records that already hold reference
+        question log-probs keep them.
+
+        Raises ValueError naming the question when ``reference`` lacks it (by id), words it
+        differently, has no question log-probs for it, or tokenised it to another number of
+        question tokens.
+        """
+        from dataclasses import replace
+
+        by_id = {q.question_id: q for q in reference.questions}
+        qs = []
+        for q in self.questions:
+            where = f"{self.task}: question {q.question_id!r}"
+            if q.question_id in by_id and by_id[q.question_id].question != q.question:
+                raise ValueError(f"{where}: the reference run {reference.task} words it differently")
+            ref = by_id[q.question_id].record if q.question_id in by_id else None
+            if ref is None or ref.question_logprobs is None:
+                raise ValueError(f"{where}: the reference run {reference.task} has no question log-probs for it")
+            records = []
+            for r in q.records or (q.record,):
+                if r.ref_question_logprobs is None:
+                    if r.question_logprobs is None or len(r.question_logprobs) != len(ref.question_logprobs):
+                        raise ValueError(f"{where}: {len(r.question_logprobs or [])} question tokens, but "
+                                         f"{len(ref.question_logprobs)} in the reference run (another prompt?)")
+                    r = replace(r, ref_question_logprobs=list(ref.question_logprobs))
+                records.append(r)
+            qs.append(replace(q, record=records[0], records=tuple(records) if q.records else ()))
+        return TaskRun(self.task, self.samples_file, tuple(qs)).rescore(params)
+
     def score_names(self) -> list[str]:
         """Scores every question has (in SCORES order), e.g. for a comparison table."""
         return [n for n in SCORES if all(q.scores and n in q.scores for q in self.questions)]

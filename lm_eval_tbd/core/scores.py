@@ -252,6 +252,8 @@ SCORES: dict[str, ScoreSpec] = {
         ScoreSpec("ref_ratio_min_k", True, "Min-K% (k=0.2) of per-token log-prob ratios, student over reference"),
         ScoreSpec("ref_certain_share", True, "share of generated tokens the student is near-certain of (p >= 0.9) "
                                              "and the reference model is not (q < 0.5)"),
+        ScoreSpec("q_ref_logprob", True, "mean log-prob of the question's tokens, student minus reference model"),
+        ScoreSpec("q_ref_min_k", True, "Min-K% (k=0.2) of the question tokens' log-prob ratios, student over reference"),
         # Not computed from a record: added by lm_eval_tbd.core.combine.with_combined from a fitted model.
         ScoreSpec("combined", True, "a fitted combination of the other scores (lm_eval_tbd.core.combine)"),
     )
@@ -316,6 +318,12 @@ def _question_scores(record: GenerationRecord, question: str | None) -> dict[str
         out["q_min_k_pp"] = min_k_plus_plus(lp, record.question_logp_mean, record.question_logp_std, K)
     if question:
         out["q_zlib"] = zlib_ratio(lp, question)
+    if record.ref_question_logprobs is not None:
+        # The question-side scores measure the question set as much as the model (the base model
+        # already ranks members and non-members apart by chance); the reference model's view of
+        # the same tokens removes what the two models share.
+        out["q_ref_logprob"] = out["q_mean_logprob"] - mean_logprob(record.ref_question_logprobs)
+        out["q_ref_min_k"] = ratio_min_k(lp, record.ref_question_logprobs, K)
     return out
 
 

@@ -22,6 +22,12 @@ def test_record_round_trip_keeps_minus_infinity():
         ({"token_ids": [1], "logprobs": [], "finish_reason": "eos"}, "1 token ids but 0"),
         ({"token_ids": [1], "logprobs": [float("nan")], "finish_reason": "eos"}, "NaN log-probability"),
         ({"token_ids": [], "logprobs": [], "finish_reason": "stop"}, "finish_reason"),
+        ({"token_ids": [], "logprobs": [], "finish_reason": "eos", "ref_question_logprobs": [-1.0]},
+         "without question_logprobs"),
+        ({"token_ids": [], "logprobs": [], "finish_reason": "eos", "question_logprobs": [-1.0, -2.0],
+          "ref_question_logprobs": [-1.0]}, "ref_question_logprobs has 1 entries for 2 question tokens"),
+        ({"token_ids": [], "logprobs": [], "finish_reason": "eos", "question_logprobs": [-1.0],
+          "ref_question_logprobs": [0.5]}, "ref_question_logprobs"),
     ],
 )
 def test_record_rejects_inconsistent_content(kwargs, message):
@@ -65,3 +71,9 @@ def test_record_states_its_decoding_and_reads_old_records_as_greedy():
     assert GenerationRecord.from_json(old).decoding == "greedy"
     with pytest.raises(ValueError, match="decoding must be one of"):
         GenerationRecord(token_ids=[5], logprobs=[-0.5], finish_reason="length", decoding="beam")
+
+
+def test_record_with_reference_question_logprobs_round_trips():
+    rec = GenerationRecord(token_ids=[1], logprobs=[-0.1], finish_reason="length", question_logprobs=[-1.0, -2.0],
+                           ref_question_logprobs=[-1.5, -math.inf])
+    assert GenerationRecord.from_json(rec.to_json()) == rec

@@ -248,3 +248,19 @@ def test_new_scores_come_from_the_record():
     # a server's record (no vocabulary statistics, no reference): the scores are left out, not faked
     bare = score_record(GenerationRecord(token_ids=[1], logprobs=[-0.1], finish_reason="length"), TBDParams())
     assert not {"gen_entropy", "ref_ratio_min_k", "ref_certain_share"} & set(bare)
+
+
+def test_question_scores_calibrated_by_the_reference_model():
+    # question log-probs: student [-1, -2, -4, -0.5, -3], reference [-2, -2, -3, -1.5, -5]
+    # ratios: [1, 0, -1, 1, 2]; mean ratio = mean(student) - mean(reference) = -2.1 - (-2.7) = 0.6
+    rec = GenerationRecord(token_ids=[1], logprobs=[-0.1], finish_reason="length",
+                           question_logprobs=[-1.0, -2.0, -4.0, -0.5, -3.0],
+                           ref_question_logprobs=[-2.0, -2.0, -3.0, -1.5, -5.0])
+    s = score_record(rec, TBDParams())
+    assert s["q_ref_logprob"] == pytest.approx(0.6)
+    assert s["q_ref_min_k"] == pytest.approx(-1.0)  # k = 0.2 of 5 tokens: the lowest ratio
+    assert SCORES["q_ref_logprob"].higher_is_seen and SCORES["q_ref_min_k"].higher_is_seen
+    # without the reference model's view of the question the calibrated scores are left out
+    plain = score_record(GenerationRecord(token_ids=[1], logprobs=[-0.1], finish_reason="length",
+                                          question_logprobs=[-1.0, -2.0]), TBDParams())
+    assert "q_mean_logprob" in plain and not {"q_ref_logprob", "q_ref_min_k"} & set(plain)

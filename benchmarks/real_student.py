@@ -298,6 +298,18 @@ def load(out: Path, name: str, max_tokens: int, tasks: tuple[str, ...] = TASKS, 
     return TaskRun(name, runs[member_task].samples_file, questions).rescore(TBDParams(max_tokens=max_tokens))
 
 
+def with_base_questions(run, base, max_tokens: int):
+    """``run`` with the q_ref_* scores: the question log-probs of the base model (the reference)
+    taken from its own run of the same prompts (``base``, epoch 0), where the records do not
+    already hold them (runs made before the hf backend recorded them). The base run itself is
+    returned as it is (its calibrated scores would be 0 by construction)."""
+    from lm_eval_tbd.core.scores import TBDParams
+
+    if run is base or run.questions[0].record.ref_question_logprobs is not None:
+        return run
+    return run.with_reference_questions(base, TBDParams(max_tokens=max_tokens))
+
+
 # ---- figures -----------------------------------------------------------------------------------
 
 
@@ -622,12 +634,14 @@ def main(argv=None) -> int:
         log(f"scoring epoch {name} (greedy)")
         score_s += score(model_dir, task_dir, work / f"greedy-{name}", cfg)
         greedy[name] = load(work / f"greedy-{name}", f"greedy epoch {name}", cfg["max_tokens"])
+    greedy = {name: with_base_questions(run, greedy["0"], cfg["max_tokens"]) for name, run in greedy.items()}
     sampled = None
     if cfg["samples"]:
         log(f"scoring epoch {last} (sampled, k = {cfg['samples']})")
         score_s += score(models[last], task_dir, work / f"sample-{last}", cfg,
                          metadata={"tbd_decoding": "sample", "tbd_samples": cfg["samples"], "tbd_seed": args.sample_seed})
-        sampled = load(work / f"sample-{last}", f"sampled epoch {last}", cfg["max_tokens"])
+        sampled = with_base_questions(load(work / f"sample-{last}", f"sampled epoch {last}", cfg["max_tokens"]),
+                                      greedy["0"], cfg["max_tokens"])
 
     t_analysis = time.perf_counter()
     n_resamples = 200 if args.quick else 1000

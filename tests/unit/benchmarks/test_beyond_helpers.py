@@ -1,0 +1,71 @@
+"""The beyond-the-paper benchmark's helpers without a model: the overlap check that keeps s1K out
+of the post-distillation data, the verdicts drawn from the figures, and the command it records."""
+
+import json
+import sys
+
+import pytest
+
+from tests.helpers import ROOT
+
+sys.path.insert(0, str(ROOT / "benchmarks"))  # the benchmark scripts import their helpers by name
+
+import beyond  # noqa: E402
+import real_student  # noqa: E402
+
+
+def _write(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def test_unrelated_items_drop_every_overlap_with_s1k(tmp_path):
+    s1k = [{"question": "Find all integers n such that n squared plus one divides n cubed plus seven exactly "
+                        "when n is positive and odd", "solution": "s"}]
+    _write(tmp_path / "math500.jsonl", [
+        {"id": "same", "question": "FIND all integers n such that n squared plus one divides n cubed plus seven "
+                                   "exactly when n is positive and odd!", "solution": "a"},  # same normalised text
+        {"id": "run", "question": "Prove it: n squared plus one divides n cubed plus seven exactly when n is "
+                                  "positive, and more", "solution": "b"},  # shares a run of 12 words
+        {"id": "ok1", "question": "What is 2 + 3?", "solution": "5"},
+    ])
+    _write(tmp_path / "gsm8k_test.jsonl", [{"id": 7, "question": "Tom has 3 apples. How many?", "solution": "3"}])
+    items, overlap = beyond.unrelated_items(tmp_path, s1k, 2, seed=0)
+    assert overlap == {"candidates": 4, "same_text": 1, "shared_12_words": 1}
+    assert sorted(r["id"] for r in items) == ["gsm8k_test-7", "math500-ok1"]
+    assert beyond.unrelated_items(tmp_path, s1k, 2, seed=0)[0] == items  # seeded
+    with pytest.raises(SystemExit, match="--post-items 3: only 2 unrelated items"):
+        beyond.unrelated_items(tmp_path, s1k, 3, seed=0)
+
+
+def _condition(tbd_auc, tpr5, others):
+    scores = {"tbd": {"auc": tbd_auc, "tpr@5%fpr": tpr5}}
+    vs = {}
+    for name, (auc, tpr, lo, hi) in others.items():
+        scores[name] = {"auc": auc, "tpr@5%fpr": tpr}
+        vs[name] = {"difference": auc - tbd_auc, "ci": [lo, hi]}
+    return {"scores": scores, "vs_tbd": vs}
+
+
+def test_verdicts_name_what_beats_tbd_and_the_bar():
+    s = {"conditions": {
+        "real student, epoch 0, greedy": _condition(0.5, 0.05, {"q_min_k": (0.8, 0.3, 0.1, 0.5)}),  # null control
+        "real student, epoch 5, greedy": _condition(0.55, 0.05, {"ref_logprob": (0.70, 0.20, 0.05, 0.25),
+                                                                 "gen_entropy": (0.60, 0.05, 0.01, 0.10),
+                                                                 "q_min_k": (0.58, 0.10, -0.1, 0.2)}),
+        "real student, epoch 5, reworded questions": _condition(0.6, 0.1, {"ref_logprob": (0.5, 0.0, -0.2, -0.01)}),
+    }}
+    v = beyond.verdicts(s)
+    assert len(v) == 3  # the base model is no student: no verdict line of its own
+    assert v[0].startswith("real student, epoch 5, greedy: TBD AUC 0.550")
+    assert "ref_logprob +0.150 [+0.050, +0.250], TPR@5% 0.200 (the bar: met)" in v[0]
+    assert "gen_entropy +0.050" in v[0] and "(the bar: not met)" in v[0] and "q_min_k" not in v[0]
+    assert v[1] == "gen_entropy loses to TBD with a CI excluding 0 on: no condition."
+    assert v[2] == "ref_logprob loses to TBD with a CI excluding 0 on: real student, epoch 5, reworded questions."
+    nothing = beyond.verdicts({"conditions": {"real student, epoch 5, greedy": _condition(0.5, 0.0, {})}})
+    assert nothing[-1] == "Nothing beats greedy TBD on any real-student checkpoint: TBD stays the default."
+
+
+def test_command_line_keeps_no_machine_paths():
+    cmd = real_student.command_line(["--data-dir", "/home/me/data", "--out=/x/y", "--work", "/w", "--name", "a"],
+                                    "beyond.py")
+    assert cmd == "python benchmarks/beyond.py --data-dir data --name a"

@@ -77,11 +77,11 @@ def test_real_student_and_beyond_quick(tmp_path):
     data = tmp_path / "s1k_like.jsonl"
     data.write_text("".join(json.dumps({"id": i, "question": r["question"], "solution": r["solution"]}) + "\n"
                             for i, r in enumerate(make_problems(40, seed=1))))
-    run_script("real_student.py", tmp_path, "--data", str(data))
+    run_script("real_student.py", tmp_path, "--data", str(data), "--no-sampled-ref")
     text = (tmp_path / "real_student-quick.json").read_text()
     summary = json.loads(text)
     assert str(tmp_path) not in text  # no machine paths in results meant to be committed
-    assert summary["command"] == "python benchmarks/real_student.py --quick --data s1k_like.jsonl"
+    assert summary["command"] == "python benchmarks/real_student.py --quick --data s1k_like.jsonl --no-sampled-ref"
     assert set(summary["checkpoints"]) == {"0", "1"}
     assert len(summary["settings"]["member_ids"]) == len(summary["settings"]["nonmember_ids"]) == 8
     for figures in summary["checkpoints"].values():
@@ -91,6 +91,10 @@ def test_real_student_and_beyond_quick(tmp_path):
         assert set(figures["gates"]) >= {"rs_members", "rs_nonmembers_b", "exit_status"}
     last = summary["checkpoints"]["1"]
     assert {"scores", "k1_tbd", "mean_tbd_spread"} <= set(last["sampled"])
+    # the sampled pass ran without the reference model: no ref_* scores there; q_ref_* from the base run
+    assert summary["settings"]["sampled_ref_model"] is False
+    assert "ref_logprob" not in last["sampled"]["scores"] and "ref_logprob" in last["greedy"]["scores"]
+    assert "q_ref_logprob" in last["sampled"]["scores"] and "q_ref_logprob" in last["greedy"]["scores"]
     assert "tbd greedy - tbd sampled (mean of k)" in last["paired"]
     assert "| epoch | train loss | members memorised |" in (tmp_path / "real_student-quick.md").read_text()
     for png in ("real_student-quick_roc.png", "real_student-quick_hist.png", "real_student-quick_curve.png"):

@@ -189,20 +189,31 @@ def _reference_model(lm, path: str):
     return ref
 
 
-def _reference_logprobs(ref, sequences, attn_mask, n_prompt: int) -> torch.Tensor:
-    """Log-probs [batch, generated] of the generated ids under ``ref``, teacher-forced."""
+def _reference_logprobs(ref, sequences, attn_mask, n_prompt: int,
+                        question_positions: list[list[int]] | None = None) -> tuple[torch.Tensor, list]:
+    """Log-probs [batch, generated] of the generated ids under ``ref``, teacher-forced; and, per
+    sequence, the log-probs of its question tokens (``question_positions``, padded prompt
+    positions as the capture uses them) under ``ref`` from the same forward pass, or None."""
     steps = sequences.shape[1] - n_prompt
     mask = torch.cat([attn_mask, torch.ones_like(sequences[:, n_prompt:])], dim=1)
     # Explicit positions: with left padding a plain forward would shift them.
     position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
-    out = []
+    out, questions = [], []
     with torch.no_grad():
         for b in range(sequences.shape[0]):  # one row at a time bounds the [tokens x vocab] logits
             logits = ref(input_ids=sequences[b : b + 1], attention_mask=mask[b : b + 1],
-                         position_ids=position_ids[b : b + 1]).logits[0, n_prompt - 1 : -1].float()
-            out.append(torch.log_softmax(logits, -1).gather(-1, sequences[b, n_prompt:, None])[:, 0])
-            del logits
-    return torch.stack(out) if out else torch.empty(0, steps)
+                         position_ids=position_ids[b : b + 1]).logits[0]
+            gen = logits[n_prompt - 1 : -1].float()
+            out.append(torch.log_softmax(gen, -1).gather(-1, sequences[b, n_prompt:, None])[:, 0])
+            positions = question_positions[b] if question_positions else None
+            if positions:
+                pos = torch.tensor(positions, device=logits.device)
+                rows = torch.log_softmax(logits[pos - 1].float(), -1)
+                questions.append(rows.gather(-1, sequences[b, pos][:, None])[:, 0].tolist())
+            else:
+                questions.append(None)
+            del logits, gen
+    return (torch.stack(out) if out else torch.empty(0, steps)), questions
 
 
 def generate_logprobs(self, requests, disable_tqdm: bool = False) -> list[str]:
@@ -298,17 +309,19 @@ def generate_logprobs(self, requests, disable_tqdm: bool = False) -> list[str]:
             handle.remove()
         generated = out[:, context_enc.shape[1] :]
         capture.finish(generated)
-        ref_lp = None
+        ref_lp = ref_q = None
         if gen.get("ref_model"):
-            ref_lp = _reference_logprobs(_reference_model(self, gen["ref_model"]), out, attn_mask, context_enc.shape[1]).cpu()
-        results.extend(_records(self, capture, generated, eos, context_enc, attn_mask, ref_lp, sampler, extras))
+            ref_lp, ref_q = _reference_logprobs(_reference_model(self, gen["ref_model"]), out, attn_mask,
+                                                context_enc.shape[1], positions)
+            ref_lp = ref_lp.cpu()
+        results.extend(_records(self, capture, generated, eos, context_enc, attn_mask, ref_lp, sampler, extras, ref_q))
         pbar.update(len(chunk))
     pbar.close()
     return re_ords.get_original(results)
 
 
 def _records(lm, capture: LogprobCapture, generated, eos, context_enc, attn_mask, ref_lp=None, sampler=None,
-             extras=None) -> list[str]:
+             extras=None, ref_q=None) -> list[str]:
     steps = generated.shape[1]
     empty = torch.empty(generated.shape[0], 0)
     stack = lambda xs: torch.stack(xs, 1).cpu() if xs else empty  # noqa: E731
@@ -356,6 +369,7 @@ def _records(lm, capture: LogprobCapture, generated, eos, context_enc, attn_mask
                 question_logp_mean=question[1] if question else None,
                 question_logp_std=question[2] if question else None,
                 ref_logprobs=ref_lp[b, :end].tolist() if ref_lp is not None else None,
+                ref_question_logprobs=ref_q[b] if ref_q and question else None,
                 decoding="greedy" if sampler is None else "sample",
                 seed=extra.get("seed") if sampler is not None else None,
                 sample_index=extra.get("sample_index") if sampler is not None else None,

@@ -125,9 +125,13 @@ def test_question_logprobs_and_reference_model(tiny_model_dir, eos_model_dir, be
         ref_logp = teacher_forced(ref, prompt + rec.token_ids)
         pos = torch.arange(len(prompt) - 1, len(prompt) + rec.n_tokens - 1)
         assert torch.allclose(torch.tensor(rec.ref_logprobs), ref_logp[pos, torch.tensor(rec.token_ids)], atol=1e-4)
+        # the question's tokens under the reference model, from the same teacher-forced pass
+        ref_q = ref_logp[torch.tensor(positions) - 1, torch.tensor(prompt)[positions]]
+        assert torch.allclose(torch.tensor(rec.ref_question_logprobs), ref_q, atol=1e-4)
     # off by default: nothing extra recorded
     plain = run(hflm(tiny_model_dir, 4), contexts[:2], 4)
     assert plain[0].question_logprobs is None and plain[0].ref_logprobs is None
+    assert plain[0].ref_question_logprobs is None
 
 
 def test_reference_model_with_another_tokenizer_is_rejected(tiny_model_dir, tmp_path, contexts):

@@ -154,9 +154,9 @@ def test_gumbel_sampler_draws_follow_the_raw_distribution():
     counts = torch.zeros(4)
     n = 3000
     for seed in range(n):
-        sampler = GumbelSampler([seed], SimpleNamespace(_row=row))
+        sampler = GumbelSampler([seed], SimpleNamespace(_row=row), 1)
         forced = sampler(None, torch.zeros(1, 4))
-        choice = int(sampler.expected[0][0])
+        choice = int(sampler.expected[0, 0])
         assert forced[0, choice] == 0 and torch.isinf(forced[0]).sum() == 3
         counts[choice] += 1
     freq = counts / n
@@ -164,9 +164,54 @@ def test_gumbel_sampler_draws_follow_the_raw_distribution():
     assert torch.allclose(freq, p[0], atol=0.036), freq
     assert counts[3] == 0  # probability 0 is never drawn
     # the same seed gives the same stream; streams are per row, not per batch
-    a = GumbelSampler([1, 2], SimpleNamespace(_row=row.repeat(2, 1)))
-    b = GumbelSampler([2], SimpleNamespace(_row=row))
-    for _ in range(5):
+    a = GumbelSampler([1, 2], SimpleNamespace(_row=row.repeat(2, 1)), 5)
+    b = GumbelSampler([2], SimpleNamespace(_row=row), 5)
+    for step in range(5):
+        assert a.expected.shape == (2, step)  # [batch x steps so far]
         a(None, torch.zeros(2, 4))
         b(None, torch.zeros(1, 4))
-    assert [int(x[1]) for x in a.expected] == [int(x[0]) for x in b.expected]
+    assert a.expected[1].tolist() == b.expected[0].tolist()
+    # its buffer holds max_new steps: one more is an error, not a silent overwrite
+    with pytest.raises(RuntimeError, match="more than max_new_tokens=5"):
+        a(None, torch.zeros(2, 4))
+
+
+# ---- the capture's per-step buffers ----
+
+
+def capture_generate(model_dir, contexts, max_new, capture_steps):
+    """Plain ``generate`` (greedy, left-padded batch) with a LogprobCapture sized ``capture_steps``."""
+    from lm_eval_tbd.backends.hf import LogprobCapture
+
+    tok = AutoTokenizer.from_pretrained(model_dir, padding_side="left")
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    enc = tok(contexts, return_tensors="pt", padding=True)
+    capture = LogprobCapture(capture_steps)
+    handle = model.register_forward_hook(capture.hook, with_kwargs=True)
+    try:
+        with torch.no_grad():
+            out = model.generate(**enc, max_new_tokens=max_new, do_sample=False, eos_token_id=tok.eos_token_id,
+                                 pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id)
+    finally:
+        handle.remove()
+    return capture, out[:, enc["input_ids"].shape[1]:]
+
+
+@pytest.mark.parametrize("model", ["tiny", "eos"])
+def test_capture_buffers_are_trimmed_to_the_steps_taken(model, tiny_model_dir, eos_model_dir, contexts):
+    # EOS ends generation before max_new (every row at once with the EOS model): the buffers,
+    # allocated for 16 steps, are cut to the generated tokens, and the ids are those generated.
+    capture, generated = capture_generate(tiny_model_dir if model == "tiny" else eos_model_dir, contexts[:4], 16, 16)
+    capture.finish(generated)
+    steps = generated.shape[1]
+    assert steps < 16 if model == "eos" else 1 <= steps <= 16
+    for values in (capture.chosen_ids, capture.chosen, capture.row_max, capture.means, capture.stds):
+        assert values.shape == (4, steps)
+    assert torch.equal(capture.chosen_ids, generated)
+    assert torch.isfinite(capture.chosen).all() and (capture.chosen <= capture.row_max).all()
+    assert capture._row is None and capture._row_buffer is None  # the [batch x vocab] row is released
+
+
+def test_capture_refuses_more_steps_than_its_buffers(tiny_model_dir, contexts):
+    with pytest.raises(RuntimeError, match="more than max_new_tokens=3"):
+        capture_generate(tiny_model_dir, contexts, 8, 3)

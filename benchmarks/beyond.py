@@ -108,12 +108,13 @@ def demo_runs(work: Path) -> dict:
     from lm_eval_tbd.core.runs import TaskRun
     from lm_eval_tbd.core.samples import load_run
     from lm_eval_tbd.core.scores import TBDParams
+    from lm_eval_tbd.harness.runner import offline_env
 
     out = work / "demo"
     if not (out / "demo.json").is_file():
         log("toy control: lm-eval-tbd demo")
         proc = subprocess.run([sys.executable, "-m", "lm_eval_tbd", "demo", "--out", str(out)], stdout=subprocess.DEVNULL,
-                              env=rs_env())
+                              env=offline_env())
         if not (out / "demo.json").is_file():  # the demo's own gate exit status is not ours to judge
             raise SystemExit(f"lm-eval-tbd demo failed (exit {proc.returncode})")
     runs = {}
@@ -121,12 +122,6 @@ def demo_runs(work: Path) -> dict:
         qs = tuple(q for t in ("demo_members", "demo_unseen") for q in load_run(out / folder, t).questions)
         runs[name] = TaskRun(name, None, qs).rescore(TBDParams())
     return runs
-
-
-def rs_env() -> dict:
-    from lm_eval_tbd.harness.runner import offline_env
-
-    return offline_env()
 
 
 def calibrate_questions(runs: dict, max_tokens: int) -> None:
@@ -233,8 +228,7 @@ def verdicts(s: dict) -> list[str]:
 # ---- report -------------------------------------------------------------------------------------
 
 
-def _ci(r: dict, key: str = "auc") -> str:
-    return f"{r[key]:.3f} [{r[key + '_ci'][0]:.2f}, {r[key + '_ci'][1]:.2f}]"
+_ci = rs._ci  # "AUC [lo, hi]", as real_student.md writes it
 
 
 def _delta(d: dict | None) -> str:

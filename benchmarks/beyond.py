@@ -24,7 +24,7 @@ before the rewording or the further training; no question is scored by a model t
 label); and, for the robustness variants, each score's paired AUC change against the same score
 on the original questions and checkpoint.
 
-Writes ``beyond.{json,md}`` to ``--out``. ``--quick`` works on ``real_student.py --quick``'s
+Writes ``beyond.{json,md}`` (``--stem``) to ``--out``. ``--quick`` works on ``real_student.py --quick``'s
 folder for CI; its figures mean nothing.
 """
 
@@ -312,7 +312,10 @@ def main(argv=None) -> int:
                              "(the toy control; never with --quick). Default: all")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"),
                         help="where to train and score the new runs (default: where the real-student run ran)")
+    parser.add_argument("--stem", help="stem of the output files (default: beyond, or beyond-quick)")
     args = parser.parse_args(argv)
+    if args.stem is not None and not re.fullmatch(r"[A-Za-z0-9_.-]+", args.stem):
+        parser.error(f"--stem {args.stem!r}: use letters, digits, '_', '.' and '-' only")
     conditions = set(args.conditions.split(",")) - {""}
     if conditions - {"reworded", "post", "demo"}:
         parser.error(f"--conditions: unknown {sorted(conditions - {'reworded', 'post', 'demo'})}; "
@@ -435,7 +438,7 @@ def main(argv=None) -> int:
 
     from lm_eval_tbd.core.atomic import write_json_atomic, write_text_atomic
 
-    out_stem = "beyond-quick" if args.quick else "beyond"
+    out_stem = args.stem or ("beyond-quick" if args.quick else "beyond")
     write_json_atomic(out / f"{out_stem}.json", summary)
     write_text_atomic(out / f"{out_stem}.md", markdown(summary))
     log(f"wrote {out_stem}.json and {out_stem}.md to {out} ({summary['seconds'] / 60:.1f} min)")

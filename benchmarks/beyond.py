@@ -405,7 +405,7 @@ def main(argv=None) -> int:
     crossed = cross_fit_decisions(calib, robust, features=features) if robust else {}
     summary = {"command": rs.command_line(sys.argv[1:] if argv is None else argv, "beyond.py"),
                "settings": {"cpus": os.cpu_count(), "device": cfg["device"],
-                            "device_name": torch.cuda.get_device_name() if cfg["device"] == "cuda" else "cpu",
+                            "device_name": rs.ran_on(cfg["device"])["device_name"],
                             "real_student": stem, "last": last, "windows": list(cfg["windows"]),
                             "post_items": n_post, "reword_seed": args.reword_seed, "combined_features_calibrated_before": features},
                **extra, "original": original, "conditions": {}, "robustness": {}}

@@ -2,7 +2,9 @@
 interrupts them; JSON-safe non-finite floats."""
 
 import math
+import os
 import signal
+import stat
 import subprocess
 import sys
 import textwrap
@@ -91,3 +93,13 @@ def test_json_safe_spells_non_finite_floats():
 
     assert json_safe({"a": [math.inf, -math.inf, math.nan, 1.5], "b": (None, "x")}) == \
         {"a": ["Infinity", "-Infinity", "NaN", 1.5], "b": [None, "x"]}
+
+
+def test_written_file_gets_the_mode_of_a_plain_open(tmp_path):
+    old = os.umask(0o027)
+    try:
+        written = write_text_atomic(tmp_path / "r.json", "{}")
+        (tmp_path / "plain").write_text("{}")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(written.stat().st_mode) == stat.S_IMODE((tmp_path / "plain").stat().st_mode) == 0o640

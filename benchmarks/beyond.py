@@ -103,6 +103,25 @@ def reworded_tasks(work: Path, base_dir: Path, cfg: dict, seed: int) -> tuple[Pa
     return task_dir, example
 
 
+def post_train_dtype(settings: dict, device: str) -> str:
+    """The precision of the training after distillation: the distillation's own where it was made
+    on the same kind of device (the protocol unchanged), else what suits ``device``
+    (``real_student.train_dtype("auto", device)``: bf16 where it is native, float32 elsewhere).
+    ``settings`` are a real-student summary's; those from before the GPU option ran on a CPU."""
+    made = settings.get("distillation") or {"train_dtype": settings.get("train_dtype"), "device": "cpu"}
+    if made.get("train_dtype") in ("bf16", "fp32") and made.get("device") == device:
+        return made["train_dtype"]
+    return rs.train_dtype("auto", device)
+
+
+def steps_ran_on(work: Path, last: str) -> dict[str, str]:
+    """The machine of each new step cached in ``work`` (the reworded pass, the training after
+    distillation and its passes), from their cache files; steps not made are left out."""
+    files = {f"reworded-{last}": work / f"reworded-{last}" / "done.json", "post-training": work / "post" / "distil.json",
+             **{f"greedy-post-{e}": work / f"greedy-post-{e}" / "done.json" for e in (1, 2)}}
+    return {step: json.loads(f.read_text()).get("device_name", "not recorded") for step, f in files.items() if f.is_file()}
+
+
 def demo_runs(work: Path) -> dict:
     """The toy control: the demo's student and null-control runs, members vs unseen (cached)."""
     from lm_eval_tbd.core.runs import TaskRun
@@ -310,8 +329,10 @@ def main(argv=None) -> int:
     parser.add_argument("--conditions", default="reworded,post,demo",
                         help="new runs to make, comma-separated: reworded, post (training after distillation), demo "
                              "(the toy control; never with --quick). Default: all")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"),
-                        help="where to train and score the new runs (default: where the real-student run ran)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                        help="where to train and score the new runs (auto: cuda where torch sees a GPU, else cpu)")
+    parser.add_argument("--eval-batch", type=int,
+                        help="lm_eval --batch_size of the new passes (default: the real-student run's)")
     parser.add_argument("--stem", help="stem of the output files (default: beyond, or beyond-quick)")
     args = parser.parse_args(argv)
     if args.stem is not None and not re.fullmatch(r"[A-Za-z0-9_.-]+", args.stem):
@@ -329,10 +350,12 @@ def main(argv=None) -> int:
     rs_summary = json.loads(summary_file.read_text())
     cfg = {**(rs.QUICK if args.quick else rs.FULL), **{k: rs_summary["settings"][k] for k in
                                                         ("n", "max_tokens", "answer_tokens", "lr", "batch_size", "eval_batch", "windows")}}
-    # The real-student run's device and precision, unless --device moves the new runs elsewhere.
-    cfg["device"] = rs.resolve_device(args.device or rs_summary["settings"].get("device", "auto"))
-    same = cfg["device"] == rs_summary["settings"].get("device", "cpu")
-    cfg["train_dtype"] = (same and rs_summary["settings"].get("train_dtype")) or rs.train_dtype("auto", cfg["device"])
+    cfg["device"] = rs.resolve_device(args.device or "auto")
+    cfg["train_dtype"] = post_train_dtype(rs_summary["settings"], cfg["device"])
+    if args.eval_batch is not None:
+        if args.eval_batch < 1:
+            parser.error(f"--eval-batch {args.eval_batch}: must be at least 1")
+        cfg["eval_batch"] = args.eval_batch
     last = max(rs_summary["checkpoints"], key=int)
     base_dir = next((p for p in work.glob("base-*") if (p / "config.json").is_file()), None)
     if base_dir is None:
@@ -377,7 +400,11 @@ def main(argv=None) -> int:
         log(f"training after distillation: {len(items)} unrelated items, 2 epochs from epoch {last}")
         post_dir = work / "post"
         post_dir.mkdir(exist_ok=True)
-        post = rs.distil(work / f"epoch-{last}", post_dir, items, {**cfg, "epochs": 2, "checkpoints": (1, 2)}, seed=1)
+        if not ((post_dir / "distil.json").is_file() and all((post_dir / f"epoch-{e}" / "config.json").is_file() for e in (1, 2))):
+            for e in (1, 2):  # passes scored on checkpoints that are about to be made again
+                (work / f"greedy-post-{e}" / "done.json").unlink(missing_ok=True)
+        post = rs.distil(work / f"epoch-{last}", post_dir, items, {**cfg, "epochs": 2, "checkpoints": (1, 2)}, seed=1,
+                         command=rs.command_line(sys.argv[1:] if argv is None else argv, "beyond.py"))
         post_log = json.loads((post_dir / "distil.json").read_text())
         step_s["post_train_s"] = post_log["seconds"]
         extra["post_data"] = {"n": len(items), "overlap": overlap, "losses": post_log["losses"]}
@@ -406,6 +433,9 @@ def main(argv=None) -> int:
     summary = {"command": rs.command_line(sys.argv[1:] if argv is None else argv, "beyond.py"),
                "settings": {"cpus": os.cpu_count(), "device": cfg["device"],
                             "device_name": rs.ran_on(cfg["device"])["device_name"],
+                            "steps_ran_on": {k: v for k, v in steps_ran_on(work, last).items()
+                                             if (k.startswith("reworded") and "reworded" in conditions)
+                                             or (not k.startswith("reworded") and "post" in conditions)},
                             "real_student": stem, "last": last, "windows": list(cfg["windows"]),
                             "post_items": n_post, "reword_seed": args.reword_seed, "combined_features_calibrated_before": features},
                **extra, "original": original, "conditions": {}, "robustness": {}}

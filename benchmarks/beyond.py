@@ -350,7 +350,7 @@ def main(argv=None) -> int:
     rs_summary = json.loads(summary_file.read_text())
     cfg = {**(rs.QUICK if args.quick else rs.FULL), **{k: rs_summary["settings"][k] for k in
                                                         ("n", "max_tokens", "answer_tokens", "lr", "batch_size", "eval_batch", "windows")}}
-    cfg["device"] = rs.resolve_device(args.device or "auto")
+    cfg["device"] = rs.resolve_device(args.device)
     cfg["train_dtype"] = post_train_dtype(rs_summary["settings"], cfg["device"])
     if args.eval_batch is not None:
         if args.eval_batch < 1:
@@ -400,11 +400,9 @@ def main(argv=None) -> int:
         log(f"training after distillation: {len(items)} unrelated items, 2 epochs from epoch {last}")
         post_dir = work / "post"
         post_dir.mkdir(exist_ok=True)
-        if not ((post_dir / "distil.json").is_file() and all((post_dir / f"epoch-{e}" / "config.json").is_file() for e in (1, 2))):
-            for e in (1, 2):  # passes scored on checkpoints that are about to be made again
-                (work / f"greedy-post-{e}" / "done.json").unlink(missing_ok=True)
         post = rs.distil(work / f"epoch-{last}", post_dir, items, {**cfg, "epochs": 2, "checkpoints": (1, 2)}, seed=1,
-                         command=rs.command_line(sys.argv[1:] if argv is None else argv, "beyond.py"))
+                         command=rs.command_line(sys.argv[1:] if argv is None else argv, "beyond.py"),
+                         scored={e: [work / f"greedy-post-{e}"] for e in (1, 2)})
         post_log = json.loads((post_dir / "distil.json").read_text())
         step_s["post_train_s"] = post_log["seconds"]
         extra["post_data"] = {"n": len(items), "overlap": overlap, "losses": post_log["losses"]}

@@ -221,9 +221,11 @@ def examples(tok, rows: list[dict], answer_tokens: int) -> list[tuple[list[int],
 
 
 def distil(base_dir: Path, work: Path, members: list[dict], cfg: dict, seed: int,
-           command: str | None = None) -> dict[int, Path]:
+           command: str | None = None, scored: dict[int, list[Path]] | None = None) -> dict[int, Path]:
     """Fine-tune the base model on the members; returns {epoch: checkpoint dir} (cached).
-    ``distil.json`` records the losses, the time, the precision, the machine and ``command``."""
+    ``distil.json`` records the losses, the time, the precision, the machine and ``command``.
+    ``scored``: the pass folders scored on each epoch's checkpoint (default: ``greedy-E`` and
+    ``sample-E`` in ``work``); a new distillation makes their cached results stale."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -233,11 +235,13 @@ def distil(base_dir: Path, work: Path, members: list[dict], cfg: dict, seed: int
         return ckpts
     # New checkpoints make the old record and the passes scored on the old ones stale.
     (work / "distil.json").unlink(missing_ok=True)
+    if scored is None:
+        scored = {e: [work / f"greedy-{e}", work / f"sample-{e}"] for e in ckpts}
     for e in ckpts:
-        for scored in (work / f"greedy-{e}", work / f"sample-{e}"):
-            if (scored / "done.json").is_file():
-                log(f"distillation: {scored.name} was scored on an earlier epoch-{e}; it will be scored again")
-                (scored / "done.json").unlink()
+        for folder in scored.get(e, []):
+            if (folder / "done.json").is_file():
+                log(f"distillation: {folder.name} was scored on an earlier epoch-{e}; it will be scored again")
+                (folder / "done.json").unlink()
     tok = AutoTokenizer.from_pretrained(base_dir)
     device = cfg.get("device", "cpu")
     model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32).to(device)
@@ -726,13 +730,11 @@ def main(argv=None) -> int:
     models = {"0": base_dir, **{str(e): d for e, d in sorted(ckpts.items())}}
     last = str(max(ckpts))
 
-    score_s = 0.0
     greedy = {}
 
     def score_greedy(name: str) -> None:
-        nonlocal score_s
         log(f"scoring epoch {name} (greedy)")
-        score_s += score(models[name], task_dir, work / f"greedy-{name}", cfg)
+        score(models[name], task_dir, work / f"greedy-{name}", cfg)
         greedy[name] = load(work / f"greedy-{name}", f"greedy epoch {name}", cfg["max_tokens"])
 
     # The base model and the last checkpoint first, then the sampled pass, then the checkpoints
@@ -745,7 +747,7 @@ def main(argv=None) -> int:
         metadata = {"tbd_decoding": "sample", "tbd_samples": cfg["samples"], "tbd_seed": args.sample_seed}
         if args.no_sampled_ref:
             metadata["tbd_ref_model"] = ""  # --metadata overrides the task's own; empty = no reference model
-        score_s += score(models[last], task_dir, work / f"sample-{last}", cfg, metadata=metadata)
+        score(models[last], task_dir, work / f"sample-{last}", cfg, metadata=metadata)
         sampled = with_base_questions(load(work / f"sample-{last}", f"sampled epoch {last}", cfg["max_tokens"]),
                                       greedy["0"], cfg["max_tokens"])
     for name in models:
@@ -754,6 +756,7 @@ def main(argv=None) -> int:
     greedy = {name: with_base_questions(greedy[name], greedy["0"], cfg["max_tokens"]) for name in models}
     passes = [f"greedy-{name}" for name in models] + ([f"sample-{last}"] if sampled is not None else [])
     done = {p: json.loads((work / p / "done.json").read_text()) for p in passes}
+    score_s = sum(d["seconds"] for d in done.values())  # cached passes count the time they took then
     steps_ran_on = {"distillation": distilled.get("device_name", "not recorded"),
                     **{p: d.get("device_name", "not recorded") for p, d in done.items()}}
 

@@ -104,3 +104,21 @@ def test_distillation_made_elsewhere_is_named_with_its_command():
     same = {**s, "settings": {"distillation": {**s["settings"]["distillation"], "command": s["command"]}}}
     assert real_student._distillation_lines(same) == ["Response loss by epoch: 1.500, 0.250.", ""]
     assert real_student._distillation_lines({"command": "c", "settings": {}}) == []
+
+
+@pytest.mark.parametrize("explicit", [False, True])
+def test_a_new_distillation_drops_the_passes_scored_on_old_checkpoints(tmp_path, explicit):
+    # No cached checkpoints: distil starts anew, so the results scored on the old epoch-1 go stale
+    # before it loads anything (the missing base model then stops it).
+    work = tmp_path / "work"
+    stale = {name: work / name / "done.json" for name in ("greedy-1", "sample-1", "greedy-post-1", "greedy-2")}
+    for f in stale.values():
+        f.parent.mkdir(parents=True)
+        f.write_text("{}")
+    (work / "distil.json").write_text("{}")
+    scored = {1: [work / "greedy-post-1"]} if explicit else None
+    with pytest.raises(OSError):
+        real_student.distil(tmp_path / "no-base", work, [], {"checkpoints": (1,)}, seed=0, scored=scored)
+    assert not (work / "distil.json").exists()
+    gone = {"greedy-post-1"} if explicit else {"greedy-1", "sample-1"}
+    assert {name for name, f in stale.items() if not f.exists()} == gone

@@ -1,5 +1,5 @@
 """pytest --contam (the pytest_contam plugin) on small synthetic result folders: no model run and
-no ../shared/data, so these run in seconds (the end-to-end tests on a real lm_eval run are in
+no benchmark data files, so these run in seconds (the end-to-end tests on a real lm_eval run are in
 tests/integration/test_pytest_contam_gate.py). Also the gate with the combined detector's score."""
 
 import json

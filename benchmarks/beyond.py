@@ -361,9 +361,7 @@ def main(argv=None) -> int:
     if base_dir is None:
         raise SystemExit(f"{work.name}: no base model folder (base-*); real_student.py with --base keeps none here")
     n_resamples = 200 if args.quick else 1000
-    import torch
-
-    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    rs.setup_process(cfg["device"])
     s1k_rows = rs.read_rows(args.data_dir / "s1k.jsonl")
     by_id = {str(r["id"]): r for r in s1k_rows}
     from transformers import AutoTokenizer

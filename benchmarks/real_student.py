@@ -59,11 +59,13 @@ DEFAULT_DATA = ROOT.parent / "shared" / "data" / "s1k.jsonl"
 PAPER_S1 = {"auc": 0.918, "tpr_at_1fpr": 0.470, "students": "Qwen2.5-7B/14B/32B-Instruct, full traces, 5 epochs, lr 1e-5"}
 GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
-# lr 1e-4: the paper's 1e-5 is for 7B-32B models over ~600 optimizer steps on full traces; a
-# 135M model fine-tuned for a few dozen steps needs a larger step to move at all, and 1e-4 is
-# the usual full fine-tuning rate at this size (10x the paper's; the logged losses show it is
-# stable). Batch 4 gives 16 updates per epoch over 64 members.
-FULL = dict(n=64, answer_tokens=256, epochs=5, checkpoints=(1, 2, 3, 5), lr=1e-4, batch_size=4, max_tokens=300,
+# lr 3e-4: the paper's 1e-5 is for 7B-32B models over ~600 optimizer steps on full traces; a
+# 135M model fine-tuned for a few dozen steps needs a larger step to move at all. At 1e-4 (the
+# usual full fine-tuning rate at this size, the first default) 5 epochs left 3% of 64 members
+# memorised and TBD at chance (benchmarks/results/real_student_lr1e-4.md); at 3e-4 the losses
+# stay stable and detection begins (11% memorised at N = 64, 42% at N = 200). Batch 4 gives 16
+# updates per epoch over 64 members.
+FULL = dict(n=64, answer_tokens=256, epochs=5, checkpoints=(1, 2, 3, 5), lr=3e-4, batch_size=4, max_tokens=300,
             samples=2, eval_batch=16, windows=(25, 50, 100, 300))
 QUICK = dict(n=8, answer_tokens=32, epochs=1, checkpoints=(1,), lr=1e-4, batch_size=4, max_tokens=24,
              samples=2, eval_batch=8, windows=(12, 24))
@@ -304,11 +306,36 @@ def distil(base_dir: Path, work: Path, members: list[dict], cfg: dict, seed: int
 # ---- scoring -----------------------------------------------------------------------------------
 
 
+def setup_process(device: str) -> None:
+    """Torch threads (2 at most: the cores this benchmark is sized for) and, on CPU, the glibc
+    allocator settings of ``_cpu_allocator`` for the training that runs in this process."""
+    import torch
+
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    if device == "cpu":
+        from _cpu_allocator import tune_this_process
+
+        tune_this_process()
+
+
+def lm_eval_env(device: str) -> dict[str, str]:
+    """The scoring subprocess's environment: offline; on CPU, with the glibc allocator settings of
+    ``_cpu_allocator`` (about 2.7x faster decoding here)."""
+    from lm_eval_tbd.harness.runner import offline_env
+
+    env = offline_env()
+    if device != "cpu":
+        return env
+    from _cpu_allocator import allocator_env
+
+    return allocator_env(env)
+
+
 def score(model_dir: Path, task_dir: Path, out: Path, cfg: dict, metadata: dict | None = None,
           tasks: tuple[str, ...] = TASKS) -> float:
     """Run the stock lm_eval CLI on ``tasks`` (cached: skipped when ``out`` holds a finished run).
     Returns seconds."""
-    from lm_eval_tbd.harness.runner import lm_eval_command, offline_env, run_lm_eval
+    from lm_eval_tbd.harness.runner import lm_eval_command, run_lm_eval
 
     done = out / "done.json"
     if done.is_file():
@@ -319,7 +346,7 @@ def score(model_dir: Path, task_dir: Path, out: Path, cfg: dict, metadata: dict 
     log(f"  $ lm_eval {' '.join(cmd[3:])}")
     t0 = time.perf_counter()
     try:  # lm_eval's own progress bars go to the terminal
-        run_lm_eval(cmd, env=offline_env(), capture=False)
+        run_lm_eval(cmd, env=lm_eval_env(cfg.get("device", "cpu")), capture=False)
     except RuntimeError as err:
         raise SystemExit(f"{model_dir}: {err}") from None
     seconds = time.perf_counter() - t0
@@ -693,14 +720,13 @@ def main(argv=None) -> int:
         cfg["checkpoints"] = tuple(e for e in cfg["checkpoints"] if e < args.epochs) + (args.epochs,)
     if max(cfg["checkpoints"]) > cfg["epochs"]:
         cfg["epochs"] = max(cfg["checkpoints"])
-    import torch
 
     from lm_eval_tbd.core.atomic import write_json_atomic, write_text_atomic
 
     cfg["device"] = resolve_device(args.device)
     cfg["train_dtype"] = train_dtype(args.train_dtype, cfg["device"])
 
-    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    setup_process(cfg["device"])
     out = args.out.resolve()
     work = (args.work or out / ("work-real-student-quick" if args.quick else "work-real-student")).resolve()
     work.mkdir(parents=True, exist_ok=True)

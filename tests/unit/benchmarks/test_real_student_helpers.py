@@ -1,5 +1,6 @@
 """The real-student benchmark's device and precision choices, and its option checks, without a model."""
 
+import os
 import sys
 
 import pytest
@@ -122,3 +123,13 @@ def test_a_new_distillation_drops_the_passes_scored_on_old_checkpoints(tmp_path,
     assert not (work / "distil.json").exists()
     gone = {"greedy-post-1"} if explicit else {"greedy-1", "sample-1"}
     assert {name for name, f in stale.items() if not f.exists()} == gone
+
+
+def test_scoring_environment_carries_the_allocator_settings_on_cpu_only():
+    import _cpu_allocator
+
+    cpu, cuda = real_student.lm_eval_env("cpu"), real_student.lm_eval_env("cuda")
+    assert cpu["HF_HUB_OFFLINE"] == cuda["HF_HUB_OFFLINE"] == "1"
+    if _cpu_allocator._glibc():
+        assert "MALLOC_MMAP_THRESHOLD_" in cpu
+    assert "MALLOC_MMAP_THRESHOLD_" not in cuda or "MALLOC_MMAP_THRESHOLD_" in os.environ

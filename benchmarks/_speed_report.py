@@ -14,7 +14,10 @@ TARGETS = ("wall_s", "generation_s", "peak_rss_mib")
 #: summary key -> (numerator, denominator, title, metrics held to TARGET_RATIO); shown when both ran
 COMPARISONS = {"tbd_vs_plain": ("tbd", "plain", "TBD vs plain greedy generation", TARGETS),
                "tbd_sample_vs_plain_sample": ("tbd_sample", "plain_sample", "TBD vs plain sampling", TARGETS),
-               "scored_length_saving": ("tbd", "tbd_long", "Stopping at the scored length", ())}
+               "scored_length_saving": ("tbd", "tbd_long", "Stopping at the scored length", ()),
+               "allocator_saving": ("tbd_malloc", "tbd", "glibc allocator settings (benchmarks/_cpu_allocator.py)", ())}
+#: comparisons reported as a saving (1 - ratio) rather than against a target
+SAVINGS = ("scored_length_saving", "allocator_saving")
 #: measured metric -> (label, format)
 METRICS = {"wall_s": ("wall s", "{:.2f}"), "generation_s": ("gen s", "{:.2f}"), "generation_cpu_s": ("gen CPU s", "{:.2f}"),
            "peak_rss_mib": ("peak RSS MiB", "{:.0f}"), "ms_per_step": ("gen ms/step", "{:.1f}"),
@@ -40,7 +43,7 @@ def summarise(configs, measurements: list[dict]) -> dict:
         if num not in named or den not in named:
             continue
         comp = compare(measurements, named[num], named[den], METRICS)
-        if key == "scored_length_saving":
+        if key in SAVINGS:
             for v in comp.values():
                 v["saving"] = None if v["ratio_of_medians"] is None else 1 - v["ratio_of_medians"]
         summary[key] = {"title": title, "numerator": named[num], "denominator": named[den], **comp}
@@ -71,12 +74,12 @@ def tables(configs, summary: dict) -> list[tuple[str, list[str], list[list[str]]
         for m in SHOWN:
             (label, spec), v = METRICS[m], s[m]
             verdict = ("met" if summary["within_target"][key][m] else "NOT met") if m in targets else ""
-            if key == "scored_length_saving":
+            if key in SAVINGS:
                 verdict = fmt(None if v["saving"] is None else 100 * v["saving"], "{:.1f}%")
             rows.append([label, f"{v['denominator']['n']}/{v['numerator']['n']}",
                          *(f"{fmt(v[side]['min'], spec)} · {spread(v[side], spec)}" for side in ("denominator", "numerator")),
                          fmt(v["ratio_of_medians"], "{:.3f}"), spread(v["paired_ratio"], "{:.3f}"), verdict])
-        last = "saving" if key == "scored_length_saving" else f"target ≤ {TARGET_RATIO}"
+        last = "saving" if key in SAVINGS else f"target ≤ {TARGET_RATIO}"
         out.append((f"{title}: {s['numerator']} vs {s['denominator']}",
                     ["metric", "n", f"{s['denominator']}: min · median [IQR]", f"{s['numerator']}: min · median [IQR]",
                      "ratio of medians", "paired ratio: median [IQR]", last], rows))

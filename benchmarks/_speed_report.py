@@ -18,6 +18,8 @@ COMPARISONS = {"tbd_vs_plain": ("tbd", "plain", "TBD vs plain greedy generation"
                "allocator_saving": ("tbd_malloc", "tbd", "glibc allocator settings (benchmarks/_cpu_allocator.py)", ())}
 #: comparisons reported as a saving (1 - ratio) rather than against a target
 SAVINGS = ("scored_length_saving", "allocator_saving")
+#: comparisons without a target whose two sides must still do the same work (identical greedy texts)
+CHECKED_WITHOUT_TARGET = ("allocator_saving",)
 #: measured metric -> (label, format)
 METRICS = {"wall_s": ("wall s", "{:.2f}"), "generation_s": ("gen s", "{:.2f}"), "generation_cpu_s": ("gen CPU s", "{:.2f}"),
            "peak_rss_mib": ("peak RSS MiB", "{:.0f}"), "ms_per_step": ("gen ms/step", "{:.1f}"),
@@ -32,7 +34,7 @@ WORK = ("decode_steps", "generated_tokens", "eos_ended")
 def summarise(configs, measurements: list[dict]) -> dict:
     """``{medians, stats, <comparison key>..., within_target}``: :func:`describe` per configuration
     and metric (``medians`` holds just the medians); per comparison whose two configurations ran,
-    :func:`compare` (plus ``saving`` = 1 - ratio for the scored-length saving); and per target
+    :func:`compare` (plus ``saving`` = 1 - ratio for the ``SAVINGS``); and per target
     metric whether the ratio of medians is within TARGET_RATIO."""
     named = {c.key: c.name for c in configs}
     stats = {c.name: {m: describe(r.get(m) for r in measurements if r["config"] == c.name) for m in (*METRICS, *WORK)}

@@ -61,7 +61,15 @@ from dataclasses import asdict
 from pathlib import Path
 
 from _cpu_allocator import allocator_env
-from _speed_report import COMPARISONS, machine_info, markdown, missed_targets, print_tables, summarise
+from _speed_report import (
+    CHECKED_WITHOUT_TARGET,
+    COMPARISONS,
+    machine_info,
+    markdown,
+    missed_targets,
+    print_tables,
+    summarise,
+)
 from _speed_setup import (
     CONFIGS,
     DEFAULT_CONFIGS,
@@ -186,7 +194,7 @@ def check_equal_work(configs: list[Config], gens: dict, work: dict, tolerance: f
     within ``tolerance``."""
     by_key, checked = {c.key: c for c in configs}, {}
     for key, (t, p, _, targets) in COMPARISONS.items():
-        if (not targets and key != "allocator_saving") or t not in by_key or p not in by_key:
+        if (not targets and key not in CHECKED_WITHOUT_TARGET) or t not in by_key or p not in by_key:
             continue
         tbd, plain = by_key[t].name, by_key[p].name
         if by_key[p].decoding == "greedy":
@@ -196,7 +204,7 @@ def check_equal_work(configs: list[Config], gens: dict, work: dict, tolerance: f
                 at = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
                 raise BenchmarkError(f"{plain}: {len(diff)} of {len(gens[plain])} greedy generations differ from {tbd}'s, "
                                      f"so the two did not do the same work. First, doc {diff[0]} from character {at}: "
-                                     f"plain {a[at:at + 60]!r} vs TBD {b[at:at + 60]!r}")
+                                     f"{plain} {a[at:at + 60]!r} vs {tbd} {b[at:at + 60]!r}")
             work[plain] = work[tbd]
             checked[key] = {"check": f"every {plain} generation equals the {tbd} one"}
             continue
@@ -225,13 +233,17 @@ def run_benchmark(a) -> dict:
         configs = make_configs(a.configs, a.max_tokens, a.max_tokens_long, data_file, work / "tasks")
         model_dir, tok, model = prepare_model(a, questions, work, max(c.max_tokens for c in configs))
         env = child_env(work, a.threads or None)
+        tuned_env = allocator_env(env)
+        if any(c.tuned_allocator for c in configs) and tuned_env == env:
+            raise BenchmarkError("tbd_malloc would run exactly as tbd: this is not glibc Linux, or MALLOC_*_ "
+                                 "variables of yours already set every allocator setting")
         print(f"work dir {work}; model {model['name']}; {a.questions} questions; configs {[c.name for c in configs]}; "
               f"{a.runs} rounds + 1 warm-up", flush=True)
         measurements, reference, work_of, equal_work = [], {}, {}, {}
 
         def measure(c: Config, run_dir: Path) -> dict:
             res = run_once(c, command(c, model_dir, work / "tasks", run_dir, a.batch_size), run_dir,
-                           allocator_env(env) if c.tuned_allocator else env)
+                           tuned_env if c.tuned_allocator else env)
             try:
                 gens = read_generations(c, run_dir, tok)
             except (OSError, ValueError) as err:  # load_run / samples_path name the file and the problem
@@ -273,6 +285,9 @@ def run_benchmark(a) -> dict:
             "command_note": "benchmarks/_speed_shim.py runs lm_eval.__main__ as `python -m lm_eval` does, with "
                             "timers around evaluator.evaluate and the model's request call",
             "configs": [asdict(c) for c in configs], "equal_work": equal_work, "sample_tolerance": a.sample_tolerance,
+            # what each configuration's lm_eval process had of glibc's allocator variables
+            "malloc_env": {c.name: {k: v for k, v in (tuned_env if c.tuned_allocator else env).items()
+                                    if k.startswith("MALLOC_")} for c in configs},
             "machine": machine_info(), "benchmark_seconds": time.perf_counter() - t0}
         result = {"settings": settings, "summary": summary, "warmup": warm, "measurements": measurements}
         a.out.mkdir(parents=True, exist_ok=True)

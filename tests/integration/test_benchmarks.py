@@ -61,6 +61,8 @@ def test_speed_quick_model_dir(tmp_path, tiny_model_dir):
                                                  "tbd_malloc@64"}
     assert {"tbd_vs_plain", "tbd_sample_vs_plain_sample", "allocator_saving"} <= set(result["summary"])
     assert result["summary"]["allocator_saving"]["wall_s"]["saving"] is not None
+    malloc = result["settings"]["malloc_env"]  # the settings reached tbd_malloc's process only
+    assert malloc["tbd_malloc@64"]["MALLOC_MMAP_THRESHOLD_"] == str(32 << 20) and malloc["tbd@64"] == {}
     assert "scored_length_saving" not in result["summary"]
     work = {m["config"]: m for m in result["measurements"]}
     assert work["plain@64"]["decode_steps"] == work["tbd@64"]["decode_steps"]  # identical greedy generations

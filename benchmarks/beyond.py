@@ -350,7 +350,7 @@ def main(argv=None) -> int:
     rs_summary = json.loads(summary_file.read_text())
     # The work folder must hold that summary's run (--name and --work are given separately).
     recorded = rs_summary["settings"].get("protocol")
-    on_disk = rs.read_record(work / "protocol.json") if (work / "protocol.json").is_file() else None
+    on_disk = rs.read_record(work / "protocol.json", optional=True)
     if recorded is not None and on_disk != recorded:
         raise SystemExit(f"--work {work} does not hold the run of {summary_file.name}: its protocol.json is {on_disk}, "
                          f"the summary's {recorded}. Give the --work folder that real_student.py used for it.")
@@ -412,7 +412,7 @@ def main(argv=None) -> int:
         log(f"training after distillation: {len(items)} unrelated items, 2 epochs from epoch {last}")
         post_dir = work / "post"
         post_protocol = {"from": f"epoch-{last}", "item_ids": [str(r["id"]) for r in items], "epochs": 2, "lr": cfg["lr"]}
-        made = rs.read_record(post_dir / "protocol.json") if (post_dir / "protocol.json").is_file() else None
+        made = rs.read_record(post_dir / "protocol.json", optional=True)
         if made is not None and made != post_protocol:  # derived data: redone, not refused
             log(f"training after distillation: {post_dir.name}/ was made with other items or settings; training again")
             import shutil

@@ -308,8 +308,11 @@ def distil(base_dir: Path, work: Path, members: list[dict], cfg: dict, seed: int
     return ckpts
 
 
-def read_record(path: Path) -> dict:
-    """A cached step's JSON record (``distil.json``, ``done.json``), or an error naming the file."""
+def read_record(path: Path, *, optional: bool = False) -> dict | None:
+    """A cached step's JSON record (``distil.json``, ``done.json``), or an error naming the file;
+    with ``optional``, None where the file does not exist."""
+    if optional and not path.is_file():
+        return None
     try:
         return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as err:
@@ -372,6 +375,7 @@ def check_protocol(work: Path, current: dict) -> None:
     from lm_eval_tbd.core.atomic import write_json_atomic
 
     record, steps = work / "protocol.json", cached_steps(work)
+    listed = ", ".join(steps[:4]) + (", ..." if len(steps) > 4 else "")
     cached = None
     if record.is_file():
         try:
@@ -379,14 +383,14 @@ def check_protocol(work: Path, current: dict) -> None:
         except json.JSONDecodeError as err:
             raise SystemExit(f"{record}: not valid JSON ({err}); delete it, or the folder, to start again") from None
     if steps and cached is None:
-        raise SystemExit(f"--work {work}: it holds cached steps ({', '.join(steps[:4])}{', ...' if len(steps) > 4 else ''}) "
+        raise SystemExit(f"--work {work}: it holds cached steps ({listed}) "
                          "but no protocol.json recording how they were made. Delete the folder to start again, or, if "
                          f"they were made with this run's protocol, save this as {record}:\n{json.dumps(current)}")
     differ = [k for k in current if cached and k in cached and cached[k] != current[k]]
     if steps and differ:
         was = ", ".join(f"{k} {cached[k]}" for k in differ)
         now = ", ".join(f"{k} {current[k]}" for k in differ)
-        raise SystemExit(f"--work {work}: its cached steps ({', '.join(steps[:4])}{', ...' if len(steps) > 4 else ''}) "
+        raise SystemExit(f"--work {work}: its cached steps ({listed}) "
                          f"were made with {was}; this run asks for {now}. Give another --work folder, or delete that "
                          "one to start again.")
     if cached != current:
@@ -421,6 +425,7 @@ def score(model_dir: Path, task_dir: Path, out: Path, cfg: dict, metadata: dict 
     Returns seconds."""
     from lm_eval_tbd.harness.runner import lm_eval_command, run_lm_eval
 
+    device = cfg.get("device", "cpu")
     done = out / "done.json"
     if done.is_file():
         record = read_record(done)
@@ -433,18 +438,18 @@ def score(model_dir: Path, task_dir: Path, out: Path, cfg: dict, metadata: dict 
 
         shutil.rmtree(out)
     cmd = lm_eval_command("hf", tasks, out, model_args=f"pretrained={model_dir},dtype=float32",
-                          device=cfg.get("device", "cpu"),
+                          device=device,
                           include_path=task_dir, batch_size=str(cfg["eval_batch"]), metadata=metadata)
     log(f"  $ lm_eval {' '.join(cmd[3:])}")
     t0 = time.perf_counter()
     try:  # lm_eval's own progress bars go to the terminal
-        run_lm_eval(cmd, env=lm_eval_env(cfg.get("device", "cpu")), capture=False)
+        run_lm_eval(cmd, env=lm_eval_env(device), capture=False)
     except RuntimeError as err:
         raise SystemExit(f"{model_dir}: {err}") from None
     seconds = time.perf_counter() - t0
     from lm_eval_tbd.core.atomic import write_json_atomic
 
-    write_json_atomic(done, {"seconds": seconds, **ran_on(cfg.get("device", "cpu")), "metadata": metadata,
+    write_json_atomic(done, {"seconds": seconds, **ran_on(device), "metadata": metadata,
                              "key": cache_key})
     return seconds
 
@@ -829,9 +834,10 @@ def main(argv=None) -> int:
         raise SystemExit(f"--data {args.data}: no such file (s1K: ../shared/data/s1k.jsonl)")
     rows = read_rows(args.data)
     members, nonmembers = split(rows, cfg["n"], args.seed)
-    run_protocol = protocol(cfg, data=args.data, split_seed=args.seed, base=args.base.resolve() if args.base else None)
+    given_base = args.base.resolve() if args.base else None
+    run_protocol = protocol(cfg, data=args.data, split_seed=args.seed, base=given_base)
     check_protocol(work, run_protocol)
-    base_dir = args.base.resolve() if args.base else smollm2_base(work)
+    base_dir = given_base or smollm2_base(work)
     log(f"data: {len(rows)} rows; {len(members)} members vs {len(nonmembers)} non-members; base {base_dir.name}")
     task_dir = write_tasks(work, members, nonmembers, base_dir, cfg)
 

@@ -237,13 +237,16 @@ def run_benchmark(a) -> dict:
         if any(c.tuned_allocator for c in configs) and tuned_env == env:
             raise BenchmarkError("tbd_malloc would run exactly as tbd: this is not glibc Linux, or MALLOC_*_ "
                                  "variables of yours already set every allocator setting")
+
+        def env_of(c: Config) -> dict:
+            return tuned_env if c.tuned_allocator else env
+
         print(f"work dir {work}; model {model['name']}; {a.questions} questions; configs {[c.name for c in configs]}; "
               f"{a.runs} rounds + 1 warm-up", flush=True)
         measurements, reference, work_of, equal_work = [], {}, {}, {}
 
         def measure(c: Config, run_dir: Path) -> dict:
-            res = run_once(c, command(c, model_dir, work / "tasks", run_dir, a.batch_size), run_dir,
-                           tuned_env if c.tuned_allocator else env)
+            res = run_once(c, command(c, model_dir, work / "tasks", run_dir, a.batch_size), run_dir, env_of(c))
             try:
                 gens = read_generations(c, run_dir, tok)
             except (OSError, ValueError) as err:  # load_run / samples_path name the file and the problem
@@ -286,8 +289,7 @@ def run_benchmark(a) -> dict:
                             "timers around evaluator.evaluate and the model's request call",
             "configs": [asdict(c) for c in configs], "equal_work": equal_work, "sample_tolerance": a.sample_tolerance,
             # what each configuration's lm_eval process had of glibc's allocator variables
-            "malloc_env": {c.name: {k: v for k, v in (tuned_env if c.tuned_allocator else env).items()
-                                    if k.startswith("MALLOC_")} for c in configs},
+            "malloc_env": {c.name: {k: v for k, v in env_of(c).items() if k.startswith("MALLOC_")} for c in configs},
             "machine": machine_info(), "benchmark_seconds": time.perf_counter() - t0}
         result = {"settings": settings, "summary": summary, "warmup": warm, "measurements": measurements}
         a.out.mkdir(parents=True, exist_ok=True)

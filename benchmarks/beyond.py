@@ -42,6 +42,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import real_student as rs  # noqa: E402  (the protocol and cached work folder this builds on)
+from _cli import check_stem  # noqa: E402
 
 ROOT = rs.ROOT
 KEEP = ("auc", "auc_ci", "tpr@1%fpr", "tpr@5%fpr", "tpr@5%fpr_ci")
@@ -335,13 +336,14 @@ def main(argv=None) -> int:
                         help="lm_eval --batch_size of the new passes (default: the real-student run's)")
     parser.add_argument("--stem", help="stem of the output files (default: beyond, or beyond-quick)")
     args = parser.parse_args(argv)
-    if args.stem is not None and not re.fullmatch(r"[A-Za-z0-9_.-]+", args.stem):
-        parser.error(f"--stem {args.stem!r}: use letters, digits, '_', '.' and '-' only")
+    if args.stem is not None:
+        check_stem(parser, "--stem", args.stem)
     conditions = set(args.conditions.split(",")) - {""}
     if conditions - {"reworded", "post", "demo"}:
         parser.error(f"--conditions: unknown {sorted(conditions - {'reworded', 'post', 'demo'})}; "
                      "choose from reworded, post, demo")
     stem = args.name or ("real_student-quick" if args.quick else "real_student")
+    check_stem(parser, "--name", stem)
     out = args.out.resolve()
     work = (args.work or out / ("work-real-student-quick" if args.quick else "work-real-student")).resolve()
     summary_file = out / f"{stem}.json"

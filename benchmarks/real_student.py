@@ -49,7 +49,6 @@ import json
 import math
 import os
 import random
-import re
 import shlex
 import subprocess
 import sys
@@ -799,8 +798,9 @@ def main(argv=None) -> int:
     parser.add_argument("--name", help="stem of the output files (default: real_student, or real_student-quick)")
     args = parser.parse_args(argv)
     stem = args.name or ("real_student-quick" if args.quick else "real_student")
-    if not re.fullmatch(r"[A-Za-z0-9_.-]+", stem):
-        parser.error(f"--name {stem!r}: use letters, digits, '_', '.' and '-' only")
+    from _cli import check_stem
+
+    check_stem(parser, "--name", stem)
     cfg = dict(QUICK if args.quick else FULL)
     for key in ("n", "epochs", "lr", "answer_tokens", "samples", "eval_batch"):
         if getattr(args, key) is not None:

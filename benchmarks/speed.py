@@ -60,6 +60,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from _cli import check_stem
 from _cpu_allocator import allocator_env
 from _speed_report import (
     CHECKED_WITHOUT_TARGET,
@@ -348,8 +349,8 @@ def parse_args(argv: list[str] | None):
     if not a.data.is_file():
         p.error(f"--data {a.data}: no such file")
     a.cache = a.cache or DEFAULT_OUT / "work-speed"  # git-ignored
-    if a.name is not None and (not a.name or "/" in a.name or a.name.startswith(".")):
-        p.error(f"--name {a.name!r}: a file name stem, without folders")
+    if a.name is not None:
+        check_stem(p, "--name", a.name)
     a.stem = a.name or ("speed-smollm2" if a.smollm2 else f"speed-{a.model_dir.resolve().name}" if a.model_dir else "speed")
     return a
 

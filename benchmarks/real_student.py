@@ -311,14 +311,17 @@ def distil(base_dir: Path, work: Path, members: list[dict], cfg: dict, seed: int
 
 
 def read_record(path: Path, *, optional: bool = False) -> dict | None:
-    """A cached step's JSON record (``distil.json``, ``done.json``), or an error naming the file;
-    with ``optional``, None where the file does not exist."""
+    """A cached step's JSON record (``distil.json``, ``done.json``, ``protocol.json``): a dict, or
+    an error naming the file; with ``optional``, None where the file does not exist."""
     if optional and not path.is_file():
         return None
     try:
-        return json.loads(path.read_text())
+        record = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as err:
-        raise SystemExit(f"{path}: unreadable cache record ({err}); delete it to redo that step") from None
+        raise SystemExit(f"{path}: unreadable cache record ({err}); delete it to redo what it records") from None
+    if not isinstance(record, dict):
+        raise SystemExit(f"{path}: unreadable cache record (not a JSON object); delete it to redo what it records")
+    return record
 
 
 # ---- scoring -----------------------------------------------------------------------------------
@@ -378,12 +381,7 @@ def check_protocol(work: Path, current: dict) -> None:
 
     record, steps = work / "protocol.json", cached_steps(work)
     listed = ", ".join(steps[:4]) + (", ..." if len(steps) > 4 else "")
-    cached = None
-    if record.is_file():
-        try:
-            cached = json.loads(record.read_text())
-        except json.JSONDecodeError as err:
-            raise SystemExit(f"{record}: not valid JSON ({err}); delete it, or the folder, to start again") from None
+    cached = read_record(record, optional=True)
     if steps and cached is None:
         raise SystemExit(f"--work {work}: it holds cached steps ({listed}) "
                          "but no protocol.json recording how they were made. Delete the folder to start again, or, if "

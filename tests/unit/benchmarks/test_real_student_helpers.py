@@ -216,13 +216,15 @@ def test_a_cached_pass_is_reused_only_with_the_same_options(tmp_path, monkeypatc
     assert len(calls) == 2
 
 
-def test_an_unreadable_cache_record_is_named(tmp_path):
-    (tmp_path / "done.json").write_text('{"seconds": ')
-    with pytest.raises(SystemExit, match="done.json: unreadable cache record"):
+@pytest.mark.parametrize("text, why", [('{"seconds": ', "Expecting value"), ("[1]", "not a JSON object")])
+def test_an_unreadable_cache_record_is_named(tmp_path, text, why):
+    (tmp_path / "done.json").write_text(text)
+    with pytest.raises(SystemExit, match=f"done.json: unreadable cache record \\({why}"):
         real_student.read_record(tmp_path / "done.json")
 
 
-def test_an_unreadable_protocol_record_is_named(tmp_path):
-    (tmp_path / "protocol.json").write_text("{")
-    with pytest.raises(SystemExit, match="protocol.json: not valid JSON"):
+@pytest.mark.parametrize("text", ["{", "null"])
+def test_an_unreadable_protocol_record_is_named(tmp_path, text):
+    (tmp_path / "protocol.json").write_text(text)
+    with pytest.raises(SystemExit, match="protocol.json: unreadable cache record"):
         real_student.check_protocol(tmp_path, _protocol(tmp_path))

@@ -64,13 +64,14 @@ GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # 135M model fine-tuned for a few dozen steps needs a larger step to move at all. At 1e-4 (the
 # usual full fine-tuning rate at this size, the first default) 5 epochs left 3% of 64 members
 # memorised and TBD at chance (benchmarks/results/real_student_lr1e-4.md); at 3e-4 the losses
-# stay stable and detection begins (11% memorised at N = 64, 42% at N = 200). Batch 4 gives 14
-# updates per epoch over 56 members.
-# N = 56 and scoring batch 32 fit the 90-minute budget on 2 CPU cores: N = 64 at batch 16 took
-# 102.7 min (benchmarks/results/real_student_n64.md). On 2 cores a decoding step costs 12 ms per
-# sequence at batch 16 and 10 ms at batch 32 (prompts of 300 tokens).
-FULL = dict(n=56, answer_tokens=256, epochs=5, checkpoints=(1, 2, 3, 5), lr=3e-4, batch_size=4, max_tokens=300,
-            samples=2, eval_batch=32, windows=(25, 50, 100, 300))
+# stay stable and detection begins (11% memorised at N = 64, 42% at N = 200). Batch 4 gives 12
+# updates per epoch over 48 members.
+# N = 48 fits the 90-minute budget on 2 CPU cores: N = 64 took 102.7 min
+# (benchmarks/results/real_student_n64.md). A scoring pass costs about its number of batches, each
+# decoding until its longest answer stops (nearly always at M = 300): 96 questions are 6 batches
+# of 16. Batch 32 was slower, not faster: its first 64 questions took 7:40 against 6:32 at 16.
+FULL = dict(n=48, answer_tokens=256, epochs=5, checkpoints=(1, 2, 3, 5), lr=3e-4, batch_size=4, max_tokens=300,
+            samples=2, eval_batch=16, windows=(25, 50, 100, 300))
 # --quick checks the pipeline only (its figures mean nothing); its lr is the first default's.
 QUICK = dict(n=8, answer_tokens=32, epochs=1, checkpoints=(1,), lr=1e-4, batch_size=4, max_tokens=24,
              samples=2, eval_batch=8, windows=(12, 24))
@@ -792,7 +793,7 @@ def main(argv=None) -> int:
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="where to distil and score (auto: cuda where torch sees a GPU, else cpu); scoring stays "
                              "float32 either way")
-    parser.add_argument("--eval-batch", type=int, help="lm_eval --batch_size of each scoring pass (default 32; --quick 8)")
+    parser.add_argument("--eval-batch", type=int, help="lm_eval --batch_size of each scoring pass (default 16; --quick 8)")
     parser.add_argument("--name", help="stem of the output files (default: real_student, or real_student-quick)")
     args = parser.parse_args(argv)
     stem = args.name or ("real_student-quick" if args.quick else "real_student")

@@ -349,7 +349,7 @@ def main(argv=None) -> int:
     summary_file = out / f"{stem}.json"
     if not summary_file.is_file() or not (work / "tasks").is_dir():
         raise SystemExit(f"run benchmarks/real_student.py first: no {summary_file.name} in --out, or no tasks/ in --work")
-    rs_summary = json.loads(summary_file.read_text())
+    rs_summary = rs.read_record(summary_file, what="real_student.py summary", fix="run benchmarks/real_student.py again")
     # The work folder must hold that summary's run (--name and --work are given separately).
     recorded = rs_summary["settings"].get("protocol")
     on_disk = rs.read_record(work / "protocol.json", optional=True)

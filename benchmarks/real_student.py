@@ -311,17 +311,19 @@ def distil(base_dir: Path, work: Path, members: list[dict], cfg: dict, seed: int
     return ckpts
 
 
-def read_record(path: Path, *, optional: bool = False) -> dict | None:
-    """A cached step's JSON record (``distil.json``, ``done.json``, ``protocol.json``): a dict, or
-    an error naming the file; with ``optional``, None where the file does not exist."""
+def read_record(path: Path, *, optional: bool = False, what: str = "cache record",
+                fix: str = "delete it to redo what it records") -> dict | None:
+    """A JSON record this script wrote (a cached step's ``distil.json``, ``done.json`` or
+    ``protocol.json``; a run's summary): a dict, or an error naming the file, ``what`` it is and
+    the ``fix``; with ``optional``, None where the file does not exist."""
     if optional and not path.is_file():
         return None
     try:
         record = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as err:
-        raise SystemExit(f"{path}: unreadable cache record ({err}); delete it to redo what it records") from None
+        raise SystemExit(f"{path}: unreadable {what} ({err}); {fix}") from None
     if not isinstance(record, dict):
-        raise SystemExit(f"{path}: unreadable cache record (not a JSON object); delete it to redo what it records")
+        raise SystemExit(f"{path}: unreadable {what} (not a JSON object); {fix}")
     return record
 
 
@@ -382,7 +384,7 @@ def check_protocol(work: Path, current: dict) -> None:
 
     record, steps = work / "protocol.json", cached_steps(work)
     listed = ", ".join(steps[:4]) + (", ..." if len(steps) > 4 else "")
-    cached = read_record(record, optional=True)
+    cached = read_record(record, optional=True, fix="delete it, or the folder, to start again")
     if steps and cached is None:
         raise SystemExit(f"--work {work}: it holds cached steps ({listed}) "
                          "but no protocol.json recording how they were made. Delete the folder to start again, or, if "

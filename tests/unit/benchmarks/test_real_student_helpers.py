@@ -226,5 +226,5 @@ def test_an_unreadable_cache_record_is_named(tmp_path, text, why):
 @pytest.mark.parametrize("text", ["{", "null"])
 def test_an_unreadable_protocol_record_is_named(tmp_path, text):
     (tmp_path / "protocol.json").write_text(text)
-    with pytest.raises(SystemExit, match="protocol.json: unreadable cache record"):
+    with pytest.raises(SystemExit, match="protocol.json: unreadable cache record .*; delete it, or the folder, to start"):
         real_student.check_protocol(tmp_path, _protocol(tmp_path))

@@ -109,6 +109,7 @@ def test_verdicts_and_missed_targets():
     (["--model-dir", "nowhere"], "--model-dir nowhere"),
     (["--data", "missing.jsonl"], "--data missing.jsonl"),
     (["--name", "../elsewhere"], "--name '../elsewhere'"),
+    (["--name", "a b"], "--name 'a b': use letters"),
 ])
 def test_bad_options_are_named(args, message, tmp_path, capsys):
     data = tmp_path / "q.jsonl"

@@ -64,12 +64,13 @@ GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # 135M model fine-tuned for a few dozen steps needs a larger step to move at all. At 1e-4 (the
 # usual full fine-tuning rate at this size, the first default) 5 epochs left 3% of 64 members
 # memorised and TBD at chance (benchmarks/results/real_student_lr1e-4.md); at 3e-4 the losses
-# stay stable and detection begins (11% memorised at N = 64, 42% at N = 200). Batch 4 gives 12
-# updates per epoch over 48 members.
-# N = 48 fits the 90-minute budget on 2 CPU cores: N = 64 took 102.7 min
-# (benchmarks/results/real_student_n64.md). A scoring pass costs about its number of batches, each
-# decoding until its longest answer stops (nearly always at M = 300): 96 questions are 6 batches
-# of 16. Batch 32 was slower, not faster: its first 64 questions took 7:40 against 6:32 at 16.
+# stay stable and detection begins (25% memorised at N = 48, 11% at N = 64, 42% at N = 200).
+# Batch 4 gives 12 updates per epoch over 48 members.
+# N = 48 fits the 90-minute budget on 2 CPU cores: it took 80.2 min, N = 64 102.7 min
+# (benchmarks/results/real_student.md, real_student_n64.md). A scoring pass costs about its
+# number of batches, each decoding until its longest answer stops (nearly always at M = 300): 96
+# questions are 6 batches of 16. Batch 32 was slower: its first 64 questions took 7:40, against
+# 6:32 at 16.
 FULL = dict(n=48, answer_tokens=256, epochs=5, checkpoints=(1, 2, 3, 5), lr=3e-4, batch_size=4, max_tokens=300,
             samples=2, eval_batch=16, windows=(25, 50, 100, 300))
 # --quick checks the pipeline only (its figures mean nothing); its lr is the first default's.

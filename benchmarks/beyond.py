@@ -342,10 +342,10 @@ def main(argv=None) -> int:
     if conditions - {"reworded", "post", "demo"}:
         parser.error(f"--conditions: unknown {sorted(conditions - {'reworded', 'post', 'demo'})}; "
                      "choose from reworded, post, demo")
-    stem = args.name or ("real_student-quick" if args.quick else "real_student")
+    stem = rs.run_stem(args.name, args.quick)
     check_stem(parser, "--name", stem)
     out = args.out.resolve()
-    work = (args.work or out / ("work-real-student-quick" if args.quick else "work-real-student")).resolve()
+    work = rs.work_folder(args.work, out, args.quick)
     summary_file = out / f"{stem}.json"
     if not summary_file.is_file() or not (work / "tasks").is_dir():
         raise SystemExit(f"run benchmarks/real_student.py first: no {summary_file.name} in --out, or no tasks/ in --work")

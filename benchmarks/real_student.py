@@ -77,6 +77,16 @@ FULL = dict(n=48, answer_tokens=256, epochs=5, checkpoints=(1, 2, 3, 5), lr=3e-4
 QUICK = dict(n=8, answer_tokens=32, epochs=1, checkpoints=(1,), lr=1e-4, batch_size=4, max_tokens=24,
              samples=2, eval_batch=8, windows=(12, 24))
 TASKS = ("rs_members", "rs_nonmembers_a", "rs_nonmembers_b")
+
+
+def run_stem(name: str | None, quick: bool) -> str:
+    """The run's output stem (``--name``, else the default), which beyond.py reads back."""
+    return name or ("real_student-quick" if quick else "real_student")
+
+
+def work_folder(work: Path | None, out: Path, quick: bool) -> Path:
+    """The run's cache folder (``--work``, else the default under ``--out``), resolved."""
+    return (work or out / ("work-real-student-quick" if quick else "work-real-student")).resolve()
 MEMO_TOKENS = 50
 
 
@@ -799,7 +809,7 @@ def main(argv=None) -> int:
     parser.add_argument("--eval-batch", type=int, help="lm_eval --batch_size of each scoring pass (default 16; --quick 8)")
     parser.add_argument("--name", help="stem of the output files (default: real_student, or real_student-quick)")
     args = parser.parse_args(argv)
-    stem = args.name or ("real_student-quick" if args.quick else "real_student")
+    stem = run_stem(args.name, args.quick)
     from _cli import check_stem
 
     check_stem(parser, "--name", stem)
@@ -833,7 +843,7 @@ def main(argv=None) -> int:
 
     setup_process(cfg["device"])
     out = args.out.resolve()
-    work = (args.work or out / ("work-real-student-quick" if args.quick else "work-real-student")).resolve()
+    work = work_folder(args.work, out, args.quick)
     work.mkdir(parents=True, exist_ok=True)
     if not args.data.is_file():
         raise SystemExit(f"--data {args.data}: no such file (s1K: ../shared/data/s1k.jsonl)")

@@ -45,6 +45,9 @@ class TaskRun:
     task: str
     samples_file: Path
     questions: tuple[QuestionResult, ...]
+    # The TBD parameters the scores were recomputed with here (rescore, first_sample,
+    # with_reference_questions); None: the scores are those the run logged.
+    params: TBDParams | None = None
 
     @property
     def labelled(self) -> bool:
@@ -63,7 +66,7 @@ class TaskRun:
             scores = mean_scores(list(per_sample))
             qs.append(QuestionResult(q.doc_id, q.question_id, q.question, q.label, scores["tbd"], q.record, scores,
                                      q.records, per_sample))
-        return TaskRun(self.task, self.samples_file, tuple(qs))
+        return TaskRun(self.task, self.samples_file, tuple(qs), params)
 
     def first_sample(self, params: TBDParams) -> TaskRun:
         """The run with each question reduced to its first generation, scored under ``params``
@@ -73,7 +76,7 @@ class TaskRun:
             scores = score_record(q.record, params, question=q.question)
             qs.append(QuestionResult(q.doc_id, q.question_id, q.question, q.label, scores["tbd"], q.record, scores,
                                      (q.record,), (scores,)))
-        return TaskRun(self.task, self.samples_file, tuple(qs))
+        return TaskRun(self.task, self.samples_file, tuple(qs), params)
 
     def with_reference_questions(self, reference: TaskRun, params: TBDParams) -> TaskRun:
         """The run with every record's ``ref_question_logprobs`` taken from ``reference``: a run of

@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from lm_eval_tbd.core.compat import METADATA_DEFAULTS
 from lm_eval_tbd.core.scores import TBDParams
 
 __all__ = ["METADATA_KEYS", "DECODING_MODES", "TaskOptions", "params_from_metadata", "options_from_metadata",
@@ -14,9 +15,9 @@ __all__ = ["METADATA_KEYS", "DECODING_MODES", "TaskOptions", "params_from_metada
 
 #: metadata key -> TBDParams field
 PARAM_KEYS = {"tbd_tau": "tau", "tbd_alpha": "alpha", "tbd_max_tokens": "max_tokens"}
-#: every metadata key the TBD tasks read; any other ``tbd_*`` key is a typo
-METADATA_KEYS = frozenset(PARAM_KEYS) | {"tbd_input_scores", "tbd_ref_model", "tbd_data_file", "tbd_server_args",
-                                         "tbd_decoding", "tbd_samples", "tbd_seed"}
+#: every metadata key the TBD tasks read (their defaults: lm_eval_tbd.core.compat.METADATA_DEFAULTS); any
+#: other ``tbd_*`` key is a typo, and so is a key one slip away from one (``tdb_alpha``, ``TBD_tau``)
+METADATA_KEYS = frozenset(METADATA_DEFAULTS)
 #: ``tbd_decoding`` values. "greedy" is the paper's text; "sample" (temperature 1 on the raw
 #: distribution, no top-k, top-p or penalties) is what the authors' released evaluation code does
 #: (vLLM's default temperature of 1.0).
@@ -94,31 +95,84 @@ def _flag(value, key: str, task: str) -> bool:
     raise ValueError(f"task {task}: metadata '{key}' must be true or false, got {value!r}")
 
 
+def _osa_distance(a: str, b: str) -> int:
+    """Edit distance counting a swap of two neighbouring characters as one edit ("tdb" -> "tbd")."""
+    d = [[i + j if i * j == 0 else 0 for j in range(len(b) + 1)] for i in range(len(a) + 1)]
+    for i in range(1, len(a) + 1):
+        for j in range(1, len(b) + 1):
+            d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] != b[j - 1]))
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                d[i][j] = min(d[i][j], d[i - 2][j - 2] + 1)
+    return d[-1][-1]
+
+
+def misspelt_key(key: str) -> str | None:
+    """The TBD option ``key`` is a slip away from, when it is not one itself: another case
+    (``TBD_tau``), a misspelt prefix (``tdb_alpha``, ``tbdalpha``, ``tbd-seed``), or a misspelt
+    ``tbd_*`` name (``tbd_alpa``). None for a key that is far from every TBD option (lm-eval's own
+    keys and model arguments: ``version``, ``pretrained``, ``max_tokens``)."""
+    import difflib
+
+    if key in METADATA_KEYS or not isinstance(key, str):
+        return None
+    lower = key.lower()
+    if lower in METADATA_KEYS:
+        return lower
+    for known in sorted(METADATA_KEYS):
+        suffix = known[len("tbd_"):]
+        prefix = lower[: -len(suffix)]
+        if lower.endswith(suffix) and prefix and _osa_distance(prefix, "tbd_") <= 2:
+            return known
+    completions = [k for k in sorted(METADATA_KEYS) if k.startswith(lower)]
+    if lower.startswith("tbd_") and len(completions) == 1:
+        return completions[0]
+    if lower.startswith("tbd_") or _osa_distance(lower[:3], "tbd") <= 1:
+        close = difflib.get_close_matches(lower, sorted(METADATA_KEYS), n=1, cutoff=0.75)
+        return close[0] if close else None
+    return None
+
+
+def _check_keys(metadata: dict, task: str) -> None:
+    unknown = sorted(k for k in metadata if isinstance(k, str) and k.startswith("tbd_") and k not in METADATA_KEYS)
+    near = {k: m for k in metadata if (m := misspelt_key(k)) is not None}
+    if unknown or near:
+        hints = ", ".join(f"{m!r} for {k!r}" for k, m in sorted(near.items()))
+        unknown = sorted(set(unknown) | set(near))
+        raise ValueError(f"task {task}: unknown metadata key(s) {unknown}"
+                         + (f": did you mean {hints}? (a misspelt key is not read, so the option would keep its "
+                            "default)" if hints else "")
+                         + f"; known: {sorted(METADATA_KEYS)}")
+
+
 def options_from_metadata(metadata: dict[str, Any] | None, *, task: str = "tbd") -> TaskOptions:
     """All TBD options from a task's metadata. Unknown ``tbd_*`` keys are errors (typos would
-    otherwise silently fall back to defaults); other keys belong to lm-eval and are left alone."""
+    otherwise silently fall back to defaults), and so are keys one slip away from a TBD option
+    (``tdb_alpha``: :func:`misspelt_key`), with a did-you-mean; other keys belong to lm-eval and
+    are left alone."""
     metadata = metadata or {}
-    unknown = sorted(k for k in metadata if k.startswith("tbd_") and k not in METADATA_KEYS)
-    if unknown:
-        raise ValueError(f"task {task}: unknown metadata key(s) {unknown}; known: {sorted(METADATA_KEYS)}")
+    _check_keys(metadata, task)
     ref = metadata.get("tbd_ref_model") or None
     if ref is not None and not isinstance(ref, str):
         raise ValueError(f"task {task}: metadata 'tbd_ref_model' must be a model path, got {ref!r}")
-    decoding = metadata.get("tbd_decoding", "greedy")
+    data_file = metadata.get("tbd_data_file")
+    if data_file is not None and not (isinstance(data_file, str) and data_file.strip()):
+        raise ValueError(f"task {task}: metadata 'tbd_data_file' must be the path of a JSON Lines question file "
+                         f"(a string), got {data_file!r}")
+    decoding = metadata.get("tbd_decoding", METADATA_DEFAULTS["tbd_decoding"])
     if decoding not in DECODING_MODES:
         raise ValueError(f"task {task}: metadata 'tbd_decoding' must be one of {list(DECODING_MODES)}, got {decoding!r}")
-    samples = _count(metadata.get("tbd_samples", 1), "tbd_samples", task, minimum=1)
+    samples = _count(metadata.get("tbd_samples", METADATA_DEFAULTS["tbd_samples"]), "tbd_samples", task, minimum=1)
     if samples > 1 and decoding != "sample":
         raise ValueError(f"task {task}: metadata 'tbd_samples' {samples} needs 'tbd_decoding': 'sample' "
                          "(greedy decoding gives the same tokens every time)")
     return TaskOptions(
         params=params_from_metadata(metadata, task=task),
-        input_scores=_flag(metadata.get("tbd_input_scores", False), "tbd_input_scores", task),
+        input_scores=_flag(metadata.get("tbd_input_scores", METADATA_DEFAULTS["tbd_input_scores"]), "tbd_input_scores", task),
         ref_model=ref,
         server_args=_server_args(metadata.get("tbd_server_args"), task, decoding),
         decoding=decoding,
         samples=samples,
-        seed=_count(metadata.get("tbd_seed", 0), "tbd_seed", task, minimum=0),
+        seed=_count(metadata.get("tbd_seed", METADATA_DEFAULTS["tbd_seed"]), "tbd_seed", task, minimum=0),
     )
 
 

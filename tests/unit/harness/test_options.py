@@ -110,3 +110,26 @@ def test_server_args_that_would_change_the_score_are_refused(server_args, messag
 def test_neutral_server_args_are_accepted():
     opts = options_from_metadata({"tbd_server_args": {"repeat_penalty": 1.0, "top_k": 40}})
     assert opts.server_args == {"repeat_penalty": 1.0, "top_k": 40}
+
+
+@pytest.mark.parametrize("key, meant", [
+    ("tdb_alpha", "tbd_alpha"), ("TBD_tau", "tbd_tau"), ("tbdalpha", "tbd_alpha"), ("tbd-seed", "tbd_seed"),
+    ("tb_max_tokens", "tbd_max_tokens"), ("tbd_alpa", "tbd_alpha"), ("tbd_data", "tbd_data_file"),
+])
+def test_a_key_one_slip_from_an_option_is_refused_with_a_did_you_mean(key, meant):
+    # {"tdb_alpha": 0.1} scored with alpha 0.6 and exited 0: lm-eval passes any key on
+    with pytest.raises(ValueError, match=f"task t: unknown metadata key\\(s\\) \\['{key}'\\]: did you mean '{meant}'"):
+        options_from_metadata({key: 0.1}, task="t")
+
+
+def test_lm_evals_own_keys_and_model_arguments_are_left_alone():
+    keys = ["version", "pretrained", "dtype", "config_source", "max_tokens", "max_length", "seed", "samples",
+            "tokenizer", "base_url", "num_concurrent", "max_gen_toks", "trust_remote_code", "alpha"]
+    assert options_from_metadata(dict.fromkeys(keys, "1")).params == TBDParams()
+
+
+@pytest.mark.parametrize("value", [123, "", "  ", ["q.jsonl"]])
+def test_the_question_file_must_be_a_path(value):
+    # 123 gave "TypeError: expected str, bytes or os.PathLike object" from inside lm_eval
+    with pytest.raises(ValueError, match="task t: metadata 'tbd_data_file' must be the path of a JSON Lines"):
+        options_from_metadata({"tbd_data_file": value}, task="t")

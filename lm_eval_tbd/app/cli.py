@@ -113,7 +113,8 @@ def _combine_fit(args) -> int:
     if not runs:
         raise ValueError(f"no TBD tasks under {', '.join(args.runs)}")
     features = args.features.split(",") if args.features else None
-    model = fit_combined(runs, features=features, folds=args.folds, C=args.C)
+    model = fit_combined(runs, features=features, folds=args.folds, C=args.C,
+                         warn=lambda msg: print(f"lm-eval-tbd: warning: {msg}", file=sys.stderr))
     model.save(args.out)
     r = model.out_of_fold
     Console().print(
@@ -137,6 +138,10 @@ def _report(args) -> int:
         defaulted = {k: v for k, v in (("score", args.audit_score), ("fdr", args.fdr)) if v is not None}
         criteria = AuditCriteria(args.reference, max_auc=args.max_auc, significance=args.significance,
                                  max_contaminated_fraction=args.max_contaminated_fraction, **defaulted)
+        if args.audit_score == "combined":
+            from lm_eval_tbd.app.reporting import combined_audit_criteria
+
+            criteria = combined_audit_criteria(criteria, args.combined)
     combined = None
     if args.combined:
         from lm_eval_tbd.core.combine import load_combined
@@ -253,6 +258,8 @@ def main(argv: list[str] | None = None) -> int:
         given = [f"--{k.replace('_', '-')}" for k in _AUDIT_OPTIONS if getattr(args, k) is not None]
         if given:
             rep.error(f"{', '.join(given)} needs --reference TASK (audit mode)")
+    if args.command == "report" and args.audit_score == "combined" and not args.combined:
+        rep.error("--audit-score combined needs --combined MODEL (a model written by 'lm-eval-tbd combine fit')")
     try:
         return args.func(args)
     except (OSError, ValueError, ImportError) as err:

@@ -109,8 +109,13 @@ def render_run(run: TaskRun, top: int = 10, *, summary: dict | None = None,
 
     ``summary`` and ``comparison`` are :func:`summarise` and :func:`compare_scores` of ``run``
     when the caller already has them (they are computed here otherwise)."""
+    from lm_eval_tbd.core.compat import run_stamp
+
     s = summary if summary is not None else summarise(run)
-    summary_table = Table(title=f"TBD contamination: {run.task}", title_justify="left", show_header=False)
+    stamp = run_stamp(run.samples_file)
+    # Which run: an output folder keeps every run, and each task's newest one is reported.
+    title = f"TBD contamination: {run.task}" + (f" (run {stamp})" if stamp else "")
+    summary_table = Table(title=title, title_justify="left", show_header=False)
     summary_table.add_column("figure", style="bold", no_wrap=True)
     summary_table.add_column("value", justify="right", no_wrap=True)
     summary_table.add_row("questions", str(s["n"]))

@@ -36,16 +36,41 @@ def task_figures(run: TaskRun) -> TaskFigures:
     return TaskFigures(run, summary, comparison)
 
 
+def combined_audit_criteria(criteria, model_path):
+    """``criteria`` (an :class:`~lm_eval_tbd.app.audit_report.AuditCriteria` with score "combined")
+    whose gate thresholds carry the combined model's file, as the gate's Threshold requires for
+    that score (``--audit-score combined --combined MODEL``)."""
+    from lm_eval_tbd.app.audit_report import AuditCriteria
+
+    @dataclass(frozen=True)
+    class CombinedAuditCriteria(type(criteria)):
+        combined_model: Path | None = None
+
+        def threshold(self, task: str):
+            # The base class builds the threshold for any score; the combined one then gets its model.
+            plain = AuditCriteria.threshold(dataclasses.replace(self, score="tbd"), task)
+            return dataclasses.replace(plain, score=self.score, combined_model=self.combined_model)
+
+        def to_json(self) -> dict:
+            return {**super().to_json(), "combined_model": str(self.combined_model)}
+
+    return CombinedAuditCriteria(**dataclasses.asdict(criteria), combined_model=Path(model_path))
+
+
 def report_json(output_path, params, figures: list[TaskFigures], audits=None, criteria=None,
                 plots: list[Path] | None = None) -> dict:
     """The report's figures as one JSON-ready dict: ``params`` (null: as the run logged them),
-    per task its ``summary`` and, when labelled, ``scores`` (the comparison of every score), and
+    per task its samples file, ``run`` (lm-eval's date of it), its ``summary`` and, when
+    labelled, ``scores`` (the comparison of every score), and
     with a reference task, ``audit`` (criteria and each task's verdict and figures in the gate's
     format). Non-finite floats are left to :func:`lm_eval_tbd.core.atomic.json_safe`."""
+    from lm_eval_tbd.core.compat import run_stamp
+
     out = {
         "output_path": str(output_path),
         "params": dataclasses.asdict(params) if params is not None else None,
-        "tasks": {f.run.task: {"samples_file": str(f.run.samples_file), "summary": f.summary,
+        "tasks": {f.run.task: {"samples_file": str(f.run.samples_file), "run": run_stamp(f.run.samples_file),
+                               "summary": f.summary,
                                **({"scores": f.comparison} if f.comparison is not None else {})}
                   for f in figures},
     }
@@ -66,6 +91,12 @@ def report_folder(output_path, *, tasks: list[str] | None = None, params=None, t
     reference task. ``plot_dir`` / ``json_path``: also write PNGs / the figures as JSON there.
     ``combined``: a :class:`~lm_eval_tbd.core.combine.CombinedModel` whose decision is added to every
     task as the score "combined".
+
+    Every task is named with its run (lm-eval's date of it), and a task whose newest run is older
+    than another reported task's is warned about (an interrupted run leaves the earlier one
+    newest). Raises ValueError when ``params`` ask for more tokens than a run generated, or
+    make every TBD 0; and :class:`~lm_eval_tbd.core.compat.IncompatibleRunsError` when a task
+    and the reference were made with other settings (model, decoding, tbd_* options, template).
     """
     from rich.console import Console
 
@@ -86,23 +117,37 @@ def report_folder(output_path, *, tasks: list[str] | None = None, params=None, t
     def load(task: str) -> TaskRun:
         run = load_run(output_path, task)
         if params is not None:
+            _check_rescoring(run, params)
             run = run.rescore(params)
             console.print(f"[dim]{task}: re-scored from logged log-probabilities with {params}[/]")
+        note = run.zero_tbd_note()
+        if note and params is not None:
+            raise ValueError(f"{note}; choose another --tau / --alpha")
+        if note:
+            console.print(f"[yellow]warning: {note}[/]")
         if combined is not None:
             from lm_eval_tbd.core.combine import with_combined
 
             run = with_combined(run, combined, warn=lambda msg: console.print(f"[yellow]{msg}[/]"))
         return run
 
+    # Every run is loaded and checked before anything is printed: a mixed report is an error, not
+    # a table followed by one.
+    runs = [load(task) for task in names]
+    reference = None
+    if criteria is not None:
+        reference = next((r for r in runs if r.task == criteria.reference), None) or load(criteria.reference)
+        _check_against_reference(runs, reference)
+    _warn_stale(runs + ([reference] if reference is not None and all(r is not reference for r in runs) else []), console)
     figures = []
-    for task in names:
-        f = task_figures(load(task))
+    for run in runs:
+        f = task_figures(run)
         print_run(f.run, console, top=top, summary=f.summary, comparison=f.comparison)
         figures.append(f)
     audits = []
     plots = [] if plot_dir is not None else None
     if criteria is not None:
-        audits = _audit(figures, load, criteria, top, console, plots, plot_dir)
+        audits = _audit(figures, reference, criteria, top, console, plots, plot_dir)
     if plot_dir is not None:
         from lm_eval_tbd.app.plots import plot_task
 
@@ -114,13 +159,47 @@ def report_folder(output_path, *, tasks: list[str] | None = None, params=None, t
     return 0
 
 
-def _audit(figures: list[TaskFigures], load, criteria, top: int, console, plots, plot_dir) -> list:
+def _check_rescoring(run: TaskRun, params) -> None:
+    """Re-scoring cannot use tokens a run never generated: ``--max-tokens`` above the run's own
+    limit would score what the limit does while the report said otherwise."""
+    from lm_eval_tbd.core.compat import generated_limit
+
+    limit = generated_limit(run)
+    if limit is not None and params.max_tokens > limit:
+        raise ValueError(f"--max-tokens {params.max_tokens}: {run.task} ({run.samples_file}) generated at most {limit} "
+                         f"tokens per question (tbd_max_tokens {limit}), so its records hold no more; re-score with "
+                         f"--max-tokens {limit} or less, or run lm_eval again with a larger tbd_max_tokens")
+
+
+def _check_against_reference(runs: list[TaskRun], reference: TaskRun) -> None:
+    """Every audited task must have been made with the reference's settings (lm_eval_tbd.core.compat)."""
+    from lm_eval_tbd.core.compat import check_compatible
+
+    for run in runs:
+        if run is not reference and run.task != reference.task:
+            check_compatible(run, reference, role_a="task", role_b="reference")
+
+
+def _warn_stale(runs: list[TaskRun], console) -> None:
+    """Warn about a task whose newest run is older than another reported task's."""
+    from lm_eval_tbd.core.compat import run_stamp
+
+    stamps = {r.task: s for r in runs if (s := run_stamp(r.samples_file)) is not None}
+    if len(set(stamps.values())) < 2:
+        return
+    newest_task, newest = max(stamps.items(), key=lambda kv: kv[1])
+    for task, stamp in sorted(stamps.items()):
+        if stamp < newest:
+            console.print(f"[yellow]warning: {task}'s newest run ({stamp}) is older than {newest_task}'s ({newest}): "
+                          "this report mixes runs (was a later lm_eval run of it interrupted?)[/]")
+
+
+def _audit(figures: list[TaskFigures], reference: TaskRun, criteria, top: int, console, plots, plot_dir) -> list:
     """Audit every reported task but the reference against it; print the table; plot each
     defined comparison when ``plot_dir`` is given."""
     from lm_eval_tbd.app.audit_report import audit_run, render_audit
 
     runs = {f.run.task: f.run for f in figures}
-    reference = runs.get(criteria.reference) or load(criteria.reference)
     outcomes = [audit_run(f.run, reference, criteria, top=top) for f in figures if f.run.task != criteria.reference]
     if not outcomes:
         console.print(f"[yellow]audit: no task besides the reference {criteria.reference} to compare with it[/]")

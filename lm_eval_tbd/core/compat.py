@@ -23,7 +23,7 @@ from pathlib import Path
 from lm_eval_tbd.core.scores import DEFAULT_ALPHA, DEFAULT_MAX_TOKENS, DEFAULT_TAU
 
 __all__ = ["METADATA_DEFAULTS", "IncompatibleRunsError", "run_settings", "check_compatible", "differences",
-           "QUESTION_KEYS", "MODEL_KEYS"]
+           "check_settings", "generated_limit", "run_stamp", "results_path", "QUESTION_KEYS", "MODEL_KEYS"]
 
 #: Every ``tbd_*`` metadata key the TBD tasks read, with its default (harness/options.py parses
 #: them; a default written out and one left out give the same settings).
@@ -91,6 +91,33 @@ def _sha(text) -> str | None:
 def _stamp(samples_file: Path) -> str:
     # samples_<task>_<date>.jsonl; dates look like 2026-11-23T13-43-01.123456 (no underscores)
     return samples_file.stem.rsplit("_", 1)[-1]
+
+
+def run_stamp(samples_file) -> str | None:
+    """The date lm-eval gave the run in ``samples_<task>_<date>.jsonl`` (None for another file
+    name, e.g. logged generations read by ``lm-eval-tbd score``)."""
+    if samples_file is None:
+        return None
+    name = Path(samples_file).name
+    if not (name.startswith("samples_") and name.endswith(".jsonl") and "_" in name[len("samples_"):]):
+        return None
+    return _stamp(Path(name))
+
+
+def generated_limit(run) -> int | None:
+    """The most tokens ``run`` could generate per question: its ``tbd_max_tokens`` as the results
+    file records it, else (no readable results file) the length of its longest generation that
+    stopped at the limit; None when unknown (every generation stopped at EOS)."""
+    from dataclasses import replace
+
+    try:
+        limit = run_settings(replace(run, params=None))["tbd_max_tokens"]
+        if isinstance(limit, int):
+            return limit
+    except ValueError:
+        pass
+    cut = [r.n_tokens for q in run.questions for r in (q.records or (q.record,)) if r.finish_reason == "length"]
+    return max(cut) if cut else None
 
 
 def results_path(samples_file: str | Path) -> Path:
@@ -180,8 +207,21 @@ def differences(a: dict, b: dict, *, same_model: bool = True, ignore: tuple = ()
 
 
 def _describe(role: str, run, settings: dict | None) -> str:
-    stamp = f", run {settings['timestamp']}" if settings else ""
+    stamp = f", run {settings['timestamp']}" if settings and settings.get("timestamp") else ""
     return f"{role} {run.task} ({run.samples_file}{stamp})"
+
+
+def check_settings(a: dict, b: dict, *, described_a: str, described_b: str, role_a: str, role_b: str,
+                   same_model: bool = True, ignore: tuple = ()) -> None:
+    """:func:`check_compatible` for two :func:`run_settings` dicts already read (e.g. those a
+    combined model recorded): ``described_a`` / ``described_b`` name them in the message."""
+    diff = differences(a, b, same_model=same_model, ignore=ignore)
+    if diff:
+        lines = [f"  {key}: {va!r} ({role_a}) vs {vb!r} ({role_b})" for key, va, vb in diff]
+        raise IncompatibleRunsError(
+            f"{described_a} and {described_b} were made with different settings, so their scores are not "
+            "comparable:\n" + "\n".join(lines)
+            + "\nscore both in one lm_eval run (or with the same model, --metadata and chat template)")
 
 
 def check_compatible(a, b, *, role_a: str, role_b: str, same_model: bool = True, ignore: tuple = ()) -> None:
@@ -201,10 +241,5 @@ def check_compatible(a, b, *, role_a: str, role_b: str, same_model: bool = True,
     except ValueError as err:
         raise IncompatibleRunsError(f"cannot check that {role_a} {a.task} and {role_b} {b.task} were made with the "
                                     f"same settings: {err}") from None
-    diff = differences(sa, sb, same_model=same_model, ignore=ignore)
-    if diff:
-        lines = [f"  {key}: {va!r} ({role_a}) vs {vb!r} ({role_b})" for key, va, vb in diff]
-        raise IncompatibleRunsError(
-            f"{_describe(role_a, a, sa)} and {_describe(role_b, b, sb)} were made with different settings, so "
-            "their scores are not comparable:\n" + "\n".join(lines)
-            + "\nscore both in one lm_eval run (or with the same model, --metadata and chat template)")
+    check_settings(sa, sb, described_a=_describe(role_a, a, sa), described_b=_describe(role_b, b, sb),
+                   role_a=role_a, role_b=role_b, same_model=same_model, ignore=ignore)

@@ -112,6 +112,18 @@ class TaskRun:
             qs.append(replace(q, record=records[0], records=tuple(records) if q.records else ()))
         return TaskRun(self.task, self.samples_file, tuple(qs)).rescore(params)
 
+    def zero_tbd_note(self) -> str | None:
+        """Why TBD cannot rank this run's questions, when every question that generated tokens
+        scores TBD exactly 0 (no generated token has a probability below tau, or every
+        ``(tau - p) ** alpha`` underflows to 0, as with tau 1e-300 or alpha 1e300); else None."""
+        scored = [q for q in self.questions if q.record.n_tokens > 0]
+        if not scored or any(q.tbd != 0.0 for q in scored):
+            return None
+        under = f" under tau {self.params.tau:g}, alpha {self.params.alpha:g}" if self.params is not None else ""
+        return (f"{self.task}: all {len(scored)} questions that generated tokens score TBD 0{under}, so TBD cannot "
+                "rank them (no generated token has a probability below tau, or (tau - p) ** alpha underflows to 0); "
+                "0 would read as the most seen-like score")
+
     def score_names(self) -> list[str]:
         """Scores every question has (in SCORES order), e.g. for a comparison table."""
         return [n for n in SCORES if all(q.scores and n in q.scores for q in self.questions)]

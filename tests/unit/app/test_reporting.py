@@ -12,15 +12,18 @@ from lm_eval_tbd.app.cli import main
 from lm_eval_tbd.core.record import GenerationRecord
 from lm_eval_tbd.core.samples import find_tasks, load_run
 from lm_eval_tbd.core.scores import TBDParams, score_record
+from tests.helpers.runs import write_results
 
 STAMP = "2026-01-01T00-00-00.000000"
 
 
-def write_run(root, task, probs, labels=None, model="org__model"):
+def write_run(root, task, probs, labels=None, model="org__model", stamp=STAMP, metadata=None):
     """A samples file as lm-eval writes it with --log_samples: one line per question whose
     ``resps[0][0]`` is the generation record (each question generates the tokens of one row of
-    ``probs``), with every score under the paper's parameters beside it."""
+    ``probs``), with every score under the paper's parameters beside it; and the run's results
+    file, with the task's ``metadata`` (tbd_* options)."""
     folder = root / model
+    write_results(folder, task, stamp=stamp, metadata=metadata)
     folder.mkdir(parents=True, exist_ok=True)
     lines = []
     for i, row in enumerate(probs):
@@ -31,7 +34,7 @@ def write_run(root, task, probs, labels=None, model="org__model"):
             doc["label"] = labels[i]
         lines.append({"doc_id": i, "doc": doc, "resps": [[record.to_json()]], "filtered_resps": [record.to_json()],
                       **score_record(record, TBDParams())})
-    (folder / f"samples_{task}_{STAMP}.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    (folder / f"samples_{task}_{stamp}.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
     return root
 
 
@@ -223,3 +226,65 @@ def test_plot_without_matplotlib_says_how_to_install(tmp_path, capsys, monkeypat
     captured = capsys.readouterr()
     assert "pip install 'lm-eval-tbd[plot]'" in captured.err and "Traceback" not in captured.err
     assert captured.out == "" and not (tmp_path / "plots").exists()  # refused before any work
+
+
+# ---- runs that cannot be compared, which run is reported, re-scoring beyond what was logged ----
+
+LATER = "2026-01-02T00-00-00.000000"
+
+
+def test_audit_refuses_a_task_scored_with_other_options_than_the_reference(tmp_path, capsys):
+    # tbd_aime24 scored with tau 0.5 and tbd_aime25 with the default: FAILed with AUC 1.000
+    write_run(tmp_path, "tbd_aime24", CLEAN, metadata={"tbd_tau": 0.5})
+    write_run(tmp_path, "tbd_aime25", CLEAN, stamp=LATER)
+    assert main(["report", str(tmp_path), "--reference", "tbd_aime25", "--max-auc", "0.6"]) == 2
+    captured = capsys.readouterr()
+    err = " ".join(captured.err.split())
+    assert "task tbd_aime24" in err and "reference tbd_aime25" in err and f"run {LATER}" in err
+    assert "tbd_tau: 0.5 (task) vs 1.0 (reference)" in err
+    assert "Audit against" not in captured.out and "TBD contamination" not in captured.out  # nothing half-reported
+    # re-scored alike, they compare
+    assert main(["report", str(tmp_path), "--reference", "tbd_aime25", "--max-auc", "0.6", "--tau", "0.5"]) == 0
+    assert "Audit against reference tbd_aime25" in capsys.readouterr().out
+
+
+def test_every_task_is_named_with_its_run_and_an_older_run_is_warned_about(tmp_path, capsys):
+    # after SIGINT stopped lm_eval, the report showed the earlier run of a task with no hint
+    write_run(tmp_path, "old", UNSEEN)
+    write_run(tmp_path, "new", UNSEEN, stamp=LATER)
+    assert main(["report", str(tmp_path), "--json", str(tmp_path / "r.json")]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"TBD contamination: old (run {STAMP})" in out and f"TBD contamination: new (run {LATER})" in out
+    assert f"warning: old's newest run ({STAMP}) is older than new's ({LATER})" in out
+    assert strict_json(tmp_path / "r.json")["tasks"]["old"]["run"] == STAMP
+
+
+def test_rescoring_beyond_the_generated_tokens_is_refused(tmp_path, capsys):
+    # --max-tokens 300 on a 16-token run gave no warning and recorded max_tokens 300
+    write_run(tmp_path, "short", UNSEEN, metadata={"tbd_max_tokens": 3})
+    assert main(["report", str(tmp_path), "--max-tokens", "300", "--json", str(tmp_path / "r.json")]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "--max-tokens 300: short" in err and "generated at most 3 tokens per question" in err
+    assert not (tmp_path / "r.json").exists()
+    assert main(["report", str(tmp_path), "--max-tokens", "3"]) == 0
+
+
+def test_rescoring_beyond_the_generated_tokens_is_refused_without_a_results_file(tmp_path, capsys):
+    write_run(tmp_path, "short", UNSEEN)
+    next(tmp_path.rglob("results_*.json")).unlink()
+    assert main(["report", str(tmp_path), "--max-tokens", "4"]) == 2  # each record stopped at the limit, 3
+    assert "generated at most 3 tokens per question" in " ".join(capsys.readouterr().err.split())
+
+
+@pytest.mark.parametrize("argv", [["--tau", "1e-300"], ["--alpha", "1e300"]])
+def test_parameters_that_make_every_tbd_zero_are_refused(tmp_path, capsys, argv):
+    write_run(tmp_path, "mine", UNSEEN)
+    assert main(["report", str(tmp_path), *argv]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "mine: all 4 questions that generated tokens score TBD 0 under tau" in err and "--tau / --alpha" in err
+
+
+def test_a_run_whose_every_tbd_is_zero_is_warned_about(tmp_path, capsys):
+    write_run(tmp_path, "certain", [[1.0, 1.0]] * 3)
+    assert main(["report", str(tmp_path)]) == 0
+    assert "warning: certain: all 3 questions that generated tokens score TBD 0" in " ".join(capsys.readouterr().out.split())

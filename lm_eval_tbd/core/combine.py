@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +25,9 @@ __all__ = ["CombinedModel", "fit_combined", "load_combined", "cross_fit_decision
 
 #: The name a combined model's output goes by in reports and gates.
 COMBINED = "combined"
-_VERSION = 1
+# 2: the model records the settings of the runs it was fitted on (tbd_options); version 1 files
+# do not, so applying one to runs scored otherwise would go unnoticed: they are refused.
+_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,12 @@ class CombinedModel:
     # Short hashes of the calibration questions' texts: applying the model to them would give
     # in-sample figures, so with_combined leaves those questions without the score.
     calibration_questions: tuple[str, ...] = ()
+    # The settings of the runs it was fitted on (lm_eval_tbd.core.compat.run_settings, less the
+    # question file and the date): the tbd_* options, decoding and chat template every run it is
+    # applied to must share. None when fitted on runs read from no lm-eval output (Python API).
+    tbd_options: dict | None = None
+    # Where the model was read from (load_combined), for messages; not saved.
+    source: str | None = field(default=None, compare=False)
 
     def decision(self, scores: dict[str, float]) -> float:
         """The combined decision value of one question's ``scores`` (its own SCORES values).
@@ -62,7 +70,27 @@ class CombinedModel:
         return np.array([self.decision(q.scores or {}) for q in run.questions])
 
     def to_json(self) -> str:
-        return json.dumps({"version": _VERSION, **asdict(self)}, indent=1)
+        fields = asdict(self)
+        fields.pop("source")
+        return json.dumps({"version": _VERSION, **fields}, indent=1)
+
+    def check_run(self, run) -> None:
+        """Raise :class:`~lm_eval_tbd.core.compat.IncompatibleRunsError` when ``run`` (a TaskRun) was
+        scored with other TBD options, decoding or chat-template use than the runs the model was
+        fitted on (its features would mean something else). The model itself may differ. Nothing
+        to check when the model recorded no settings."""
+        from lm_eval_tbd.core.compat import IncompatibleRunsError, check_settings, run_settings
+
+        if self.tbd_options is None:
+            return
+        name = f"the combined model {self.source}" if self.source else "the combined model"
+        try:
+            settings = run_settings(run)
+        except ValueError as err:
+            raise IncompatibleRunsError(f"cannot check that {run.task} was scored as {name} was fitted: {err}") from None
+        check_settings(self.tbd_options, settings, described_a=f"{name} (fitted on {_fitted_on(self.tbd_options)})",
+                       described_b=f"{run.task} ({run.samples_file})", role_a="combined model", role_b=run.task,
+                       same_model=False, ignore=("fitted_on",))
 
     def save(self, path: str | Path) -> Path:
         from lm_eval_tbd.core.atomic import write_text_atomic
@@ -70,24 +98,81 @@ class CombinedModel:
         return write_text_atomic(Path(path), self.to_json() + "\n")
 
 
+def _fitted_on(options: dict) -> str:
+    runs = options.get("fitted_on") or []
+    return ", ".join(runs) if runs else "runs of unrecorded name"
+
+
+def _finite(value, key: str, where: str, *, positive: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or (
+            positive and value <= 0):
+        raise ValueError(f"{where}: '{key}' must be a finite number{' > 0' if positive else ''}, got {value!r}")
+    return float(value)
+
+
+def _numbers(data: dict, key: str, where: str, *, positive: bool = False) -> tuple[float, ...]:
+    values = data.get(key)
+    if not isinstance(values, list):
+        raise ValueError(f"{where}: '{key}' must be a list of numbers, got {values!r}")
+    return tuple(_finite(v, f"{key}[{i}]", where, positive=positive) for i, v in enumerate(values))
+
+
+def _count(data: dict, key: str, where: str) -> int:
+    value = data.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{where}: '{key}' must be an integer >= 0, got {value!r}")
+    return value
+
+
 def load_combined(path: str | Path) -> CombinedModel:
-    """Read a model written by :meth:`CombinedModel.save`; a bad file is a ValueError naming it."""
+    """Read a model written by :meth:`CombinedModel.save`; a bad file is a ValueError naming it and
+    the key at fault (a feature list that is empty or names no score, a coefficient, mean, scale
+    or intercept that is not a finite number, arrays of different lengths)."""
     path = Path(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a combined-model JSON file (not valid UTF-8)") from None
     except (OSError, ValueError) as err:
         raise ValueError(f"{path}: not a combined-model JSON file ({err})") from None
-    if not isinstance(data, dict) or data.pop("version", None) != _VERSION:
+    if not isinstance(data, dict) or data.get("version") != _VERSION:
+        found = data.get("version") if isinstance(data, dict) else None
+        if found == 1:
+            raise ValueError(f"{path}: a combined model of version 1, which does not record the TBD options it was "
+                             "fitted with; fit it again with 'lm-eval-tbd combine fit'")
         raise ValueError(f"{path}: not a combined-model file of version {_VERSION}")
-    try:
-        model = CombinedModel(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
-    except TypeError as err:
-        raise ValueError(f"{path}: {err}") from None
-    unknown = [f for f in model.features if f not in SCORES or f == COMBINED]
-    lengths = {len(model.features), len(model.means), len(model.scales), len(model.coef)}
-    if unknown or len(lengths) != 1 or not all(math.isfinite(v) and v > 0 for v in model.scales):
-        raise ValueError(f"{path}: inconsistent combined model (unknown features {unknown} or mismatched arrays)")
-    return model
+    known = {f for f in CombinedModel.__dataclass_fields__ if f != "source"}
+    unknown = sorted(set(data) - known - {"version"})
+    if unknown:
+        raise ValueError(f"{path}: unknown key(s) {unknown}")
+    where = str(path)
+    features = data.get("features")
+    if not isinstance(features, list) or not features or not all(isinstance(f, str) for f in features):
+        raise ValueError(f"{where}: 'features' must be a non-empty list of score names, got {features!r}")
+    bad = [f for f in features if f not in SCORES or f == COMBINED]
+    if bad or len(set(features)) != len(features):
+        raise ValueError(f"{where}: 'features' {features}: {f'unknown score(s) {bad}' if bad else 'a score twice'}")
+    means, scales, coef = (_numbers(data, "means", where), _numbers(data, "scales", where, positive=True),
+                           _numbers(data, "coef", where))
+    lengths = {"features": len(features), "means": len(means), "scales": len(scales), "coef": len(coef)}
+    if len(set(lengths.values())) != 1:
+        raise ValueError(f"{where}: arrays of different lengths {lengths}")
+    options = data.get("tbd_options")
+    if options is not None and not isinstance(options, dict):
+        raise ValueError(f"{where}: 'tbd_options' must be an object or null, got {options!r}")
+    questions = data.get("calibration_questions", [])
+    if not isinstance(questions, list) or not all(isinstance(q, str) for q in questions):
+        raise ValueError(f"{where}: 'calibration_questions' must be a list of strings")
+    out_of_fold = data.get("out_of_fold")
+    if not isinstance(out_of_fold, dict):
+        raise ValueError(f"{where}: 'out_of_fold' must be an object, got {out_of_fold!r}")
+    return CombinedModel(
+        features=tuple(features), means=means, scales=scales, coef=coef,
+        intercept=_finite(data.get("intercept"), "intercept", where), C=_finite(data.get("C"), "C", where, positive=True),
+        out_of_fold=out_of_fold, n_members=_count(data, "n_members", where),
+        n_nonmembers=_count(data, "n_nonmembers", where), folds=_count(data, "folds", where),
+        calibration_questions=tuple(questions), tbd_options=options, source=str(path),
+    )
 
 
 def question_key(text: str) -> str:
@@ -108,25 +193,72 @@ def _matrix(runs, features):
     return np.array(rows, dtype=float), np.array(labels)
 
 
+def fitted_settings(runs) -> dict | None:
+    """The settings shared by ``runs`` (TaskRuns), to record in the model: those of
+    :func:`lm_eval_tbd.core.compat.run_settings` less the question file and the date, plus
+    ``fitted_on`` (each run's task, samples file and date). Raises
+    :class:`~lm_eval_tbd.core.compat.IncompatibleRunsError` naming two runs made with other
+    settings. None when a run was read from no lm-eval output (no samples file)."""
+    from lm_eval_tbd.core.compat import QUESTION_KEYS, check_compatible, run_settings
+
+    if not runs or any(r.samples_file is None for r in runs):
+        return None
+    first = runs[0]
+    for i, run in enumerate(runs[1:], start=2):
+        check_compatible(first, run, role_a="calibration run 1", role_b=f"calibration run {i}")
+    settings = {k: v for k, v in run_settings(first).items() if k not in QUESTION_KEYS}
+    settings["fitted_on"] = [f"{r.task} ({r.samples_file}, run {run_settings(r)['timestamp']})" for r in runs]
+    return settings
+
+
+def _question_groups(runs, warn) -> np.ndarray:
+    """Each question's group for cross-validation: questions with the same text are one group, so
+    a question given twice (two copies of a run) is never scored by a model fitted on its twin.
+    ``warn(message)`` is told about such repeats; contradicting labels are an error."""
+    first: dict[str, tuple[str, object]] = {}
+    groups, repeats = [], []
+    for run in runs:
+        for q in run.questions:
+            key = question_key(q.question)
+            where = f"{run.task} question {q.question_id!r}"
+            if key in first:
+                other, label = first[key]
+                if label != q.label:
+                    raise ValueError(f"fit_combined: {where} has label {q.label}, but the same question is {other} with "
+                                     f"label {label}")
+                repeats.append(f"{where} (also {other})")
+            else:
+                first[key] = (where, q.label)
+            groups.append(key)
+    if repeats and warn is not None:
+        warn(f"fit_combined: {len(repeats)} question(s) appear more than once, e.g. {repeats[0]}; each question's "
+             "copies are kept in one fold, so none is scored by a model fitted on its twin (they weigh double "
+             "in the fit and in the out-of-fold figures)")
+    return np.array(groups)
+
+
 def fit_combined(runs, *, features: list[str] | None = None, folds: int = 5, C: float = 1.0, seed: int = 0,
-                 n_resamples: int = 1000) -> CombinedModel:
+                 n_resamples: int = 1000, warn=None) -> CombinedModel:
     """Fit on the labelled questions of ``runs`` (TaskRuns) and return the model.
 
     ``features`` default to every score all questions have, except ``gen_zlib`` and ``q_zlib``
     (their scale depends on text length, not on the model). Out-of-fold decisions come from
     stratified ``folds``-fold cross-validation (seeded); ``out_of_fold`` holds their ROC report.
-    Non-finite feature values (a -inf log-prob) are an error, not silently dropped.
+    A question given more than once (same text) keeps its copies in one fold, and ``warn``
+    is told. Non-finite feature values (a -inf log-prob) are an error, not silently dropped.
+    The runs must share their settings (:func:`fitted_settings`), which the model records.
 
     Example: ``fit_combined([load_run(out, "my_calibration")]).save("model.json")``.
     """
     from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
     from lm_eval_tbd.core.stats import roc_report
 
     runs = list(runs)
     if not runs:
         raise ValueError("fit_combined: no runs given")
+    settings = fitted_settings(runs)
     available = [n for n in SCORES if n != COMBINED and all(q.scores and n in q.scores for r in runs for q in r.questions)]
     if features is None:
         features = [n for n in available if n not in ("gen_zlib", "q_zlib")]
@@ -137,16 +269,22 @@ def fit_combined(runs, *, features: list[str] | None = None, folds: int = 5, C: 
     x, y = _matrix(runs, features)
     if not np.isfinite(x).all():
         raise ValueError("fit_combined: a feature value is not finite (a probability-0 token?); drop that feature")
-    n_pos, n_neg = int(y.sum()), int((1 - y).sum())
+    groups = _question_groups(runs, warn)
+    n_pos, n_neg = (len({g for g, label in zip(groups, y) if label == c}) for c in (1, 0))
     if min(n_pos, n_neg) < folds:
-        raise ValueError(f"fit_combined: {n_pos} members and {n_neg} non-members; each class needs at least "
-                         f"{folds} questions for {folds}-fold cross-validation")
+        raise ValueError(f"fit_combined: {n_pos} members and {n_neg} non-members (distinct questions); each class "
+                         f"needs at least {folds} questions for {folds}-fold cross-validation")
+    n_pos, n_neg = int(y.sum()), int((1 - y).sum())
     means, scales = x.mean(0), x.std(0)
     scales[scales == 0] = 1.0  # a constant feature carries no information; keep it harmless
     z = (x - means) / scales
 
     oof = np.empty(len(y))
-    for train, test in StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(z, y):
+    # Without repeats, plain stratified folds (the same folds as before grouping existed).
+    splitter = (StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(z, y)
+                if len(set(groups)) == len(groups) else
+                StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed).split(z, y, groups))
+    for train, test in splitter:
         # Standardised with the full run's statistics: they use no labels, so nothing leaks.
         clf = LogisticRegression(C=C, max_iter=1000).fit(z[train], y[train])
         oof[test] = clf.decision_function(z[test])
@@ -158,6 +296,7 @@ def fit_combined(runs, *, features: list[str] | None = None, folds: int = 5, C: 
         out_of_fold={"decisions_note": "out-of-fold (stratified k-fold), never in-sample", **report},
         n_members=n_pos, n_nonmembers=n_neg, folds=folds,
         calibration_questions=tuple(sorted({question_key(q.question) for r in runs for q in r.questions})),
+        tbd_options=settings,
     )
 
 
@@ -203,11 +342,14 @@ def with_combined(run, model: CombinedModel, *, warn=None):
 
     Questions the model was fitted on get no combined score (their figures would be in-sample),
     so a report that includes them shows no combined figures; ``warn(message)`` says so.
-    Raises ValueError naming the task when a question lacks one of the model's features."""
+    Raises ValueError naming the task when a question lacks one of the model's features, and
+    :class:`~lm_eval_tbd.core.compat.IncompatibleRunsError` when the run was scored with other
+    settings than the model was fitted on (:meth:`CombinedModel.check_run`)."""
     from dataclasses import replace
 
     from lm_eval_tbd.core.runs import TaskRun
 
+    model.check_run(run)
     seen = set(model.calibration_questions)
     qs, fitted_on = [], 0
     for q in run.questions:
@@ -223,4 +365,4 @@ def with_combined(run, model: CombinedModel, *, warn=None):
     if fitted_on and warn is not None:
         warn(f"{run.task}: {fitted_on} of {len(qs)} questions were used to fit the combined model; they get no "
              "combined score (it would be in-sample). Its out-of-fold figures are those 'combine fit' printed.")
-    return TaskRun(run.task, run.samples_file, tuple(qs))
+    return TaskRun(run.task, run.samples_file, tuple(qs), run.params)

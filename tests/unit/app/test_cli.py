@@ -16,7 +16,7 @@ from lm_eval_tbd.core.record import GenerationRecord
 from tests.helpers.openai_responses import LN, WORKED
 from tests.helpers.openai_responses import chat_choice as _chat
 from tests.helpers.openai_responses import write_jsonl as _write
-from tests.helpers.runs import make_run
+from tests.helpers.runs import make_run, write_results, write_samples
 
 
 def test_score_cli_writes_figures(tmp_path, capsys):
@@ -171,11 +171,8 @@ def test_cli_fit_then_report_with_the_combined_score(tmp_path):
     from tests.helpers import offline_env
 
     out = tmp_path / "out" / "model"
-    out.mkdir(parents=True)
-    run = make_run()
-    lines = [json.dumps({"doc_id": q.doc_id, "doc": {"id": q.question_id, "question": q.question, "label": q.label},
-                         "resps": [[q.record.to_json()]], **q.scores}) for q in run.questions]
-    (out / "samples_calib_2026-01-01T00-00-00.000000.jsonl").write_text("\n".join(lines) + "\n")
+    write_results(out, "calib")
+    write_samples(out, "calib", make_run())
     cli = [sys.executable, "-m", "lm_eval_tbd"]
     fit = subprocess.run(cli + ["combine", "fit", str(tmp_path / "out"), "--out", str(tmp_path / "m.json")],
                          capture_output=True, text=True, env=offline_env())
@@ -183,11 +180,8 @@ def test_cli_fit_then_report_with_the_combined_score(tmp_path):
     assert "out of fold (5-fold): AUC" in fit.stdout
     # another labelled set (other question texts) gets the combined score in the report
     other = tmp_path / "other" / "model"
-    other.mkdir(parents=True)
-    lines = [json.dumps({"doc_id": q.doc_id, "doc": {"id": q.question_id, "question": "other " + q.question,
-                                                     "label": q.label},
-                         "resps": [[q.record.to_json()]], **q.scores}) for q in make_run(seed=7).questions]
-    (other / "samples_bench_2026-01-01T00-00-00.000000.jsonl").write_text("\n".join(lines) + "\n")
+    write_results(other, "bench")
+    write_samples(other, "bench", make_run(seed=7), questions="other {}")
     rep = subprocess.run(cli + ["report", str(tmp_path / "other"), "--combined", str(tmp_path / "m.json"),
                                 "--json", str(tmp_path / "o.json")], capture_output=True, text=True, env=offline_env())
     assert rep.returncode == 0, rep.stderr
@@ -202,3 +196,71 @@ def test_cli_fit_then_report_with_the_combined_score(tmp_path):
     bad = subprocess.run(cli + ["report", str(tmp_path / "out"), "--combined", str(tmp_path / "nope.json")],
                          capture_output=True, text=True, env=offline_env())
     assert bad.returncode == 2 and "nope.json" in bad.stderr
+
+
+def _labelled(root, task, *, stamp="2026-01-01T00-00-00.000000", seed=0, prefix="{}", **metadata):
+    """A labelled lm-eval-style run of ``task`` (make_run's questions) under ``root/model``."""
+    write_results(root / "model", task, stamp=stamp, metadata=metadata)
+    write_samples(root / "model", task, make_run(seed=seed), stamp=stamp, questions=prefix)
+    return root
+
+
+def test_combine_fit_refuses_runs_made_with_other_options(tmp_path, capsys):
+    _labelled(tmp_path / "a", "calib")
+    _labelled(tmp_path / "b", "calib2", seed=3, prefix="b {}", tbd_tau=0.5)
+    assert main(["combine", "fit", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "m.json")]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "calibration run 1 calib" in err and "calibration run 2 calib2" in err
+    assert "tbd_tau: 1.0 (calibration run 1) vs 0.5 (calibration run 2)" in err
+    assert not (tmp_path / "m.json").exists()
+
+
+def test_combine_fit_warns_about_a_question_given_twice(tmp_path, capsys):
+    _labelled(tmp_path / "a", "calib")
+    assert main(["combine", "fit", str(tmp_path / "a"), str(tmp_path / "a"), "--out", str(tmp_path / "m.json")]) == 0
+    assert "lm-eval-tbd: warning: fit_combined: 40 question(s) appear more than once" in capsys.readouterr().err
+
+
+def test_the_combined_model_records_its_options_and_refuses_runs_scored_otherwise(tmp_path, capsys):
+    # applying a model to features re-scored with another tau went unnoticed
+    _labelled(tmp_path / "calib", "calib")
+    _labelled(tmp_path / "bench", "bench", seed=7, prefix="other {}")
+    _labelled(tmp_path / "tau", "bench", seed=7, prefix="other {}", tbd_tau=0.9)
+    model = tmp_path / "m.json"
+    assert main(["combine", "fit", str(tmp_path / "calib"), "--out", str(model)]) == 0
+    options = json.loads(model.read_text())["tbd_options"]
+    assert options["tbd_tau"] == 1.0 and options["tbd_max_tokens"] == 300 and options["model"] == "hf"
+    assert options["fitted_on"][0].startswith("calib (")
+    capsys.readouterr()
+    assert main(["report", str(tmp_path / "bench"), "--combined", str(model)]) == 0
+    for argv in ([str(tmp_path / "tau")], [str(tmp_path / "bench"), "--tau", "0.9"]):
+        assert main(["report", *argv, "--combined", str(model)]) == 2
+        err = " ".join(capsys.readouterr().err.split())
+        assert f"the combined model {model}" in err and "tbd_tau: 1.0 (combined model) vs 0.9 (bench)" in err
+
+
+def test_audit_score_combined_gives_a_verdict(tmp_path, capsys):
+    # it always said: score = "combined" and combined_model ... go together
+    from dataclasses import replace
+
+    from lm_eval_tbd.core.runs import TaskRun
+
+    _labelled(tmp_path / "calib", "calib")
+    model = tmp_path / "m.json"
+    assert main(["combine", "fit", str(tmp_path / "calib"), "--out", str(model)]) == 0
+    run = make_run(seed=9)
+    out = tmp_path / "bench" / "model"
+    for task, label, prefix in (("members", 1, "m {}"), ("clean", 0, "c {}")):
+        write_results(out, task)
+        write_samples(out, task, TaskRun(task, None, tuple(replace(q, label=None) for q in run.questions
+                                                           if q.label == label)), questions=prefix)
+    capsys.readouterr()
+    assert main(["report", str(tmp_path / "bench"), "--combined", str(model), "--reference", "clean",
+                 "--audit-score", "combined", "--max-auc", "0.75", "--json", str(tmp_path / "r.json")]) == 0
+    audit = json.loads((tmp_path / "r.json").read_text())["audit"]
+    assert audit["score"] == "combined" and audit["combined_model"] == str(model)
+    members = audit["tasks"]["members"]
+    assert members["verdict"] == "FAIL" and members["audit"]["score"] == "combined" and members["audit"]["auc"] > 0.75
+    with pytest.raises(SystemExit) as exit_:
+        main(["report", str(tmp_path / "bench"), "--reference", "clean", "--audit-score", "combined", "--max-auc", "0.7"])
+    assert exit_.value.code == 2 and "--audit-score combined needs --combined MODEL" in capsys.readouterr().err

@@ -79,8 +79,14 @@ def _score(args) -> int:
     from lm_eval_tbd.core.logs import load_logged_generations
     from lm_eval_tbd.core.scores import TBDParams
 
-    params = _params(args) or TBDParams()
+    given = _params(args)
+    params = given or TBDParams()
     run = load_logged_generations(args.file, questions=args.questions, params=params)
+    note = run.zero_tbd_note()
+    if note and given is not None:
+        raise ValueError(f"{note}; choose another --tau / --alpha")
+    if note:
+        print(f"lm-eval-tbd: warning: {note}", file=sys.stderr)
     # Computed once for the terminal and the JSON (the comparison bootstraps every score).
     figures = task_figures(run)
     print_run(run, Console(), top=args.top, summary=figures.summary, comparison=figures.comparison)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lm_eval_tbd.core.record import loads_json
 from lm_eval_tbd.core.scores import SCORES, decision_value
 
 __all__ = ["CombinedModel", "fit_combined", "load_combined", "cross_fit_decisions", "with_combined", "COMBINED"]
@@ -130,7 +131,7 @@ def load_combined(path: str | Path) -> CombinedModel:
     or intercept that is not a finite number, arrays of different lengths)."""
     path = Path(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = loads_json(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError:
         raise ValueError(f"{path}: not a combined-model JSON file (not valid UTF-8)") from None
     except (OSError, ValueError) as err:

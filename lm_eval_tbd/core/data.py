@@ -16,6 +16,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from lm_eval_tbd.core.record import loads_json
+
 __all__ = ["Benchmark", "BENCHMARKS", "DATA_DIR_ENV", "load_benchmark", "load_jsonl", "read_question_lines",
            "read_questions_jsonl", "train_test_split_indices"]
 
@@ -81,9 +83,11 @@ def iter_json_objects(path: Path):
                     continue
                 where = f"{path}:{lineno}"
                 try:
-                    obj = json.loads(line)
+                    obj = loads_json(line)
                 except json.JSONDecodeError as err:
                     raise ValueError(f"{where}: invalid JSON ({err.msg})") from None
+                except ValueError as err:  # a key twice
+                    raise ValueError(f"{where}: {err}") from None
                 if not isinstance(obj, dict):
                     raise ValueError(f"{where}: expected a JSON object per line, got {type(obj).__name__}")
                 yield where, obj

@@ -145,4 +145,4 @@ def load_logged_generations(path: str | Path, *, questions: str | Path | None = 
     labels = {q.label is None for q in results}
     if len(labels) > 1:
         raise ValueError(f"{path}: some generations have a label and others do not; label all or none")
-    return TaskRun(task or path.stem, path, tuple(results))
+    return TaskRun(task or path.stem, path, tuple(results), params)

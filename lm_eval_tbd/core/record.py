@@ -11,7 +11,7 @@ import json
 from dataclasses import asdict, dataclass, field
 
 __all__ = ["GenerationRecord", "REQUEST_TYPE", "FINISH_REASONS", "DECODINGS", "LOGPROB_TOLERANCE", "GREEDY_TOLERANCE",
-           "check_logprobs", "shared_prefix_length"]
+           "check_logprobs", "shared_prefix_length", "loads_json"]
 
 #: The largest positive value read as a log-probability (as 0): float32 log-softmax can give a
 #: certain token a rounding error of this order. Anything larger is a probability or a logit, not
@@ -33,6 +33,23 @@ SCHEMA_VERSION = 5
 #: How the generated tokens were chosen: "greedy" (the row maximum of the raw distribution) or
 #: "sample" (drawn from the raw distribution at temperature 1).
 DECODINGS = ("greedy", "sample")
+
+
+def _unique_keys(pairs: list) -> dict:
+    seen = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise ValueError(f"key {key!r} appears twice in one object (which one was meant?)")
+        seen.add(key)
+    return dict(pairs)
+
+
+def loads_json(text: str):
+    """``json.loads`` refusing an object with a key twice (``json.loads`` keeps the last silently):
+    ValueError (a ``json.JSONDecodeError`` for malformed JSON) naming the key. Every JSON input of
+    the package (question files, logged generations, samples and their records, model files) is
+    read with it."""
+    return json.loads(text, object_pairs_hook=_unique_keys)
 
 
 @dataclass
@@ -126,9 +143,10 @@ class GenerationRecord:
                 f"backend answering the '{REQUEST_TYPE}' request with GenerationRecord.to_json()?"
             )
         try:
-            data = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"not a generation record (invalid JSON: {err}): {text[:80]!r}") from None
+            data = loads_json(text)
+        except ValueError as err:
+            raise ValueError(f"not a generation record ({'invalid JSON: ' if isinstance(err, json.JSONDecodeError) else ''}"
+                             f"{err}): {text[:80]!r}") from None
         version = data.pop("v", None) if isinstance(data, dict) else None
         if version not in range(1, SCHEMA_VERSION + 1):
             raise ValueError(f"not a generation record of schema version 1-{SCHEMA_VERSION}: {text[:80]!r}")

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from lm_eval_tbd.core.data import utf8_error_message
-from lm_eval_tbd.core.record import GenerationRecord
+from lm_eval_tbd.core.record import GenerationRecord, loads_json
 from lm_eval_tbd.core.runs import QuestionResult, TaskRun
 from lm_eval_tbd.core.scores import SCORES, TBDParams, score_record
 
@@ -118,13 +118,19 @@ def load_run(output_path: str | Path, task: str) -> TaskRun:
 
 
 def _read_samples(path: Path) -> list[QuestionResult]:
-    """Every sample of one samples file, in file order; ValueError naming the line of a bad one."""
-    questions = []
+    """Every sample of one samples file, in file order; ValueError naming the line of a bad one,
+    and of a document logged twice (lm-eval logs each document once, its samples together)."""
+    questions, first_line = [], {}
     with path.open(encoding="utf-8") as f:
         for lineno, line in enumerate(f, start=1):
             where = f"{path}:{lineno}"
             try:
-                sample = json.loads(line)
+                sample = loads_json(line)
+                doc_id = int(sample["doc_id"])
+                if doc_id in first_line:
+                    raise _Repeated(f"{where}: doc_id {doc_id} is also the document of line {first_line[doc_id]}; "
+                                    "lm-eval logs each document once (were lines copied or files joined?)")
+                first_line[doc_id] = lineno
                 # One response per sample (sampled decoding with tbd_samples k logs k of them).
                 records = tuple(GenerationRecord.from_json(resp[0]) for resp in sample["resps"])
                 if not records:
@@ -132,7 +138,7 @@ def _read_samples(path: Path) -> list[QuestionResult]:
                 doc = sample["doc"]
                 question = doc.get("question", "")
                 questions.append(QuestionResult(
-                    doc_id=int(sample["doc_id"]),
+                    doc_id=doc_id,
                     question_id=str(doc.get("id", sample["doc_id"])),
                     question=question,
                     label=doc.get("label"),
@@ -142,6 +148,12 @@ def _read_samples(path: Path) -> list[QuestionResult]:
                     records=records,
                     sample_scores=_sample_scores(records, question, path),
                 ))
+            except _Repeated as err:
+                raise ValueError(str(err)) from None
             except (KeyError, IndexError, TypeError, ValueError) as err:
                 raise ValueError(f"{where}: not a TBD sample ({type(err).__name__}: {err})") from None
     return questions
+
+
+class _Repeated(Exception):
+    """A document logged twice (its message is the whole error)."""

@@ -264,3 +264,19 @@ def test_audit_score_combined_gives_a_verdict(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["report", str(tmp_path / "bench"), "--reference", "clean", "--audit-score", "combined", "--max-auc", "0.7"])
     assert exit_.value.code == 2 and "--audit-score combined needs --combined MODEL" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["--alpha", "1e300"], ["--tau", "1e-300"]])
+def test_score_parameters_that_make_every_tbd_zero_are_refused(tmp_path, capsys, argv):
+    # every question scored 0 without a word: the outcome inf is refused for
+    path = _write(tmp_path / "gen.jsonl", [{"id": f"q{i}", "logprobs": [LN(0.5), LN(0.9)]} for i in range(3)])
+    assert main(["score", str(path), *argv, "--json", str(tmp_path / "o.json")]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "gen: all 3 questions that generated tokens score TBD 0 under tau" in err and "choose another --tau" in err
+    assert not (tmp_path / "o.json").exists()
+
+
+def test_score_warns_when_the_logged_tokens_all_score_zero(tmp_path, capsys):
+    path = _write(tmp_path / "gen.jsonl", [{"id": f"q{i}", "logprobs": [0.0, 0.0]} for i in range(3)])
+    assert main(["score", str(path)]) == 0
+    assert "lm-eval-tbd: warning: gen: all 3 questions that generated tokens score TBD 0" in capsys.readouterr().err

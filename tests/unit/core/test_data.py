@@ -95,3 +95,9 @@ def test_train_test_split_equals_datasets_and_the_papers_numpy_permutation():
     assert (tr, te) == (ds["train"]["i"], ds["test"]["i"])
     with pytest.raises(ValueError):
         train_test_split_indices(1)
+
+
+def test_a_key_twice_on_one_line_is_refused(tmp_path):
+    path = write(tmp_path / "q.jsonl", '{"question": "A?", "label": 1, "label": 0}')
+    with pytest.raises(ValueError, match=f"^{path}:1: key 'label' appears twice in one object"):
+        read_questions_jsonl(path)

@@ -86,3 +86,11 @@ def test_duplicate_logged_ids_name_both_lines(tmp_path):
                                            {"id": "x", "logprobs": WORKED}])
     with pytest.raises(ValueError, match=r"gen.jsonl:3: question id 'x' appears twice \(also on line 1\)"):
         load_logged_generations(path)
+
+
+def test_a_key_twice_on_one_line_is_refused(tmp_path):
+    # {"logprobs": [...], "logprobs": [...]} scored the last list silently
+    path = tmp_path / "gen.jsonl"
+    path.write_text('{"id": "a", "logprobs": [-0.1], "logprobs": [-2.0, -3.0]}\n')
+    with pytest.raises(ValueError, match=f"^{path}:1: key 'logprobs' appears twice in one object"):
+        load_logged_generations(path)

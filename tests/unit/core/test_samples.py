@@ -28,3 +28,26 @@ def test_load_run_refuses_runs_of_several_models(tmp_path):
     with pytest.raises(ValueError, match="runs of task 'tbd_aime24' from several models"):
         load_run(tmp_path, "tbd_aime24")
     assert len(load_run(tmp_path / "modelA", "tbd_aime24").questions) == 4
+
+
+def test_a_document_logged_twice_is_refused_naming_both_lines(tmp_path):
+    # 3 duplicated lines were reported as 15 questions for 12 documents
+    from lm_eval_tbd.core.samples import load_run
+
+    path = _samples_file(tmp_path / "model")
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(lines + lines[1:2]) + "\n")
+    with pytest.raises(ValueError, match=f"^{path}:5: doc_id 1 is also the document of line 2; lm-eval logs each "
+                                         "document once"):
+        load_run(tmp_path, "tbd_aime24")
+
+
+def test_a_record_with_a_key_twice_is_refused(tmp_path):
+    from lm_eval_tbd.core.samples import load_run
+
+    path = _samples_file(tmp_path / "model", n=1)
+    sample = json.loads(path.read_text())
+    sample["resps"][0][0] = sample["resps"][0][0].replace('"logprobs":', '"logprobs": [-5.0], "logprobs":')
+    path.write_text(json.dumps(sample) + "\n")
+    with pytest.raises(ValueError, match=f"^{path}:1: not a TBD sample .*key 'logprobs' appears twice"):
+        load_run(tmp_path, "tbd_aime24")

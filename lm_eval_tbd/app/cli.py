@@ -53,6 +53,20 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _int_at_least(minimum: int, why: str = ""):
+    """argparse type: an integer >= ``minimum`` (argparse names the option in its message)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}{why}, got {value}")
+        return value
+
+    return parse
+
+
 def _params(args):
     """TBDParams from --tau/--alpha/--max-tokens (defaults for those not given), or None if none is.
     A value TBDParams refuses is a ValueError naming the option."""
@@ -213,8 +227,10 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="offline end-to-end demo: distil a small student, score it, report")
     demo.add_argument("--out", default="demo_out", help="output directory (default: demo_out)")
-    demo.add_argument("--questions", type=int, default=96, help="number of generated questions (default: 96)")
-    demo.add_argument("--epochs", type=int, default=60, help="distillation epochs (default: 60)")
+    demo.add_argument("--questions", type=_int_at_least(4, " (half members, half unseen, and half as many fresh "
+                                                           "reference questions: at least 2 of each)"),
+                      default=96, help="number of generated questions (default: 96; at least 4)")
+    demo.add_argument("--epochs", type=_int_at_least(1), default=60, help="distillation epochs (default: 60)")
     demo.set_defaults(func=_demo)
     make = sub.add_parser("make-task", help="write a named TBD task over your own JSONL question file")
     make.add_argument("name", help="task name, e.g. my_heldout")

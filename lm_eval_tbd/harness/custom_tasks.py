@@ -15,17 +15,32 @@ from lm_eval_tbd.core.atomic import write_text_atomic
 from lm_eval_tbd.core.data import read_questions_jsonl
 from lm_eval_tbd.harness.paths import tasks_dir
 
-__all__ = ["write_jsonl_task"]
+__all__ = ["write_jsonl_task", "builtin_names"]
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]*$")
+
+
+def builtin_names() -> set[str]:
+    """The package's own task and group names (tbd_aime24, tbd_aime, tbd_jsonl, ...)."""
+    names = set()
+    for path in tasks_dir().glob("*.yaml"):
+        names |= set(re.findall(r"^(?:task|group):\s*([A-Za-z0-9_\-]+)\s*$", path.read_text(encoding="utf-8"),
+                                flags=re.MULTILINE))
+    return names
 
 
 def write_jsonl_task(name: str, data_file: str | Path, directory: str | Path, **metadata) -> Path:
     """Write ``directory/<name>.yaml``: the TBD task over ``data_file`` (validated now, so a bad
     file fails here rather than mid-run). Extra ``metadata`` (e.g. ``tbd_max_tokens=300``) is
-    stored in the task. Returns the YAML path."""
-    if not _NAME.match(name):
+    stored in the task. Returns the YAML path.
+
+    The name must be letters, digits, '_' or '-' (nothing after them, not even a newline), and
+    not one of the package's own tasks, which it would shadow."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise ValueError(f"task name {name!r}: use letters, digits, '_' or '-', starting with a letter")
+    if name in builtin_names():
+        raise ValueError(f"task name {name!r} is one of lm-eval-tbd's own tasks, which a task of that name would "
+                         "shadow (or be shadowed by); choose another name")
     data_file = Path(data_file).resolve()
     read_questions_jsonl(data_file)
     from lm_eval_tbd.harness.options import options_from_metadata

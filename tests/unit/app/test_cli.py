@@ -280,3 +280,17 @@ def test_score_warns_when_the_logged_tokens_all_score_zero(tmp_path, capsys):
     path = _write(tmp_path / "gen.jsonl", [{"id": f"q{i}", "logprobs": [0.0, 0.0]} for i in range(3)])
     assert main(["score", str(path)]) == 0
     assert "lm-eval-tbd: warning: gen: all 3 questions that generated tokens score TBD 0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--questions", "0"], "argument --questions: must be an integer >= 4"),
+    (["--questions", "-5"], "argument --questions: must be an integer >= 4"),
+    (["--questions", "x"], "argument --questions: expected an integer, got 'x'"),
+    (["--epochs", "-1"], "argument --epochs: must be an integer >= 1, got -1"),
+    (["--epochs", "0"], "argument --epochs: must be an integer >= 1, got 0"),
+])
+def test_demo_options_are_checked_naming_the_option(tmp_path, capsys, argv, message):
+    with pytest.raises(SystemExit) as exit_:
+        main(["demo", "--out", str(tmp_path / "d"), *argv])
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "d").exists()

@@ -48,3 +48,20 @@ def test_make_task_yaml_resolves_its_function_and_template(tmp_path):
     assert config["class"].__name__ == "TBDTask"  # from the included template
     assert config["metadata"] == {"version": 1.0, "tbd_data_file": str(data.resolve()), "tbd_input_scores": True,
                                   "tbd_max_tokens": 100, "tbd_server_args": {"repeat_penalty": 1.0}}
+
+
+@pytest.mark.parametrize("name", ["evil\n", "evil\nx", "evil ", "1st", "", "a.b"])
+def test_make_task_refuses_a_name_that_is_not_one(tmp_path, capsys, name):
+    # "evil\n" was accepted: the check's $ matched before a trailing newline
+    data = _questions(tmp_path)
+    assert main(["make-task", name, str(data), "--dir", str(tmp_path / "tasks")]) == 2
+    assert f"task name {name!r}: use letters, digits" in capsys.readouterr().err
+    assert not (tmp_path / "tasks").exists()
+
+
+@pytest.mark.parametrize("name", ["tbd_aime25", "tbd_aime", "tbd_jsonl"])
+def test_make_task_refuses_the_name_of_a_builtin_task(tmp_path, capsys, name):
+    # make-task tbd_aime25 custom.jsonl silently shadowed the built-in task
+    data = _questions(tmp_path)
+    assert main(["make-task", name, str(data), "--dir", str(tmp_path / "tasks")]) == 2
+    assert f"task name {name!r} is one of lm-eval-tbd's own tasks" in capsys.readouterr().err

@@ -14,6 +14,8 @@ options. Importing any of it changes nothing in lm-eval.
 
 from __future__ import annotations
 
+from lm_eval_tbd.core.errors import user_error
+
 __all__ = ["SUPPORTED_MODELS", "PromptTooLongError", "check_prompt_fits", "refuse_weight_options", "scored_length"]
 
 #: lm-eval ``--model`` names whose class answers ``generate_logprobs``.
@@ -26,10 +28,11 @@ def scored_length(gen_kwargs: dict, max_length: int | None = None, length_option
     names the model argument that raises it)."""
     max_tokens = int(gen_kwargs["max_gen_toks"])
     if max_tokens < 1:
-        raise ValueError(f"generate_logprobs: max_gen_toks must be >= 1, got {max_tokens}")
+        raise user_error(ValueError(f"generate_logprobs: max_gen_toks must be >= 1, got {max_tokens}"))
     if max_length is not None and max_length - max_tokens < 1:
-        raise ValueError(f"generate_logprobs: tbd_max_tokens {max_tokens} leaves no room for the prompt in the "
-                         f"model's maximum length {max_length}; lower tbd_max_tokens or raise {length_option}")
+        raise user_error(ValueError(f"generate_logprobs: tbd_max_tokens {max_tokens} leaves no room for the prompt in "
+                                    f"the model's maximum length {max_length}; lower tbd_max_tokens or raise "
+                                    f"{length_option}"))
     return max_tokens
 
 
@@ -46,12 +49,12 @@ def check_prompt_fits(n_prompt: int, max_tokens: int, max_length: int | None, *,
         return
     qid = (doc or {}).get("id")
     which = f"question {qid!r}" if qid is not None else "a question"
-    raise PromptTooLongError(
+    raise user_error(PromptTooLongError(
         f"generate_logprobs: {which} has a prompt of {n_prompt} tokens, but the model's maximum length "
         f"{max_length} minus tbd_max_tokens {max_tokens} leaves room for {max_length - max_tokens}; its start "
         f"would be cut and the score would not be the question's. Raise {length_option} in --model_args, lower "
         "tbd_max_tokens, or leave the question out."
-    )
+    ))
 
 
 def refuse_weight_options(gen_kwargs: dict, backend: str) -> None:
@@ -59,5 +62,5 @@ def refuse_weight_options(gen_kwargs: dict, backend: str) -> None:
     (question-side scores, a reference model): only the hf backend computes them."""
     for option in ("input_scores", "ref_model"):
         if gen_kwargs.get(option):
-            raise ValueError(f"tbd_{option} needs the model's weights and is implemented for --model hf only, "
-                             f"not {backend}")
+            raise user_error(ValueError(f"tbd_{option} needs the model's weights and is implemented for --model hf "
+                                        f"only, not {backend}"))

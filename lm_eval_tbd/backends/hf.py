@@ -21,6 +21,7 @@ import torch
 from tqdm import tqdm
 
 from lm_eval_tbd.backends import check_prompt_fits, scored_length
+from lm_eval_tbd.core.errors import user_error
 from lm_eval_tbd.core.record import GREEDY_TOLERANCE, REQUEST_TYPE, GenerationRecord
 
 log = logging.getLogger(__name__)
@@ -239,10 +240,10 @@ def _reference_model(lm, path: str):
     try:
         ref_vocab = AutoTokenizer.from_pretrained(path).get_vocab()
     except OSError as err:
-        raise ValueError(f"tbd_ref_model: cannot load a tokenizer from {path!r} ({err})") from None
+        raise user_error(ValueError(f"tbd_ref_model: cannot load a tokenizer from {path!r} ({err})")) from None
     if ref_vocab != lm.tokenizer.get_vocab():
-        raise ValueError(f"tbd_ref_model {path!r} has a different tokenizer from the evaluated model; "
-                         "calibration scores the same token ids under both, so the vocabularies must match")
+        raise user_error(ValueError(f"tbd_ref_model {path!r} has a different tokenizer from the evaluated model; "
+                                    "calibration scores the same token ids under both, so the vocabularies must match"))
     ref = AutoModelForCausalLM.from_pretrained(path, dtype=lm.model.dtype).to(lm.device).eval()
     lm._tbd_reference = (path, ref)
     return ref

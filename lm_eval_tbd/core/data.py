@@ -16,6 +16,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from lm_eval_tbd.core.errors import user_error
 from lm_eval_tbd.core.record import loads_json
 
 __all__ = ["Benchmark", "BENCHMARKS", "DATA_DIR_ENV", "load_benchmark", "load_jsonl", "read_question_lines",
@@ -222,7 +223,11 @@ def train_test_split_indices(n_rows: int, *, train_size: float = 0.8, seed: int 
 
 def _benchmark_loader(name: str):
     def load(**_metadata):
-        return _to_dataset_dict(load_benchmark(name))
+        try:
+            rows = load_benchmark(name)
+        except (OSError, ValueError) as err:  # the user's data: one line, not lm-eval's traceback
+            raise user_error(err) from None
+        return _to_dataset_dict(rows)
 
     load.__name__ = f"load_{name}"
     return load
@@ -237,8 +242,15 @@ load_gsm8k = _benchmark_loader("gsm8k")
 def load_jsonl(tbd_data_file: str | None = None, **_metadata):
     """The ``tbd_jsonl`` task's data: ``--metadata '{"tbd_data_file": "questions.jsonl"}'``."""
     if not tbd_data_file:
-        raise ValueError(
+        raise user_error(ValueError(
             "task tbd_jsonl needs a question file: pass --metadata '{\"tbd_data_file\": \"PATH.jsonl\"}' "
             "(JSON Lines with a 'question' field and optional 'id' and 'label')"
-        )
-    return _to_dataset_dict(read_questions_jsonl(tbd_data_file))
+        ))
+    if not isinstance(tbd_data_file, (str, os.PathLike)):
+        raise user_error(ValueError(f"metadata 'tbd_data_file' must be the path of a JSON Lines question file, "
+                                    f"got {tbd_data_file!r}"))
+    try:
+        rows = read_questions_jsonl(tbd_data_file)
+    except (OSError, ValueError) as err:
+        raise user_error(err) from None
+    return _to_dataset_dict(rows)

@@ -19,6 +19,7 @@ from lm_eval.api.registry import get_aggregation
 from lm_eval.api.task import ConfigurableTask
 
 from lm_eval_tbd import patches
+from lm_eval_tbd.core.errors import user_error
 from lm_eval_tbd.core.record import REQUEST_TYPE, GenerationRecord
 from lm_eval_tbd.core.scores import decision_value, mean_scores, score_record
 from lm_eval_tbd.harness.metrics import METRICS  # importing registers the metrics and aggregations
@@ -40,6 +41,13 @@ def _non_greedy_settings(gen_kwargs: dict) -> list[str]:
     return ignored
 
 
+def _options(metadata, task: str):
+    try:
+        return options_from_metadata(metadata, task=task)
+    except ValueError as err:
+        raise user_error(err) from None
+
+
 class TBDTask(ConfigurableTask):
     """Token Probability Deviation contamination scoring as an lm-eval task.
 
@@ -53,8 +61,13 @@ class TBDTask(ConfigurableTask):
         # The model classes answer our request type only once patched: the .pth hook has done it
         # unless LM_EVAL_TBD_AUTOLOAD=0 (tasks then come by --include_path). Idempotent.
         patches.install(tasks=False)
+        # The options are checked before lm-eval loads the questions (its __init__ does), so an
+        # option error is not hidden behind a data error; and once more on the config it built.
+        # Their errors are the user's: one line, not lm-eval's traceback (lm_eval_tbd.core.errors).
+        if isinstance(config.get("metadata"), dict):
+            _options(config["metadata"], config.get("task", "tbd"))
         super().__init__(config=config, **kwargs)
-        self.options = options_from_metadata(self.config.metadata, task=self.config.task)
+        self.options = _options(self.config.metadata, self.config.task)
         self.params = self.options.params
         # Every score's metrics, without listing each in the YAML; the YAML's own entries win.
         for name, (aggregation, higher_is_better) in METRICS.items():

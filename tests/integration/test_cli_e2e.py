@@ -104,3 +104,21 @@ def test_request_cache_cannot_pair_old_requests_with_new_metadata(tmp_path, tiny
         assert "--cache_requests is ignored for TBD tasks" in proc.stderr
         run = load_run(tmp_path / f"m{m}", "tbd_aime24")
         assert max(q.record.n_tokens for q in run.questions) == m
+
+
+@pytest.mark.parametrize(("metadata", "message"), [
+    ({"tbd_alpa": 1.0}, "task tbd_jsonl: unknown metadata key(s) ['tbd_alpa']: did you mean 'tbd_alpha'"),
+    ({"tbd_max_tokens": 0}, "task tbd_jsonl: tbd_max_tokens must be an integer >= 1, got 0"),
+    ({"tbd_max_tokens": 100000}, "tbd_max_tokens 100000 leaves no room for the prompt in the model's maximum length"),
+    ({}, "bad.jsonl:2: field 'question' is empty"),
+])
+def test_our_errors_inside_lm_eval_are_one_line(tmp_path, tiny_model_dir, metadata, message):
+    # they came as the last line of a ~30-line traceback through lm-eval's task loading
+    data = tmp_path / "bad.jsonl"
+    data.write_text('{"question": "A?"}\n' + ('{"question": ""}\n' if not metadata else ""))
+    proc = lm_eval(["--model", "hf", "--model_args", model_args(tiny_model_dir), "--tasks", "tbd_jsonl",
+                    "--metadata", json.dumps({"tbd_data_file": str(data), **metadata})], cwd=tmp_path)
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    last = proc.stderr.rstrip("\n").splitlines()[-1]
+    assert last.startswith("lm-eval-tbd: error: ") and message in last, proc.stderr[-3000:]

@@ -62,8 +62,49 @@ class ContamSession:
         return load_run(self.results_dir(), task)
 
 
-def pytest_addoption(parser) -> None:
+def pytest_addoption(parser, pluginmanager) -> None:
     add_options(parser)
+    _remove_stale_json_early(pluginmanager)
+
+
+def _given_json_path(args) -> str | None:
+    """The last ``--contam-json`` value in a command line (as argparse would take it), or None."""
+    value = None
+    for i, arg in enumerate(args):
+        if arg == "--":
+            break
+        if arg == "--contam-json" and i + 1 < len(args):
+            value = args[i + 1]
+        elif arg.startswith("--contam-json="):
+            value = arg.split("=", 1)[1]
+    return value
+
+
+def _remove_stale_json_early(pluginmanager) -> None:
+    """Remove the previous ``--contam-json`` file as soon as the plugin is registered: pytest
+    parses every option (``--contam-top abc`` included) before any later hook runs, so a command
+    line it refuses (exit status 4) would otherwise leave the previous verdict behind. Only the
+    file is removed here; the full checks (a directory, an unwritable path) come in
+    pytest_load_initial_conftests / pytest_configure."""
+    import shlex
+
+    config = pluginmanager.get_plugin("pytestconfig")
+    if config is None or os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    args = list(config.invocation_params.args)
+    try:
+        args = shlex.split(os.environ.get("PYTEST_ADDOPTS", "")) + [*config.getini("addopts"), *args]
+    except (ValueError, AttributeError):  # an unparsable PYTEST_ADDOPTS, or no ini file read yet
+        pass
+    given = _given_json_path(args)
+    if not given:
+        return
+    path = Path(config.invocation_params.dir) / given
+    try:
+        if path.is_symlink() or path.is_file():
+            path.unlink()
+    except OSError:
+        pass  # reported as a usage error by _checked_json_path
 
 
 def _config_path(config) -> tuple[Path, bool]:
@@ -129,6 +170,12 @@ def pytest_configure(config) -> None:
         )
     except ConfigError as err:
         raise pytest.UsageError(f"pytest-contam: {err}") from None
+    except UnicodeDecodeError:
+        from lm_eval_tbd.core.data import utf8_error_message
+
+        raise pytest.UsageError(f"pytest-contam: {utf8_error_message(path)} (a TOML file is UTF-8)") from None
+    except OSError as err:
+        raise pytest.UsageError(f"pytest-contam: cannot read the contamination config {path}: {err}") from None
     config.stash[STATE] = ContamSession(cfg)
     config.pluginmanager.register(ContamReporter(config, json_path), "contam-reporter")
 

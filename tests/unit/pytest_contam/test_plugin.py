@@ -328,3 +328,23 @@ def test_gate_combined_config_errors(tmp_path, body, message):
     table = tomllib.loads('results = "r"\n[benchmarks.bench]\n' + body)
     with pytest.raises(ConfigError, match=message):
         parse_config(table, "t.toml", tmp_path, where="tool.pytest_contam.")
+
+
+@pytest.mark.parametrize("argv", [["--contam-top", "abc"], ["--contam-top=1.5"], ["--contam-model-args"]])
+def test_an_option_pytest_refuses_removes_the_previous_json(pytester, two_tasks, argv):
+    # pytest --contam --contam-top abc --contam-json contam.json exited 4 and left {"passed": true}
+    stale = pytester.path / "contam.json"
+    stale.write_text('{"passed": true}\n')
+    result = pytester.runpytest("--contam", "--contam-json", "contam.json", *argv)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert not stale.exists()
+
+
+def test_a_config_that_is_not_utf8_is_a_usage_error_naming_it(pytester, two_tasks):
+    # a UTF-16 --contam-config gave INTERNALERROR> UnicodeDecodeError and exit status 3
+    path = pytester.path / "contam.toml"
+    path.write_bytes('results = "results"\n[benchmarks.tbd_a]\nscore_cutoff = 0.45\n'.encode("utf-16"))
+    result = pytester.runpytest("--contam", "--contam-config", str(path))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert f"pytest-contam: {path}:1: not valid UTF-8 (byte 0xff at column 1" in result.stderr.str()
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()

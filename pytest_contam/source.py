@@ -26,7 +26,8 @@ def tasks_to_run(cfg: ContamConfig) -> list[str]:
 
 def _fingerprint(path: Path) -> list:
     """(relative name, size, mtime) of a local file or of every file under a directory, so that
-    weights or data changed in place give a new cache key."""
+    weights changed in place give a new cache key (hashing gigabytes of weights would cost more
+    than the run)."""
     if path.is_file():
         st = path.stat()
         return [[path.name, st.st_size, st.st_mtime_ns]]
@@ -36,17 +37,56 @@ def _fingerprint(path: Path) -> list:
     return []
 
 
+def _content(path: Path) -> list:
+    """(name, sha256) of a question file, or of every question file (``*.jsonl``) at the top of a
+    data directory, which is where the tasks read them: a file rewritten with new questions gives
+    a new key even with its old size and modification time."""
+    import hashlib
+
+    files = [path] if path.is_file() else sorted(path.glob("*.jsonl")) if path.is_dir() else []
+    out = []
+    for f in files:
+        digest = hashlib.sha256()
+        with f.open("rb") as stream:
+            for block in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(block)
+        out.append([f.name, digest.hexdigest()])
+    return out
+
+
+def _data_dir(cfg: ContamConfig) -> Path | None:
+    """The data directory the tasks will read: ``data_dir``, else LM_EVAL_TBD_DATA_DIR inherited
+    from this process's environment."""
+    from lm_eval_tbd.core.data import DATA_DIR_ENV
+
+    if cfg.data_dir:
+        return Path(cfg.data_dir)
+    inherited = os.environ.get(DATA_DIR_ENV)
+    return Path(inherited).absolute() if inherited else None
+
+
 def model_run_dir(cfg: ContamConfig) -> Path:
-    """The cache directory of this model spec: the same spec, the same local model and data files
-    and the same package versions reuse the same results."""
+    """The cache directory of this model spec: the same spec, the same local model files (size
+    and modification time), the same question files (their content: ``tbd_data_file`` resolved as
+    lm_eval will, from the current directory; every question file of the data directory, given
+    by ``data_dir`` or inherited from LM_EVAL_TBD_DATA_DIR), the same ``tbd_ref_model`` files and
+    the same package versions reuse the same results."""
     from importlib.metadata import version
 
     local = [v for v in (kv.split("=", 1)[-1] for kv in cfg.model_args.split(",") if "=" in kv) if Path(v).exists()]
+    metadata = cfg.metadata or {}
+    data_file = metadata.get("tbd_data_file")
+    data_file = Path(data_file).absolute() if isinstance(data_file, str) and data_file else None
+    ref_model = metadata.get("tbd_ref_model")
+    ref_model = Path(ref_model) if isinstance(ref_model, str) and ref_model and Path(ref_model).exists() else None
+    data_dir = _data_dir(cfg)
     spec = {
         "model": cfg.model, "model_args": cfg.model_args, "tasks": tasks_to_run(cfg),
         "apply_chat_template": cfg.apply_chat_template, "limit": cfg.limit, "metadata": cfg.metadata,
-        "data_dir": str(cfg.data_dir) if cfg.data_dir else None,
-        "files": [_fingerprint(Path(p)) for p in local] + ([_fingerprint(cfg.data_dir)] if cfg.data_dir else []),
+        "data_dir": str(data_dir) if data_dir else None,
+        "files": [_fingerprint(Path(p)) for p in local] + ([_fingerprint(ref_model)] if ref_model else []),
+        "questions": {"tbd_data_file": [str(data_file), _content(data_file)] if data_file else None,
+                      "data_dir": _content(data_dir) if data_dir else None},
         "versions": [version("lm-eval-tbd"), version("lm_eval")],
     }
     key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]

@@ -243,3 +243,29 @@ def test_failed_model_run_fails_every_gate_once(pytester, tmp_path, monkeypatch)
     report = json.loads((pytester.path / "r.json").read_text())
     assert report["passed"] is False and report["not_run"] == []
     assert all(b["error"] for b in report["benchmarks"].values())
+
+
+def test_model_spec_runs_again_when_a_question_file_is_rewritten(pytester, tiny_model_dir, monkeypatch):
+    # with tbd_data_file = "q.jsonl", rewriting q.jsonl passed on the cached run of the old questions
+    for key, value in offline_env().items():
+        monkeypatch.setenv(key, value)
+    questions = pytester.path / "q.jsonl"
+    questions.write_text("".join(json.dumps({"id": f"old{i}", "question": f"Old question {i}?"}) + "\n" for i in range(2)))
+    write_config(pytester, f"""
+        model = "hf"
+        model_args = "pretrained={tiny_model_dir},dtype=float32"
+        device = "cpu"
+        metadata = {{tbd_max_tokens = 4, tbd_data_file = "q.jsonl"}}
+        output = "contam_cache"
+        [tool.pytest_contam.benchmarks.tbd_jsonl]
+        score_cutoff = 0.01
+        """)
+    result = pytester.runpytest("--contam")
+    result.assert_outcomes(passed=1)
+    questions.write_text("".join(json.dumps({"id": f"new{i}", "question": f"New question {i}?"}) + "\n" for i in range(2)))
+    result = pytester.runpytest("--contam")
+    result.assert_outcomes(passed=1)
+    runs = sorted((pytester.path / "contam_cache").iterdir())
+    assert len(runs) == 2
+    ids = {tuple(q.question_id for q in load_run(run, "tbd_jsonl").questions) for run in runs}
+    assert ids == {("old0", "old1"), ("new0", "new1")}

@@ -3,6 +3,7 @@ benchmarks all score through the stock CLI, so what they measure is what users r
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -46,12 +47,55 @@ def run_lm_eval(cmd: list[str], *, env: dict | None = None, check: bool = True,
                 capture: bool = True) -> subprocess.CompletedProcess:
     """Run ``cmd``; with ``check``, a non-zero exit raises RuntimeError (carrying the end of stderr
     when captured). ``capture=False`` leaves lm_eval's progress bars on the terminal (stderr) and
-    drops its stdout (the results table)."""
-    if capture:
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    else:
-        proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, env=env)
-    if check and proc.returncode != 0:
-        tail = f":\n{proc.stderr[-3000:]}" if capture else " (its messages are above)"
-        raise RuntimeError(f"lm_eval failed with exit status {proc.returncode}{tail}")
-    return proc
+    drops its stdout (the results table).
+
+    The child does not outlive this process: SIGTERM (what CI runners send to cancel a job) or an
+    exception here (KeyboardInterrupt) stops it first, then this process ends as it would have."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE if capture else subprocess.DEVNULL,
+                            stderr=subprocess.PIPE if capture else None, text=True, env=env)
+    with _stopped_with_us(proc):
+        stdout, stderr = proc.communicate()
+    completed = subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
+    if check and completed.returncode != 0:
+        tail = f":\n{completed.stderr[-3000:]}" if capture else " (its messages are above)"
+        raise RuntimeError(f"lm_eval failed with exit status {completed.returncode}{tail}")
+    return completed
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextlib.contextmanager
+def _stopped_with_us(proc: subprocess.Popen):
+    """Stop ``proc`` when this process gets SIGTERM (then die of it, through the handler that was
+    there before) or when the block raises."""
+    import signal
+    import threading
+
+    installed, previous = False, None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.getsignal(signal.SIGTERM)
+        if previous is not signal.SIG_IGN:
+
+            def on_sigterm(signum, frame):
+                _stop(proc)
+                signal.signal(signum, previous if previous is not None else signal.SIG_DFL)
+                os.kill(os.getpid(), signum)
+
+            signal.signal(signal.SIGTERM, on_sigterm)
+            installed = True
+    try:
+        yield
+    except BaseException:
+        _stop(proc)
+        raise
+    finally:
+        if installed:
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)

@@ -19,10 +19,13 @@ __all__ = ["ConfigError", "Threshold", "ContamConfig", "load_config", "parse_con
 
 TOP_KEYS = {
     "results", "model", "model_args", "output", "apply_chat_template", "batch_size", "device",
-    "limit", "data_dir", "metadata", "top", "benchmarks",
+    "limit", "data_dir", "metadata", "top", "benchmarks", "base_results", "base_model", "base_model_args",
 }
 BENCHMARK_KEYS = {"score_cutoff", "max_flagged_fraction", "reference", "score", "max_auc", "alpha",
-                  "max_contaminated_fraction", "fdr", "combined_model"}
+                  "max_contaminated_fraction", "fdr", "combined_model", "min_generated_tokens", "max_text_auc",
+                  "allow_confounded"}
+#: audit-mode keys about the shift between benchmark and reference (lm_eval_tbd.core.calibrated)
+SHIFT_KEYS = ("min_generated_tokens", "max_text_auc", "allow_confounded")
 CALIBRATED_KEYS = ("max_auc", "alpha", "max_contaminated_fraction")
 
 
@@ -54,6 +57,9 @@ class Threshold:
     fdr: float = 0.05
     # score = "combined": the model file written by `lm-eval-tbd combine fit` (lm_eval_tbd.core.combine)
     combined_model: Path | None = None
+    min_generated_tokens: int = 20  # lm_eval_tbd.core.calibrated.DEFAULT_MIN_TOKENS
+    max_text_auc: float = 0.75  # lm_eval_tbd.core.text_shift.DEFAULT_MAX_TEXT_AUC
+    allow_confounded: bool = False
 
     def __post_init__(self) -> None:
         # A gate with no criterion has nothing that could fail: it would pass whatever the scores.
@@ -81,6 +87,11 @@ class ContamConfig:
     data_dir: Path | None = None
     metadata: dict = field(default_factory=dict)
     top: int = 5
+    # the base model's scores, for the base-difference calibration of audit mode: an lm_eval
+    # output folder, or a model the gate runs with the run options above
+    base_results: Path | None = None
+    base_model: str | None = None
+    base_model_args: str = ""
 
     def with_overrides(self, **overrides) -> ContamConfig:
         """CLI options override the file (None means "not given")."""
@@ -141,6 +152,19 @@ def _threshold(name: str, spec: dict, where: str, base_dir: Path | None = None) 
     if "score_cutoff" not in kw and "reference" not in kw:
         raise ConfigError(f"{where.rstrip('.')} needs score_cutoff (flag questions whose TBD is below it) or reference + "
                           f"{' / '.join(CALIBRATED_KEYS)} (calibrated against a clean reference task)")
+    for key in SHIFT_KEYS:
+        if key in spec and "reference" not in spec:
+            raise ConfigError(f"{where}{key} needs {where}reference (it is a control of audit mode)")
+    if "min_generated_tokens" in spec:
+        kw["min_generated_tokens"] = _typed(spec, "min_generated_tokens", int, where)
+        if kw["min_generated_tokens"] < 0:
+            raise ConfigError(f"{where}min_generated_tokens must be >= 0 (0 keeps every question), "
+                              f"got {kw['min_generated_tokens']}")
+    if "max_text_auc" in spec:
+        # 1.0 would let any pair of question sets through; 0.5 would call every pair confounded.
+        kw["max_text_auc"] = _number(spec["max_text_auc"], f"{where}max_text_auc", 0.5, 1.0, lo_open=True, hi_open=True)
+    if "allow_confounded" in spec:
+        kw["allow_confounded"] = _typed(spec, "allow_confounded", bool, where)
     if "combined_model" in spec:
         if kw.get("score") != "combined":
             raise ConfigError(f"{where}combined_model needs {where}score = \"combined\"")
@@ -169,6 +193,15 @@ def _check_source(cfg: ContamConfig) -> None:
         )
     if cfg.results is not None and cfg.model:
         raise ConfigError(f"{cfg.source}: 'results' and 'model' are mutually exclusive")
+    if cfg.base_results is not None and cfg.base_model:
+        raise ConfigError(f"{cfg.source}: 'base_results' and 'base_model' are mutually exclusive")
+    if cfg.base_model and not cfg.model:
+        raise ConfigError(f"{cfg.source}: 'base_model' is run with the options of 'model'; with 'results', give "
+                          "the base model's run as 'base_results' (an lm_eval --output_path of the same tasks)")
+    if cfg.base_model_args and not cfg.base_model:
+        raise ConfigError(f"{cfg.source}: 'base_model_args' needs 'base_model'")
+    if (cfg.base_results is not None or cfg.base_model) and not any(t.reference for t in cfg.benchmarks):
+        raise ConfigError(f"{cfg.source}: a base model's run calibrates audit mode; no benchmark sets a 'reference'")
 
 
 def parse_config(table: dict, source: str, base_dir: Path, where: str = "tool.pytest_contam.") -> ContamConfig:
@@ -212,10 +245,10 @@ def _run_options(table: dict, where: str, base_dir: Path) -> dict:
                               "computed); set it on the lm_eval command that wrote the results")
     kwargs = {}
     for key, kind in (("model", str), ("model_args", str), ("apply_chat_template", bool), ("device", str),
-                      ("metadata", dict), ("top", int), ("limit", int)):
+                      ("metadata", dict), ("top", int), ("limit", int), ("base_model", str), ("base_model_args", str)):
         if key in table:
             kwargs[key] = _typed(table, key, kind, where)
-    for key in ("results", "output", "data_dir"):
+    for key in ("results", "output", "data_dir", "base_results"):
         if key in table:
             kwargs[key] = base_dir / _typed(table, key, str, where)
     if "batch_size" in table:

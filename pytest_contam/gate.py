@@ -27,6 +27,10 @@ class GateResult:
     checks: tuple = ()
     # audit-mode figures against the reference task, when one is configured
     audit: dict | None = None
+    # PASS, FAIL, or (audit mode, no base-model run, question sets that differ in kind)
+    # "confounded"; "" for a gate built before verdicts were named (read back from old JSON)
+    verdict: str = ""
+    warnings: tuple = ()
 
     def message(self) -> str:
         """The failure text: each failed threshold with its measured value, and the most
@@ -34,8 +38,11 @@ class GateResult:
         if self.error:
             return f"{self.benchmark}: {self.error}"
         failed = [c for c in self.checks if not c["passed"]] or list(self.checks)
-        lines = [f"{self.benchmark}: {c['check']} is {_fmt(c['key'], c['measured'])}, limit {_fmt(c['key'], c['limit'])}"
-                 for c in failed]
+        lines = []
+        if self.verdict == CONFOUNDED:
+            lines.append(_confounded_line(self.benchmark, self.audit))
+        lines += [f"{self.benchmark}: {c['check']} is {_fmt(c['key'], c['measured'])}, limit {_fmt(c['key'], c['limit'])}"
+                  for c in failed]
         lines.append(f"({self.n} questions, mean TBD {self.mean:.4f}, median {self.median:.4f}; lower TBD = more likely seen)")
         if self.audit:
             lines += _audit_lines(self.audit, self.n)
@@ -55,6 +62,7 @@ class GateResult:
     @classmethod
     def from_json(cls, d: dict) -> GateResult:
         d = dict(d)
+        d["warnings"] = tuple(d.get("warnings", ()))
         d["top_flagged"] = tuple((q["id"], q["score"], q["question"]) for q in d["top_flagged"])
         d["checks"] = tuple(d["checks"])
         return cls(**d)
@@ -79,7 +87,44 @@ def _audit_lines(a: dict, n_benchmark: int) -> list[str]:
         note = _bh_floor_note(a["n_reference"], n_benchmark, a["fdr"])
         if note:
             lines.append(f"  0 flagged: {note}")
+    lines += _shift_lines(a)
     return lines
+
+
+def _shift_lines(a: dict) -> list[str]:
+    """The shift controls: the method, the questions left out, the text-only diagnostic and what
+    the audit could not control for (absent in JSON written before they existed)."""
+    if "method" not in a:
+        return []
+    lo, hi = a["auc_ci"]
+    lines = [f"  method {a['method']} (AUC {a['auc']:.3f} [{lo:.3f}, {hi:.3f}])"]
+    ex = a["excluded"]
+    if ex["benchmark"] or ex["reference"]:
+        ids = ", ".join(e["id"] for e in ex["benchmark"][:5]) + (", ..." if len(ex["benchmark"]) > 5 else "")
+        lines.append(f"  left out, generation ended before {ex['min_tokens']} tokens: {len(ex['benchmark'])} benchmark "
+                     f"question(s){f' ({ids})' if ids else ''} and {len(ex['reference'])} reference question(s)")
+    t = a["text_shift"]
+    if t.get("auc") is not None:
+        lo, hi = t["auc_ci"]
+        lines.append(f"  text-only diagnostic: a classifier reading only the questions tells benchmark from reference "
+                     f"with AUC {t['auc']:.2f} [{lo:.2f}, {hi:.2f}] (0.5 = alike; limit {a['max_text_auc']:g} without a "
+                     "base-model run)")
+    else:
+        lines.append(f"  text-only diagnostic: undefined ({t.get('reason')})")
+    lines += [f"  not controlled for: {u}" for u in a["uncontrolled"]]
+    return lines
+
+
+CONFOUNDED = "confounded"
+
+
+def _confounded_line(benchmark: str, a: dict) -> str:
+    t = a["text_shift"]
+    return (f"{benchmark}: confounded: the questions alone tell benchmark from reference {a['reference']} (text-only "
+            f"AUC {t['auc']:.2f} >= {a['max_text_auc']:g}) and there is no base-model run to control for that, so "
+            "the audit cannot tell that difference from contamination. Give the base model's run (base_results, "
+            "or base_model to run it), or a reference of the same source and format; allow_confounded = true "
+            "passes with a warning")
 
 
 def _bh_floor_note(n_reference: int, n_benchmark: int, fdr: float) -> str | None:
@@ -118,24 +163,25 @@ def _check(key: str, name: str, measured: float, limit: float, ok: bool) -> dict
     return {"key": key, "check": name, "measured": float(measured), "limit": float(limit), "passed": bool(ok)}
 
 
-def evaluate(threshold: Threshold, run, top: int = 5, reference=None) -> GateResult:
+def evaluate(threshold: Threshold, run, top: int = 5, reference=None, base=None, base_reference=None) -> GateResult:
     """Gate one benchmark's run (an ``lm_eval_tbd.core.runs.TaskRun``); ``reference`` is the clean
-    reference task's run when ``threshold.reference`` is set."""
+    reference task's run when ``threshold.reference`` is set; ``base`` and ``base_reference`` the
+    base model's runs of the same two tasks, when the configuration gives a base model."""
     import numpy as np
 
     from lm_eval_tbd.app.report import one_line
-    from lm_eval_tbd.core.scores import decision_value
-    from lm_eval_tbd.core.stats import audit, bh_min_flaggable
+    from lm_eval_tbd.core.calibrated import calibrated_audit
+    from lm_eval_tbd.core.stats import bh_min_flaggable
 
     if threshold.combined_model is not None:
-        # The fitted model's decision becomes the score "combined" of both runs.
+        # The fitted model's decision becomes the score "combined" of every run.
         from lm_eval_tbd.core.combine import load_combined, with_combined
 
         model = load_combined(threshold.combined_model)
-        run = with_combined(run, model)
-        reference = with_combined(reference, model) if reference is not None else None
+        run, reference, base, base_reference = (with_combined(r, model) if r is not None else None
+                                                for r in (run, reference, base, base_reference))
     scores = run.scores()
-    checks, flagged, top_flagged, audit_figures = [], [], (), None
+    checks, flagged, top_flagged, audit_figures, verdict, warnings = [], [], (), None, "", []
     if threshold.score_cutoff is not None:
         flagged = sorted((q for q in run.questions if q.tbd < threshold.score_cutoff), key=lambda q: (q.tbd, q.doc_id))
         fraction = len(flagged) / len(scores)
@@ -147,14 +193,22 @@ def evaluate(threshold: Threshold, run, top: int = 5, reference=None) -> GateRes
         missing_scores = [r.task for r in (run, reference) if name not in r.score_names()]
         if missing_scores:
             raise ValueError(f"score {name!r} was not logged for {', '.join(missing_scores)}")
-        bench = [decision_value(name, v) for v in run.score_values(name)]
-        ref = [decision_value(name, v) for v in reference.score_values(name)]
-        a = audit(bench, ref, fdr=threshold.fdr)
-        audit_figures = {k: a[k] for k in ("auc", "p_value", "contaminated_fraction", "contaminated_fraction_ci",
-                                           "confidence", "n_reference", "fdr")}
+        if base is not None:
+            # The base model's runs must score the same way (decoding, tbd_* options, template).
+            from lm_eval_tbd.core.compat import check_compatible
+
+            for student, twin in ((run, base), (reference, base_reference)):
+                check_compatible(student, twin, role_a="student", role_b="base model", same_model=False)
+        a = calibrated_audit(run, reference, score=name, base_benchmark=base, base_reference=base_reference,
+                             min_tokens=threshold.min_generated_tokens, fdr=threshold.fdr)
+        text = text_diagnostic(run, reference)
+        audit_figures = {k: a[k] for k in ("auc", "auc_ci", "p_value", "contaminated_fraction", "contaminated_fraction_ci",
+                                           "confidence", "n_reference", "fdr", "method", "uncontrolled")}
         audit_figures.update(reference=threshold.reference, score=name, n_bh_flagged=int(sum(a["flagged"])),
-                             min_p_value=1 / (a["n_reference"] + 1),
-                             bh_min_flaggable=bh_min_flaggable(a["n_reference"], a["n_benchmark"], threshold.fdr))
+                             n_benchmark=a["n_benchmark"], min_p_value=1 / (a["n_reference"] + 1),
+                             bh_min_flaggable=bh_min_flaggable(a["n_reference"], a["n_benchmark"], threshold.fdr),
+                             excluded=a["excluded"], text_shift=text, max_text_auc=threshold.max_text_auc,
+                             flagged_ids=a["flagged_ids"])
         if threshold.max_auc is not None:
             checks.append(_check("auc", f"AUC against {threshold.reference}", a["auc"], threshold.max_auc, a["auc"] <= threshold.max_auc))
         if threshold.alpha is not None:
@@ -164,15 +218,26 @@ def evaluate(threshold: Threshold, run, top: int = 5, reference=None) -> GateRes
             checks.append(_check("contaminated", "estimated contaminated fraction", a["contaminated_fraction"],
                                  threshold.max_contaminated_fraction,
                                  a["contaminated_fraction"] <= threshold.max_contaminated_fraction))
+        if base is None and text.get("auc") is not None and text["auc"] >= threshold.max_text_auc:
+            verdict = CONFOUNDED
+            if threshold.allow_confounded:
+                warnings.append(_confounded_line(threshold.benchmark, audit_figures) + " (allowed: passed)")
         if threshold.score_cutoff is None:
             # Flag by Benjamini-Hochberg instead, most significant first.
+            kept = [run.questions[i] for i in a["kept_index"]]
+            values = run.score_values(name)[a["kept_index"]]
             order = sorted((i for i, f in enumerate(a["flagged"]) if f), key=lambda i: (a["bh_adjusted"][i], i))
-            flagged = [run.questions[i] for i in order]
-            top_flagged = tuple((run.questions[i].question_id, float(run.score_values(name)[i]),
-                                 one_line(run.questions[i].question, 70)) for i in order[:top])
+            flagged = [kept[i] for i in order]
+            top_flagged = tuple((kept[i].question_id, float(values[i]), one_line(kept[i].question, 70))
+                                for i in order[:top])
+    passed = bool(checks) and all(c["passed"] for c in checks)  # no criterion: nothing shows it clean
+    if verdict == CONFOUNDED:
+        passed = threshold.allow_confounded
+    else:
+        verdict = "PASS" if passed else "FAIL"
     return GateResult(
         benchmark=threshold.benchmark,
-        passed=bool(checks) and all(c["passed"] for c in checks),  # no criterion: nothing shows it clean
+        passed=passed,
         n=len(scores),
         mean=float(scores.mean()),
         median=float(np.median(scores)),
@@ -184,10 +249,24 @@ def evaluate(threshold: Threshold, run, top: int = 5, reference=None) -> GateRes
         samples_file=str(run.samples_file),
         checks=tuple(checks),
         audit=audit_figures,
+        verdict=verdict,
+        warnings=tuple(warnings),
     )
+
+
+def text_diagnostic(run, reference) -> dict:
+    """The text-only AUC of ``run``'s questions against ``reference``'s, with its CI; ``{"auc":
+    None, "reason": ...}`` when the sets are too small for it."""
+    from lm_eval_tbd.core.stats import UndefinedMetricError
+    from lm_eval_tbd.core.text_shift import text_only_auc
+
+    try:
+        return text_only_auc([q.question for q in run.questions], [q.question for q in reference.questions])
+    except UndefinedMetricError as err:
+        return {"auc": None, "reason": str(err)}
 
 
 def missing(threshold: Threshold, error: str) -> GateResult:
     """A configured benchmark without results: a failure, never a silent pass."""
     return GateResult(threshold.benchmark, False, 0, None, None, 0, None, threshold.score_cutoff,
-                      threshold.max_flagged_fraction, (), None, error)
+                      threshold.max_flagged_fraction, (), None, error, verdict="FAIL")

@@ -8,6 +8,7 @@ a gate actually runs.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,10 @@ GATE_PREFIX = "contam::"  # node ids of the gates
 RESULTS_ERRORS = (OSError, ValueError, LmEvalRunError)
 
 
+class ContamWarning(UserWarning):
+    """A gate passed only because the configuration allows it (e.g. ``allow_confounded``)."""
+
+
 class ContamGateFailure(Exception):
     """A benchmark's contamination gate failed; the message says why."""
 
@@ -40,6 +45,8 @@ class ContamSession:
         self.cfg = cfg
         self._results_dir: Path | None = None
         self._source_error: Exception | None = None
+        self._base_dir: Path | None = None
+        self._base_error: Exception | None = None
 
     def results_dir(self) -> Path:
         # A failed model run is remembered: the other gates fail with it instead of re-running.
@@ -60,6 +67,27 @@ class ContamSession:
         from lm_eval_tbd.core.samples import load_run
 
         return load_run(self.results_dir(), task)
+
+    def base_run(self, task: str):
+        """The base model's run of ``task``, or None when the configuration gives no base model.
+        A failed base-model run is remembered like the model's own."""
+        if not (self.cfg.base_results is not None or self.cfg.base_model):
+            return None
+        if self._base_error is not None:
+            raise self._base_error
+        from lm_eval_tbd.core.samples import load_run
+        from pytest_contam.source import base_results_dir
+
+        try:
+            if self._base_dir is None:
+                self._base_dir = base_results_dir(self.cfg)
+        except Exception as err:
+            self._base_error = err
+            raise
+        try:
+            return load_run(self._base_dir, task)
+        except FileNotFoundError as err:
+            raise FileNotFoundError(f"base model's run: {err}") from None
 
 
 def pytest_addoption(parser, pluginmanager) -> None:
@@ -110,6 +138,9 @@ def _remove_stale_json_early(pluginmanager) -> None:
 def _config_path(config) -> tuple[Path, bool]:
     given = config.getoption("contam_config")
     if given:
+        if Path(given).is_dir():
+            raise pytest.UsageError(f"pytest-contam: --contam-config {given}: is a directory; give the TOML file "
+                                    "(top level, or a [tool.pytest_contam] table)")
         return Path(given).resolve(), True
     inipath = config.inipath
     if inipath is not None and inipath.name == "pyproject.toml":
@@ -198,10 +229,14 @@ class ContamItem(pytest.Item):
         try:
             run = state.run(t.benchmark)
             reference = state.run(t.reference) if t.reference else None
-            result = evaluate(t, run, top=state.cfg.top, reference=reference)
+            base = state.base_run(t.benchmark) if t.reference else None
+            base_reference = state.base_run(t.reference) if base is not None else None
+            result = evaluate(t, run, top=state.cfg.top, reference=reference, base=base, base_reference=base_reference)
         except RESULTS_ERRORS as err:  # no verdict from the results is a failed gate, never a pass
             result = missing(t, f"no usable results: {_reason(err)}")
         self.user_properties.append((PROPERTY, result.to_json()))
+        for text in result.warnings:
+            warnings.warn(ContamWarning(text), stacklevel=1)
         if not result.passed:
             raise ContamGateFailure(result.message())
 

@@ -35,7 +35,10 @@ def summary_table_text(results: list[GateResult], *, width: int = 100, markup: b
         table.add_column(col, justify=justify, no_wrap=col != "threshold", min_width=len(col) if col != "threshold" else 12)
     for r in sorted(results, key=lambda r: r.benchmark):
         flagged = "-" if r.flagged_fraction is None else f"{r.n_flagged} ({r.flagged_fraction:.1%})"
-        verdict = "[green]PASS[/]" if r.passed else ("[red]MISSING[/]" if r.error else "[red]FAIL[/]")
+        if r.verdict == "confounded":
+            verdict = "[yellow]CONFOUNDED (allowed)[/]" if r.passed else "[red]CONFOUNDED[/]"
+        else:
+            verdict = "[green]PASS[/]" if r.passed else ("[red]MISSING[/]" if r.error else "[red]FAIL[/]")
         table.add_row(r.benchmark, str(r.n), _num(r.mean, ".4f"), _num(r.median, ".4f"), flagged,
                       _threshold_text(r), verdict)
     buf = io.StringIO()

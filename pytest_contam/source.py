@@ -130,3 +130,17 @@ def results_dir(cfg: ContamConfig) -> Path:
         if not _complete(run_dir, tasks):
             _run_lm_eval(cfg, run_dir)
     return run_dir
+
+
+def base_results_dir(cfg: ContamConfig) -> Path | None:
+    """The base model's lm-eval output directory (``base_results``, or ``base_model`` run like
+    ``model``, on the same tasks with the same options, and cached the same way); None when the
+    configuration gives no base model."""
+    from dataclasses import replace
+
+    if cfg.base_results is not None:
+        return cfg.base_results
+    if not cfg.base_model:
+        return None
+    return results_dir(replace(cfg, model=cfg.base_model, model_args=cfg.base_model_args, results=None,
+                               base_model=None, base_model_args=""))

@@ -12,19 +12,24 @@ A report is not a gate: the verdict is printed and written, the exit status stay
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from rich.console import Group
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from lm_eval_tbd.core.calibrated import DEFAULT_MIN_TOKENS
 from lm_eval_tbd.core.runs import TaskRun
+from lm_eval_tbd.core.text_shift import DEFAULT_MAX_TEXT_AUC
 
 __all__ = ["AuditCriteria", "AuditOutcome", "audit_run", "render_audit"]
 
 #: Verdicts: every threshold given holds; one does not; no threshold was given (figures only);
 #: the statistics are undefined for this pair of tasks (too few questions, score not logged).
 PASS, FAIL, NO_THRESHOLD, UNDEFINED = "PASS", "FAIL", "no threshold", "undefined"
+#: ... and: the question sets differ in kind and no base-model run controls for it (the gate's verdict)
+CONFOUNDED = "confounded"
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,10 @@ class AuditCriteria:
     significance: float | None = None
     max_contaminated_fraction: float | None = None
     fdr: float = 0.05
+    # the base model's lm_eval output folder (--base): the base-difference calibration
+    base: Path | None = None
+    min_generated_tokens: int = DEFAULT_MIN_TOKENS
+    max_text_auc: float = DEFAULT_MAX_TEXT_AUC
 
     @property
     def has_thresholds(self) -> bool:
@@ -53,10 +62,12 @@ class AuditCriteria:
         max_auc = self.max_auc if self.has_thresholds else 1.0
         return Threshold(task, reference=self.reference, score=self.score, max_auc=max_auc,
                          alpha=self.significance, max_contaminated_fraction=self.max_contaminated_fraction,
-                         fdr=self.fdr)
+                         fdr=self.fdr, min_generated_tokens=self.min_generated_tokens, max_text_auc=self.max_text_auc)
 
     def to_json(self) -> dict:
-        return asdict(self)
+        out = asdict(self)
+        out["base"] = None if self.base is None else str(self.base)
+        return out
 
 
 @dataclass(frozen=True)
@@ -75,7 +86,7 @@ class AuditOutcome:
         out = {"verdict": self.verdict, "reason": self.reason}
         if self.result is not None:
             figures = self.result.to_json()
-            for key in ("score_cutoff", "max_flagged_fraction", "error"):
+            for key in ("score_cutoff", "max_flagged_fraction", "error", "verdict"):  # the outcome's verdict wins
                 figures.pop(key, None)
             if self.verdict == NO_THRESHOLD:
                 figures["checks"] = []  # only the stand-in limit of AuditCriteria.threshold was checked
@@ -91,12 +102,31 @@ def audit_run(run: TaskRun, reference: TaskRun, criteria: AuditCriteria, *, top:
     from pytest_contam.gate import evaluate
 
     try:
-        result = evaluate(criteria.threshold(run.task), run, top=top, reference=reference)
+        base = base_reference = None
+        if criteria.base is not None:
+            base, base_reference = (base_run(criteria.base, r) for r in (run, reference))
+        result = evaluate(criteria.threshold(run.task), run, top=top, reference=reference, base=base,
+                          base_reference=base_reference)
     except ValueError as err:  # includes lm_eval_tbd.core.stats.UndefinedMetricError
         return AuditOutcome(run.task, UNDEFINED, None, str(err))
+    if result.verdict == CONFOUNDED:
+        return AuditOutcome(run.task, CONFOUNDED, result)
     if not criteria.has_thresholds:
         return AuditOutcome(run.task, NO_THRESHOLD, result)
     return AuditOutcome(run.task, PASS if result.passed else FAIL, result)
+
+
+def base_run(base_dir: Path, run: TaskRun) -> TaskRun:
+    """The base model's run of ``run``'s task under ``base_dir`` (``--base``), re-scored as
+    ``run`` was. A missing task is a ValueError naming the folder and the task."""
+    from lm_eval_tbd.core.samples import load_run
+
+    try:
+        base = load_run(base_dir, run.task)
+    except FileNotFoundError as err:
+        raise ValueError(f"--base {base_dir}: {err}") from None
+    params = getattr(run, "params", None)
+    return base.rescore(params) if params is not None else base
 
 
 def _limits(criteria: AuditCriteria) -> str:
@@ -114,7 +144,7 @@ def render_audit(outcomes: list[AuditOutcome], criteria: AuditCriteria):
                         f"at FDR {criteria.fdr:g}", title_justify="left")
     for col in ("task", "n", "AUC", "p (one-sided)", "contaminated share [CI]", "flagged", "verdict"):
         table.add_column(col, justify="left" if col in ("task", "verdict") else "right", no_wrap=col != "task")
-    colours = {PASS: "green", FAIL: "red", NO_THRESHOLD: "dim", UNDEFINED: "yellow"}
+    colours = {PASS: "green", FAIL: "red", NO_THRESHOLD: "dim", UNDEFINED: "yellow", CONFOUNDED: "yellow"}
     details = []
     for o in outcomes:
         verdict = f"[{colours[o.verdict]}]{o.verdict}[/]"
@@ -126,8 +156,8 @@ def render_audit(outcomes: list[AuditOutcome], criteria: AuditCriteria):
         lo, hi = a["contaminated_fraction_ci"]
         table.add_row(escape(o.task), str(r.n), f"{a['auc']:.3f}", f"{a['p_value']:.2g}",
                       f"{a['contaminated_fraction']:.1%} [{lo:.0%}, {hi:.0%}]", str(a["n_bh_flagged"]), verdict)
-        if o.verdict == FAIL:
-            details.append(Text(r.message(), style="red"))
+        if o.verdict in (FAIL, CONFOUNDED):
+            details.append(Text(r.message(), style="red" if o.verdict == FAIL else "yellow"))
     return Group(table, *details,
                  Text("A report, not a gate: the exit status is 0 whatever the verdict (pytest --contam fails builds).",
                       style="dim"))

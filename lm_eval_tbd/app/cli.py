@@ -3,7 +3,7 @@
   lm-eval-tbd demo [--out DIR]                    offline end-to-end demo (the README's main job)
   lm-eval-tbd make-task NAME FILE [--dir DIR]     a named TBD task over your own JSONL file
   lm-eval-tbd report OUTPUT_PATH [--task T] [--tau X --alpha Y --max-tokens M] [--plot DIR] [--json PATH]
-                     [--reference TASK [--max-auc X] [--significance P] [--fdr Q] ...]
+                     [--reference TASK [--base BASE_OUT] [--max-auc X] [--significance P] [--fdr Q] ...]
                                                   rich report of a run written with --log_samples,
                                                   optionally re-scored without re-running the model,
                                                   and audited against a clean reference task
@@ -38,6 +38,14 @@ def _finite_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    value = _finite_float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}")
     return value
 
 
@@ -114,6 +122,19 @@ def _score(args) -> int:
     return 0
 
 
+def _features(text: str | None) -> list[str] | None:
+    """--features: comma-separated score names, each once; None when not given."""
+    if text is None:
+        return None
+    features = [f.strip() for f in text.split(",")]
+    if not all(features):
+        raise ValueError(f"--features {text!r}: an empty score name; give comma-separated scores, e.g. tbd,gen_min_k")
+    twice = sorted({f for f in features if features.count(f) > 1})
+    if twice:
+        raise ValueError(f"--features {text!r}: {', '.join(twice)} given twice")
+    return features
+
+
 def _combine_fit(args) -> int:
     """``lm-eval-tbd combine fit OUT... --out model.json``: fit the combined detector on the
     labelled TBD tasks of the given lm-eval output folders; print its out-of-fold figures."""
@@ -132,7 +153,7 @@ def _combine_fit(args) -> int:
             runs.append(run)
     if not runs:
         raise ValueError(f"no TBD tasks under {', '.join(args.runs)}")
-    features = args.features.split(",") if args.features else None
+    features = _features(args.features)
     model = fit_combined(runs, features=features, folds=args.folds, C=args.C,
                          warn=lambda msg: print(f"lm-eval-tbd: warning: {msg}", file=sys.stderr))
     model.save(args.out)
@@ -155,7 +176,9 @@ def _report(args) -> int:
     if args.reference is not None:
         from lm_eval_tbd.app.audit_report import AuditCriteria
 
-        defaulted = {k: v for k, v in (("score", args.audit_score), ("fdr", args.fdr)) if v is not None}
+        defaulted = {k: v for k, v in (("score", args.audit_score), ("fdr", args.fdr), ("base", args.base),
+                                       ("min_generated_tokens", args.min_generated_tokens),
+                                       ("max_text_auc", args.max_text_auc)) if v is not None}
         criteria = AuditCriteria(args.reference, max_auc=args.max_auc, significance=args.significance,
                                  max_contaminated_fraction=args.max_contaminated_fraction, **defaulted)
         if args.audit_score == "combined":
@@ -172,7 +195,8 @@ def _report(args) -> int:
 
 
 #: report options that only mean something against a reference task
-_AUDIT_OPTIONS = ("audit_score", "max_auc", "significance", "max_contaminated_fraction", "fdr")
+_AUDIT_OPTIONS = ("audit_score", "max_auc", "significance", "max_contaminated_fraction", "fdr", "base",
+                  "min_generated_tokens", "max_text_auc")
 
 
 def _fraction(*, lo_open: bool, hi_open: bool):
@@ -205,6 +229,34 @@ def _add_audit_options(rep) -> None:
                        help="FAIL when the estimated contaminated share exceeds this")
     audit.add_argument("--fdr", type=_fraction(lo_open=True, hi_open=False),
                        help="Benjamini-Hochberg level of the flagged questions (default: 0.05)")
+    audit.add_argument("--base", metavar="BASE_OUTPUT_PATH", type=_existing_dir,
+                       help="the base model's lm_eval output folder (same tasks, same options): each question's "
+                            "score becomes the student's minus the base model's, which controls for how the two "
+                            "question sets differ (the recommended audit)")
+    audit.add_argument("--min-generated-tokens", type=_non_negative_int, metavar="N",
+                       help="leave out (and list) questions whose generation ended before N tokens (default: 20; "
+                            "0 keeps every question)")
+    audit.add_argument("--max-text-auc", type=_text_auc, metavar="X",
+                       help="without --base, the verdict is 'confounded' when a text-only classifier tells task from "
+                            "reference with at least this AUC (default: 0.75)")
+
+
+def _existing_dir(text: str):
+    """argparse type of --base: an existing folder."""
+    from pathlib import Path
+
+    path = Path(text)
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: no such folder (the base model's lm_eval --output_path)")
+    return path
+
+
+def _text_auc(text: str) -> float:
+    """argparse type of --max-text-auc: a number in (0.5, 1)."""
+    value = _finite_float(text)
+    if not 0.5 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in (0.5, 1), got {text}")
+    return value
 
 
 def _make_task(args) -> int:
@@ -261,8 +313,9 @@ def main(argv: list[str] | None = None) -> int:
     fit.add_argument("--task", action="append", help="task name (repeatable; default: every TBD task found)")
     fit.add_argument("--features", help="comma-separated scores (default: every score all questions have, "
                                         "except the zlib ones)")
-    fit.add_argument("--folds", type=int, default=5, help="cross-validation folds (default: 5)")
-    fit.add_argument("--C", type=_finite_float, default=1.0, help="inverse L2 regularisation strength (default: 1.0)")
+    fit.add_argument("--folds", type=_int_at_least(2), default=5, help="cross-validation folds (default: 5)")
+    fit.add_argument("--C", type=_positive_float, default=1.0,
+                     help="inverse L2 regularisation strength, > 0 (default: 1.0)")
     fit.set_defaults(func=_combine_fit)
     score = sub.add_parser("score", help="score generations logged by any backend or API that recorded per-token "
                                          "log-probs (OpenAI responses or batch output, or plain logprob lists)")

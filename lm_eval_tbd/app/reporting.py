@@ -105,10 +105,11 @@ def report_folder(output_path, *, tasks: list[str] | None = None, params=None, t
     from lm_eval_tbd.core.samples import find_tasks, load_run
 
     console = console or Console()
+    _check_outputs(plot_dir, json_path)  # before any work, not at the end of it
     if plot_dir is not None:
         from lm_eval_tbd.app.plots import require_matplotlib
 
-        require_matplotlib()  # before any work, not at the end of it
+        require_matplotlib()
     names = tasks or find_tasks(output_path)
     if not names:
         console.print(f"[red]no TBD samples under {output_path}[/] (run lm_eval with --log_samples --output_path)")
@@ -157,6 +158,20 @@ def report_folder(output_path, *, tasks: list[str] | None = None, params=None, t
     if json_path is not None:
         write_json_atomic(json_path, json_safe(report_json(output_path, params, figures, audits, criteria, plots)))
     return 0
+
+
+def _check_outputs(plot_dir, json_path) -> None:
+    """--plot must name a folder (or a path for one) and --json a file."""
+    if plot_dir is not None:
+        blocking = next((p for p in (Path(plot_dir), *Path(plot_dir).parents) if p.exists() and not p.is_dir()), None)
+        if blocking is not None:
+            raise NotADirectoryError(f"--plot {plot_dir}: {blocking} is a file, not a folder for the PNGs")
+    if json_path is not None:
+        if Path(json_path).is_dir():
+            raise IsADirectoryError(f"--json {json_path}: is a directory; give the path of the JSON file to write")
+        blocking = next((p for p in Path(json_path).parents if p.exists() and not p.is_dir()), None)
+        if blocking is not None:
+            raise NotADirectoryError(f"--json {json_path}: {blocking} is a file, not a folder")
 
 
 def _check_rescoring(run: TaskRun, params) -> None:

@@ -35,6 +35,13 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
     leave the hidden ``.NAME.*.tmp`` file behind.
     """
     path = Path(path)
+    # Said in words: mkdir and os.replace would say "[Errno 17] File exists" or name the
+    # temporary file.
+    if path.is_dir():
+        raise IsADirectoryError(f"{path}: is a directory; give the path of the file to write")
+    blocking = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise NotADirectoryError(f"{path}: cannot be written, {blocking} is a file, not a folder")
     path.parent.mkdir(parents=True, exist_ok=True)
     pending: list[str] = []  # the temporary file, once it exists, for the SIGTERM handler
     with _removed_on_sigterm(pending):

@@ -263,6 +263,8 @@ def fit_combined(runs, *, features: list[str] | None = None, folds: int = 5, C: 
     available = [n for n in SCORES if n != COMBINED and all(q.scores and n in q.scores for r in runs for q in r.questions)]
     if features is None:
         features = [n for n in available if n not in ("gen_zlib", "q_zlib")]
+    if len(set(features)) != len(features):
+        raise ValueError(f"fit_combined: features {list(features)} name a score more than once")
     missing = [f for f in features if f not in available]
     if missing or not features:
         raise ValueError(f"fit_combined: score(s) {missing or features} are not given for every question; "

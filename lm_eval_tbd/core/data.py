@@ -20,7 +20,7 @@ from lm_eval_tbd.core.errors import user_error
 from lm_eval_tbd.core.record import loads_json
 
 __all__ = ["Benchmark", "BENCHMARKS", "DATA_DIR_ENV", "load_benchmark", "load_jsonl", "read_question_lines",
-           "read_questions_jsonl", "train_test_split_indices"]
+           "read_questions_jsonl", "check_label", "train_test_split_indices"]
 
 DATA_DIR_ENV = "LM_EVAL_TBD_DATA_DIR"
 
@@ -52,6 +52,11 @@ BENCHMARKS: dict[str, Benchmark] = {
 }
 
 
+def check_label(value, where: str) -> int | None:
+    """A question's label: 1 (seen/member), 0 (unseen) or None; else ValueError naming ``where``."""
+    return _check_label(value, where)
+
+
 def _check_label(value, where: str) -> int | None:
     if value is None:
         return None
@@ -67,6 +72,9 @@ def _normalise(raw: dict, *, question_field: str, id_field: str | None, index: i
     if not question.strip():
         raise ValueError(f"{where}: field '{question_field}' is empty; TBD needs a question to prompt with")
     qid = raw.get(id_field) if id_field else None
+    if qid is not None and (isinstance(qid, bool) or not isinstance(qid, (str, int))):
+        # str() would make ["a"] "['a']" and true "True": ids that join with nothing meant
+        raise ValueError(f"{where}: field '{id_field}' must be a string or an integer, got {qid!r}")
     return {
         "id": str(qid if qid is not None else index),
         "question": question,
@@ -127,6 +135,8 @@ def read_question_lines(path: str | os.PathLike) -> list[tuple[str, dict]]:
     """:func:`read_questions_jsonl` with each row's ``"FILE:LINE"``, for messages that must name
     where a row came from."""
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"question file {path}: is a directory; give a JSON Lines file of questions")
     if not path.is_file():
         raise FileNotFoundError(
             f"question file not found: {path}"

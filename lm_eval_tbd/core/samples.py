@@ -11,7 +11,7 @@ import functools
 import json
 from pathlib import Path
 
-from lm_eval_tbd.core.data import utf8_error_message
+from lm_eval_tbd.core.data import check_label, utf8_error_message
 from lm_eval_tbd.core.record import GenerationRecord, loads_json
 from lm_eval_tbd.core.runs import QuestionResult, TaskRun
 from lm_eval_tbd.core.scores import SCORES, TBDParams, score_record
@@ -113,6 +113,11 @@ def load_run(output_path: str | Path, task: str) -> TaskRun:
         raise ValueError(utf8_error_message(newest)) from None
     if not questions:
         raise ValueError(f"{newest}: no samples")
+    labelled = [q for q in questions if q.label is not None]
+    if 0 < len(labelled) < len(questions):
+        first = next(q for q in questions if q.label is None)
+        raise ValueError(f"{newest}: {len(labelled)} of {len(questions)} documents have a 'label' (first without: "
+                         f"doc_id {first.doc_id}); a run's questions are labelled all or none")
     questions.sort(key=lambda q: q.doc_id)
     return TaskRun(task, newest, tuple(questions))
 
@@ -141,7 +146,7 @@ def _read_samples(path: Path) -> list[QuestionResult]:
                     doc_id=doc_id,
                     question_id=str(doc.get("id", sample["doc_id"])),
                     question=question,
-                    label=doc.get("label"),
+                    label=check_label(doc.get("label"), "doc"),
                     tbd=float(sample["tbd"]),
                     record=records[0],
                     scores={k: float(sample[k]) for k in SCORES if k in sample},

@@ -253,7 +253,7 @@ def audit(benchmark, reference, *, fdr: float = 0.05, n_resamples: int = 1000, c
     """Benchmark decision values against clean reference ones (HIGHER = more seen-like).
 
     Returns the Mann-Whitney AUC ``U / (n_b n_r)`` (0.5 = indistinguishable from the clean set)
-    and its one-sided p-value (benchmark scores more seen-like than reference), per-question
+    with a bootstrap CI (``auc_ci``) and its one-sided p-value (benchmark scores more seen-like than reference), per-question
     empirical p-values, Benjamini-Hochberg adjusted p-values and flags at ``fdr``, and the
     estimated contaminated fraction with a bootstrap confidence interval.
     """
@@ -269,6 +269,10 @@ def audit(benchmark, reference, *, fdr: float = 0.05, n_resamples: int = 1000, c
         "n_benchmark": int(b.size),
         "n_reference": int(r.size),
         "auc": float(mw.statistic / (b.size * r.size)),
+        # The effect size's spread: each set resampled on its own, ties counted one half.
+        "auc_ci": list(_bootstrap_ci(lambda x, y, axis=-1: _scipy_stats.mannwhitneyu(x, y, axis=axis).statistic
+                                     / (x.shape[axis] * y.shape[axis]), (b, r), n_resamples=n_resamples,
+                                     confidence=confidence, seed=seed, vectorized=True)),
         "p_value": float(mw.pvalue),
         "p_values": p.tolist(),
         "bh_adjusted": adjusted.tolist(),

@@ -196,6 +196,9 @@ def run_demo(out_dir: str | Path = "demo_out", n_questions: int = 96, epochs: in
     console = console or Console()
     log = console.print
     out = Path(out_dir).resolve()
+    blocking = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise NotADirectoryError(f"--out {out_dir}: {blocking} is a file, not a folder for the demo's outputs")
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
     t0 = time.perf_counter()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 
 from lm_eval_tbd.app.cli import main
@@ -250,10 +251,13 @@ def test_audit_score_combined_gives_a_verdict(tmp_path, capsys):
     assert main(["combine", "fit", str(tmp_path / "calib"), "--out", str(model)]) == 0
     run = make_run(seed=9)
     out = tmp_path / "bench" / "model"
-    for task, label, prefix in (("members", 1, "m {}"), ("clean", 0, "c {}")):
+    # Question texts drawn alike for both tasks: the text-only diagnostic sees no shift to call
+    # the audit confounded for.
+    words = np.random.default_rng(0).choice(["sum", "area", "ratio", "prime", "angle", "digit"], (len(run.questions), 6))
+    for task, label in (("members", 1), ("clean", 0)):
         write_results(out, task)
-        write_samples(out, task, TaskRun(task, None, tuple(replace(q, label=None) for q in run.questions
-                                                           if q.label == label)), questions=prefix)
+        write_samples(out, task, TaskRun(task, None, tuple(replace(q, label=None, question=" ".join(words[i]))
+                                                           for i, q in enumerate(run.questions) if q.label == label)))
     capsys.readouterr()
     assert main(["report", str(tmp_path / "bench"), "--combined", str(model), "--reference", "clean",
                  "--audit-score", "combined", "--max-auc", "0.75", "--json", str(tmp_path / "r.json")]) == 0
@@ -294,3 +298,33 @@ def test_demo_options_are_checked_naming_the_option(tmp_path, capsys, argv, mess
         main(["demo", "--out", str(tmp_path / "d"), *argv])
     assert exit_.value.code == 2 and message in capsys.readouterr().err
     assert not (tmp_path / "d").exists()
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--folds", "1"], "argument --folds: must be an integer >= 2, got 1"),
+    (["--folds", "-3"], "argument --folds: must be an integer >= 2, got -3"),
+    (["--C", "0"], "argument --C: must be a number > 0, got '0'"),
+    (["--C", "-1"], "argument --C: must be a number > 0"),
+])
+def test_combine_fit_options_are_checked_naming_the_option(tmp_path, capsys, argv, message):
+    # sklearn's "k-fold cross-validation requires ... n_splits=2" named no option
+    with pytest.raises(SystemExit) as exit_:
+        main(["combine", "fit", str(tmp_path), "--out", str(tmp_path / "m.json"), *argv])
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("features", "message"), [
+    ("tbd,tbd", "--features 'tbd,tbd': tbd given twice"),
+    ("tbd,", "--features 'tbd,': an empty score name"),
+])
+def test_combine_fit_features_are_checked(tmp_path, capsys, features, message):
+    # tbd,tbd fitted a model that could not be loaded; "tbd," asked for a score named ""
+    _labelled(tmp_path / "a", "calib")
+    assert main(["combine", "fit", str(tmp_path / "a"), "--out", str(tmp_path / "m.json"), "--features", features]) == 2
+    assert message in capsys.readouterr().err and not (tmp_path / "m.json").exists()
+
+
+def test_demo_out_that_is_a_file_is_refused_naming_the_option(tmp_path, capsys):
+    (tmp_path / "o").write_text("")
+    assert main(["demo", "--out", str(tmp_path / "o" / "sub"), "--questions", "4", "--epochs", "1"]) == 2
+    assert f"--out {tmp_path / 'o' / 'sub'}: {tmp_path / 'o'} is a file, not a folder" in capsys.readouterr().err

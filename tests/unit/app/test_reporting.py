@@ -29,7 +29,8 @@ def write_run(root, task, probs, labels=None, model="org__model", stamp=STAMP, m
     for i, row in enumerate(probs):
         record = GenerationRecord(token_ids=list(range(len(row))), logprobs=[math.log(p) if p > 0 else -math.inf for p in row],
                                   finish_reason="length", text="x" * len(row))
-        doc = {"id": f"{task}-{i}", "question": f"question {i} of {task}"}
+        # One text template for every task: the text-only diagnostic sees sets drawn alike.
+        doc = {"id": f"{task}-{i}", "question": f"question {i}"}
         if labels is not None:
             doc["label"] = labels[i]
         lines.append({"doc_id": i, "doc": doc, "resps": [[record.to_json()]], "filtered_resps": [record.to_json()],
@@ -288,3 +289,17 @@ def test_a_run_whose_every_tbd_is_zero_is_warned_about(tmp_path, capsys):
     write_run(tmp_path, "certain", [[1.0, 1.0]] * 3)
     assert main(["report", str(tmp_path)]) == 0
     assert "warning: certain: all 3 questions that generated tokens score TBD 0" in " ".join(capsys.readouterr().out.split())
+
+
+@pytest.mark.parametrize(("option", "make", "message"), [
+    ("--plot", "file", "--plot {p}: {p} is a file, not a folder for the PNGs"),
+    ("--json", "dir", "--json {p}: is a directory; give the path of the JSON file to write"),
+])
+def test_an_output_path_that_cannot_be_written_is_refused_before_any_work(tmp_path, capsys, option, make, message):
+    # "[Errno 17] File exists" at the end of the work
+    write_run(tmp_path / "out", "mine", UNSEEN)
+    p = tmp_path / "target"
+    p.write_text("") if make == "file" else p.mkdir()
+    assert main(["report", str(tmp_path / "out"), option, str(p)]) == 2
+    captured = capsys.readouterr()
+    assert message.format(p=p) in captured.err and captured.out == ""

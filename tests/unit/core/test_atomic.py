@@ -103,3 +103,15 @@ def test_written_file_gets_the_mode_of_a_plain_open(tmp_path):
     finally:
         os.umask(old)
     assert stat.S_IMODE(written.stat().st_mode) == stat.S_IMODE((tmp_path / "plain").stat().st_mode) == 0o640
+
+
+def test_a_target_that_cannot_be_a_file_is_said_in_words(tmp_path):
+    # "[Errno 17] File exists: '.../f'" and "Is a directory: '.../.out.x.tmp' -> ..." named no cause
+    (tmp_path / "out").mkdir()
+    with pytest.raises(IsADirectoryError, match=f"^{tmp_path / 'out'}: is a directory; give the path of the file"):
+        write_text_atomic(tmp_path / "out", "x")
+    (tmp_path / "f").write_text("")
+    with pytest.raises(NotADirectoryError, match=f"^{tmp_path / 'f' / 'a' / 'r.json'}: cannot be written, "
+                                                 f"{tmp_path / 'f'} is a file, not a folder"):
+        write_text_atomic(tmp_path / "f" / "a" / "r.json", "x")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f", "out"]  # nothing left beside them

@@ -129,3 +129,9 @@ def test_a_bad_model_file_is_an_error_naming_it(tmp_path, change, message):
     path.write_text(json.dumps({**data, **change}))
     with pytest.raises(ValueError, match=f"^{path}: .*{message}"):
         load_combined(path)
+
+
+def test_a_feature_named_twice_is_refused():
+    # fit wrote a model with features (tbd, tbd), which loading then refused
+    with pytest.raises(ValueError, match="features \\['tbd', 'tbd'\\] name a score more than once"):
+        fit_combined([make_run()], features=["tbd", "tbd"])

@@ -101,3 +101,17 @@ def test_a_key_twice_on_one_line_is_refused(tmp_path):
     path = write(tmp_path / "q.jsonl", '{"question": "A?", "label": 1, "label": 0}')
     with pytest.raises(ValueError, match=f"^{path}:1: key 'label' appears twice in one object"):
         read_questions_jsonl(path)
+
+
+@pytest.mark.parametrize("qid", [["a"], {"k": 1}, True, 1.5])
+def test_an_id_that_is_not_a_string_or_integer_is_refused(tmp_path, qid):
+    # ["a"] became the id "['a']" and true the id "True", joining with nothing meant
+    path = write(tmp_path / "q.jsonl", {"id": qid, "question": "A?"})
+    with pytest.raises(ValueError, match=f"^{path}:1: field 'id' must be a string or an integer"):
+        read_questions_jsonl(path)
+
+
+def test_a_directory_is_not_a_question_file(tmp_path):
+    # it was "question file not found"
+    with pytest.raises(IsADirectoryError, match=f"question file {tmp_path}: is a directory"):
+        read_questions_jsonl(tmp_path)

@@ -51,3 +51,20 @@ def test_a_record_with_a_key_twice_is_refused(tmp_path):
     path.write_text(json.dumps(sample) + "\n")
     with pytest.raises(ValueError, match=f"^{path}:1: not a TBD sample .*key 'logprobs' appears twice"):
         load_run(tmp_path, "tbd_aime24")
+
+
+@pytest.mark.parametrize(("labels", "message"), [
+    (["yes", "yes"], ":1: not a TBD sample .*doc: field 'label' must be 1 \\(seen/member\\) or 0 \\(unseen\\), got 'yes'"),
+    ([1, None], ": 1 of 2 documents have a 'label' \\(first without: doc_id 1\\)"),
+])
+def test_labels_in_a_samples_file_are_checked(tmp_path, labels, message):
+    # label "yes" ended the report in a numpy TypeError, labels on some rows in "int + NoneType"
+    from lm_eval_tbd.core.samples import load_run
+
+    path = _samples_file(tmp_path / "model", n=2)
+    samples = [json.loads(line) for line in path.read_text().splitlines()]
+    for sample, label in zip(samples, labels):
+        sample["doc"]["label"] = label
+    path.write_text("".join(json.dumps(s) + "\n" for s in samples))
+    with pytest.raises(ValueError, match=f"^{path}{message}"):
+        load_run(tmp_path, "tbd_aime24")

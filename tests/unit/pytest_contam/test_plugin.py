@@ -348,3 +348,11 @@ def test_a_config_that_is_not_utf8_is_a_usage_error_naming_it(pytester, two_task
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert f"pytest-contam: {path}:1: not valid UTF-8 (byte 0xff at column 1" in result.stderr.str()
     assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+
+
+def test_a_config_that_is_a_directory_is_a_usage_error_naming_it(pytester, two_tasks):
+    # it said "contamination config not found"
+    (pytester.path / "cdir").mkdir()
+    result = pytester.runpytest("--contam", "--contam-config", "cdir")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "pytest-contam: --contam-config cdir: is a directory; give the TOML file" in result.stderr.str()

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from lm_eval_tbd.core.record import GenerationRecord
 
 __all__ = [
-    "TBDParams", "tbd_score", "validate_logprobs", "DEFAULT_TAU", "DEFAULT_ALPHA", "DEFAULT_MAX_TOKENS",
+    "TBDParams", "tbd_score", "tbd_underflows", "validate_logprobs", "DEFAULT_TAU", "DEFAULT_ALPHA", "DEFAULT_MAX_TOKENS",
     "mean_logprob", "min_k", "max_k", "min_k_plus_plus", "zlib_ratio", "mean_entropy", "ratio_min_k",
     "certain_share", "SCORES", "ScoreSpec", "decision_value", "score_record", "mean_scores", "K",
 ]
@@ -95,6 +95,15 @@ def tbd_score(
     if kept.size == 0:
         return 0.0
     return float(np.mean((params.tau - kept) ** params.alpha))
+
+
+def tbd_underflows(logprobs, params: TBDParams) -> bool:
+    """Whether TBD is 0 only because every ``(tau - p) ** alpha`` underflows to 0 in floating point
+    (e.g. alpha 1e300), although some generated token has ``p < tau``: a 0 that reads as the most
+    seen-like score and says nothing."""
+    p = np.exp(validate_logprobs(logprobs)[: params.max_tokens])
+    kept = p[p < params.tau]
+    return kept.size > 0 and not np.any((params.tau - kept) ** params.alpha)
 
 
 # ---- likelihood baselines ------------------------------------------------------------------

@@ -21,7 +21,7 @@ from lm_eval.api.task import ConfigurableTask
 from lm_eval_tbd import patches
 from lm_eval_tbd.core.errors import user_error
 from lm_eval_tbd.core.record import REQUEST_TYPE, GenerationRecord
-from lm_eval_tbd.core.scores import decision_value, mean_scores, score_record
+from lm_eval_tbd.core.scores import decision_value, mean_scores, score_record, tbd_underflows
 from lm_eval_tbd.harness.metrics import METRICS  # importing registers the metrics and aggregations
 from lm_eval_tbd.harness.options import options_from_metadata, sample_seed
 
@@ -139,6 +139,13 @@ class TBDTask(ConfigurableTask):
                 log.warning("%s: question %s produced zero generated tokens; its TBD is 0 by definition "
                             "and the likelihood baselines are undefined", self.config.task, doc.get("id"))
             per_sample.append(score_record(record, self.params, question=doc.get("question")))
+            if per_sample[-1]["tbd"] == 0.0 and not getattr(self, "_underflow_told", False) \
+                    and tbd_underflows(record.logprobs, self.params):
+                self._underflow_told = True  # once per task: it holds for every question alike
+                log.warning("%s: question %s scores TBD 0 only because (tau - p) ** alpha underflows to 0 with "
+                            "tbd_tau %g and tbd_alpha %g; every question will score 0, which reads as the most "
+                            "seen-like score: choose a smaller tbd_alpha", self.config.task, doc.get("id"),
+                            self.params.tau, self.params.alpha)
         scores = mean_scores(per_sample)
         out = dict(scores)
         out["tbd_n_tokens"] = sum(r.n_tokens for r in records) / len(records)

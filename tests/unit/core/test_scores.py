@@ -264,3 +264,15 @@ def test_question_scores_calibrated_by_the_reference_model():
     plain = score_record(GenerationRecord(token_ids=[1], logprobs=[-0.1], finish_reason="length",
                                           question_logprobs=[-1.0, -2.0]), TBDParams())
     assert "q_mean_logprob" in plain and not {"q_ref_logprob", "q_ref_min_k"} & set(plain)
+
+
+def test_tbd_underflow_is_told_from_a_zero_by_definition():
+    import math
+
+    from lm_eval_tbd.core.scores import tbd_underflows
+
+    half = [math.log(0.5)]  # tau - p = 0.5 at tau 1
+    assert not tbd_underflows(half, TBDParams())  # 0.5 ** 0.6 = 0.66
+    assert tbd_underflows(half, TBDParams(alpha=1e300))  # 0.5 ** 1e300 = 0.0
+    assert not tbd_underflows([0.0, 0.0], TBDParams(alpha=1e300))  # p = 1 >= tau: 0 by definition
+    assert not tbd_underflows(half, TBDParams(tau=1e-300))  # no token below tau: 0 by definition

@@ -51,9 +51,21 @@ def _install_hook() -> None:
     def hook(exc_type, exc, tb):
         ours = _marked(exc)
         if ours is not None and os.environ.get(TRACEBACK_ENV, "0") in ("", "0"):
+            _close_progress_bars()
             print(f"lm-eval-tbd: error: {ours}", file=sys.stderr, flush=True)
             return
         previous(exc_type, exc, tb)
 
     sys.excepthook = hook
     _installed = True
+
+
+def _close_progress_bars() -> None:
+    """Close lm-eval's open tqdm bars first, so the message is not glued to a half-drawn bar and
+    no bar is redrawn after it at exit."""
+    std = sys.modules.get("tqdm.std")
+    for bar in list(getattr(getattr(std, "tqdm", None), "_instances", ()) or ()):
+        try:
+            bar.close()
+        except Exception:  # noqa: BLE001 - never hide the message behind a progress bar's error
+            pass

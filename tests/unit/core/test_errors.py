@@ -45,3 +45,13 @@ def test_caught_errors_keep_their_type():
 
     with pytest.raises(ValueError, match="needs a question file"):
         load_jsonl()
+
+
+def test_the_line_comes_after_open_progress_bars():
+    # raised inside lm-eval's "Running generate_logprobs requests" loop, it was glued to the bar,
+    # and the bar was drawn again after it
+    call = "from tqdm import tqdm\n    bar = tqdm(total=2, desc='Running requests')\n    bar.update(1)\n    deep()"
+    proc = _run(call)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 1 and lines[-1].startswith("lm-eval-tbd: error: task t:"), proc.stderr
+    assert "Running requests" not in lines[-1]

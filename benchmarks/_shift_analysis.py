@@ -11,11 +11,11 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from lm_eval_tbd.core.calibrated import calibrated_audit
+from lm_eval_tbd.core.calibrated import DEFAULT_MIN_TOKENS, calibrated_audit
 from lm_eval_tbd.core.runs import TaskRun
 from lm_eval_tbd.core.samples import load_run
 from lm_eval_tbd.core.stats import UndefinedMetricError
-from lm_eval_tbd.core.text_shift import text_only_auc
+from lm_eval_tbd.core.text_shift import DEFAULT_MAX_TEXT_AUC, text_only_auc
 
 #: the scores audited: TBD and the generated-side likelihood scores every backend logs
 SCORES = ("tbd", "gen_mean_logprob", "gen_min_k", "gen_zlib")
@@ -24,6 +24,8 @@ MAX_AUC, ALPHA = 0.65, 0.01
 #: candidate -> (min_tokens, with the base run)
 METHODS = {
     "raw": (0, False),
+    f"length-{DEFAULT_MIN_TOKENS}": (DEFAULT_MIN_TOKENS, False),
+    f"length-{DEFAULT_MIN_TOKENS}+base": (DEFAULT_MIN_TOKENS, True),
     "length-10": (10, False),
     "length-20": (20, False),
     "length-40": (40, False),
@@ -33,7 +35,7 @@ METHODS = {
     "length-40+base": (40, True),
 }
 #: text-only AUC limits tried for the "confounded" verdict of the audits without a base run
-TEXT_LIMITS = (0.6, 0.7, 0.75, 0.8, 0.9)
+TEXT_LIMITS = tuple(sorted({0.6, 0.7, 0.75, 0.8, 0.9, DEFAULT_MAX_TEXT_AUC}))
 VIEW_LABELS = {"aime24": "AIME24", "aime25": "AIME25", "math": "MATH", "math_a": "MATH a (leaked)",
                "math_b": "MATH b", "gsm": "GSM8K", "gsm_a": "GSM a (leaked)", "gsm_b": "GSM b",
                "s1k_members": "s1K members", "s1k_nonmembers": "s1K non-members"}
@@ -119,7 +121,28 @@ def analyse(score_dirs: dict[str, Path], seen: dict[str, set[str]], tasks: dict[
                "models": models, "text_auc": {f"{b} vs {r}": v for (b, r), v in sorted(text_cache.items())}}
     summary["counts"] = counts(summary)
     summary["default"] = choose(summary)
+    summary["text_limit"] = DEFAULT_MAX_TEXT_AUC
+    summary["shipped"] = shipped(summary)
     return summary
+
+
+#: the package's defaults as methods of this benchmark
+SHIPPED = {"with_base": f"length-{DEFAULT_MIN_TOKENS}+base", "without_base": f"length-{DEFAULT_MIN_TOKENS}"}
+
+
+def shipped(summary: dict) -> dict:
+    """The package's defaults (lm_eval_tbd.core.calibrated.DEFAULT_MIN_TOKENS, text_shift.
+    DEFAULT_MAX_TEXT_AUC) against the targets, per score, with the raw audit's counts beside."""
+    out = {}
+    for score in SCORES:
+        raw = summary["counts"][f"raw / {score}"]["all"]
+        with_base = summary["counts"][f"{SHIPPED['with_base']} / {score}"]["all"]
+        without = summary["counts"][f"{SHIPPED['without_base']} / {score}"]["text_limits"][str(DEFAULT_MAX_TEXT_AUC)]
+        out[score] = {"raw": raw, "with_base": with_base, "without_base_confounded_at": DEFAULT_MAX_TEXT_AUC,
+                      "without_base": without,
+                      "with_base_meets_targets": with_base["false_fail"] <= allowed_false_fails(with_base["null"])
+                      and not with_base["missed_where_exchangeable_detects"]}
+    return out
 
 
 def _length_figures(run: TaskRun) -> dict:
@@ -218,7 +241,21 @@ def markdown(s: dict, stem: str) -> str:
              f"{s['settings']['cpus']} CPU cores; M = {cfg['max_tokens']}; students: {cfg['n']} s1K members + {cfg['subset'] // 2} leaked "
              f"questions, lr {cfg['lr']}, {cfg['epochs']} epochs. Total {s['seconds'] / 60:.1f} min "
              f"({', '.join(f'{k} {v / 60:.1f}' for k, v in s['timings'].items())} min).", "",
-             "## Default", ""]
+             "## The package's defaults", ""]
+    for score, x in s["shipped"].items():
+        wb, nb, raw = x["with_base"], x["without_base"], x["raw"]
+        decided = nb["null"] - nb["confounded_null"] - nb["undefined"]
+        lines.append(f"- **{score}**: raw audit {raw['false_fail']}/{raw['null']} false FAILs, {raw['detected']}/"
+                     f"{raw['power']} detected. With the base run ({SHIPPED['with_base']}): {wb['false_fail']}/{wb['null']} "
+                     f"false FAILs (allowed {allowed_false_fails(wb['null'])}), {wb['detected']}/{wb['power']} detected"
+                     + (f", missed where the exchangeable test detects: {', '.join(wb['missed_where_exchangeable_detects'])}"
+                        if wb["missed_where_exchangeable_detects"] else "")
+                     + f"; targets {'met' if x['with_base_meets_targets'] else 'NOT met'}. Without it "
+                     f"({SHIPPED['without_base']}, confounded at text AUC >= {x['without_base_confounded_at']}): "
+                     f"{nb['false_fail']}/{decided} false FAILs among decided null cells, {nb['confounded_null']} null "
+                     f"and {nb['confounded_power']} power cells confounded, {nb['detected']}/"
+                     f"{nb['power'] - nb['confounded_power']} decided power cells detected.")
+    lines += ["", "## Best candidates by the targets (TBD)", ""]
     d = s["default"]
     for key, label in (("with_base", "with a base-model run"), ("without_base", "without one")):
         x = d[key]

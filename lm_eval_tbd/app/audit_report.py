@@ -19,7 +19,8 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from lm_eval_tbd.core.calibrated import DEFAULT_MIN_TOKENS
+from lm_eval_tbd.core.calibrated import DEFAULT_MIN_TOKENS, BaseRunMismatch
+from lm_eval_tbd.core.compat import IncompatibleRunsError
 from lm_eval_tbd.core.runs import TaskRun
 from lm_eval_tbd.core.text_shift import DEFAULT_MAX_TEXT_AUC
 
@@ -107,6 +108,8 @@ def audit_run(run: TaskRun, reference: TaskRun, criteria: AuditCriteria, *, top:
             base, base_reference = (base_run(criteria.base, r) for r in (run, reference))
         result = evaluate(criteria.threshold(run.task), run, top=top, reference=reference, base=base,
                           base_reference=base_reference)
+    except (IncompatibleRunsError, BaseRunMismatch):
+        raise  # runs that cannot be compared are the user's error, not an undefined statistic
     except ValueError as err:  # includes lm_eval_tbd.core.stats.UndefinedMetricError
         return AuditOutcome(run.task, UNDEFINED, None, str(err))
     if result.verdict == CONFOUNDED:

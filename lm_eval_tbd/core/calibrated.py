@@ -142,7 +142,8 @@ def calibrated_audit(benchmark: TaskRun, reference: TaskRun, *, score: str = "tb
         if len(kept[side]) < 2 and excluded[side]:  # else audit() says what is missing
             raise UndefinedMetricError(
                 f"{runs[side].task}: {len(kept[side])} of {len(runs[side].questions)} questions left after leaving out "
-                f"{len(excluded[side])} whose generation ended before {min_tokens} tokens; the audit needs at least 2")
+                f"{len(excluded[side])} whose generation ended before {min_tokens} tokens; the audit needs at least 2 "
+                f"(a lower min_generated_tokens keeps more)")
     b = values["benchmark"][kept["benchmark"]]
     r = values["reference"][kept["reference"]]
     a = audit(b, r, fdr=fdr, n_resamples=n_resamples, seed=seed)

@@ -134,3 +134,23 @@ def test_real_student_and_beyond_quick(tmp_path):
     rw = [json.loads(line) for line in (work / "rw_rs_members.jsonl").read_text().splitlines()]
     assert [r["id"] for r in orig] == [r["id"] for r in rw]
     assert all(a["question"] != b["question"] for a, b in zip(orig, rw))
+
+
+def test_shift_quick(tmp_path, benchmark_data, tiny_model_dir):
+    """The shift benchmark's pipeline on the tiny model through hf (vLLM's start-up would cost
+    minutes a model): two leak students, every ordered pair audited by every method."""
+    run_script("shift.py", tmp_path, "--data-dir", str(benchmark_data), "--base", str(tiny_model_dir),
+               "--backend", "hf", "--work", str(tmp_path / "work"))
+    s = json.loads((tmp_path / "shift-quick.json").read_text())
+    assert set(s["models"]) == {"base", "student-math", "student-gsm"}
+    assert s["models"]["student-math"]["seen"] == ["math_a", "s1k_members"]
+    kinds = {c["kind"] for m in s["models"].values() for c in m["cells"]}
+    assert kinds == {"null", "power"}
+    assert all(c["kind"] == "null" for c in s["models"]["base"]["cells"])
+    cell = s["models"]["student-gsm"]["cells"][0]
+    assert set(cell["audits"]) >= {"raw", "length-20", "length-20+base"} and "tbd" in cell["audits"]["raw"]
+    assert set(s["shipped"]) >= {"tbd"} and s["settings"]["backend"] == "hf"
+    assert "## The package's defaults" in (tmp_path / "shift-quick.md").read_text()
+    assert (tmp_path / "shift-quick_verdicts.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    written = (tmp_path / "shift-quick.json").read_text() + (tmp_path / "shift-quick.md").read_text()
+    assert str(tmp_path) not in written  # no machine paths

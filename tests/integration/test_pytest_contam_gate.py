@@ -211,6 +211,7 @@ def test_calibrated_gate_against_a_reference_task(pytester, results):
         reference = "tbd_aime25"
         max_auc = 0.01
         max_contaminated_fraction = 0.99
+        min_generated_tokens = 0  # the tiny model often stops within its 20 tokens
         """, out)
     result = pytester.runpytest("--contam", "--contam-json=r.json")
     assert result.ret == 1
@@ -269,3 +270,49 @@ def test_model_spec_runs_again_when_a_question_file_is_rewritten(pytester, tiny_
     assert len(runs) == 2
     ids = {tuple(q.question_id for q in load_run(run, "tbd_jsonl").questions) for run in runs}
     assert ids == {("old0", "old1"), ("new0", "new1")}
+
+
+def test_gate_runs_the_base_model_and_calibrates_against_it(pytester, tiny_model_dir, eos_model_dir, benchmark_data,
+                                                          monkeypatch):
+    # Model mode with base_model: the gate runs lm_eval on the student and on the base model (the
+    # same tasks and options) and audits student minus base per question.
+    import numpy as np
+
+    from lm_eval_tbd.core.scores import decision_value
+    from lm_eval_tbd.core.stats import audit
+
+    for key, value in offline_env().items():
+        monkeypatch.setenv(key, value)
+    write_config(pytester, f"""
+        model = "hf"
+        model_args = "pretrained={tiny_model_dir},dtype=float32"
+        base_model = "hf"
+        base_model_args = "pretrained={eos_model_dir},dtype=float32"
+        device = "cpu"
+        batch_size = 6
+        limit = 6
+        data_dir = "{benchmark_data}"
+        metadata = {{tbd_max_tokens = 12}}
+        [tool.pytest_contam.benchmarks.tbd_aime24]
+        reference = "tbd_aime25"
+        max_auc = 0.99
+        min_generated_tokens = 0
+        """)
+    result = pytester.runpytest("--contam", "--contam-json=r.json")
+    gate = json.loads((pytester.path / "r.json").read_text())["benchmarks"]["tbd_aime24"]
+    assert gate["error"] is None, gate["error"]
+    assert gate["audit"]["method"] == "base-difference" and gate["audit"]["n_benchmark"] == 6
+    runs = sorted((pytester.path / ".pytest_contam").glob("run-*"))
+    assert len(runs) == 2  # the student's and the base model's, each cached under its own key
+    loaded = [{t: load_run(d, t) for t in ("tbd_aime24", "tbd_aime25")} for d in runs]
+    student, base = sorted(loaded, key=lambda r: "eos_model" in str(r["tbd_aime24"].samples_file))
+    assert "eos_model" in str(base["tbd_aime24"].samples_file)
+
+    def diff(task):
+        by_id = {q.question_id: q.tbd for q in base[task].questions}
+        return np.array([decision_value("tbd", q.tbd) - decision_value("tbd", by_id[q.question_id])
+                         for q in student[task].questions])
+
+    want = audit(diff("tbd_aime24"), diff("tbd_aime25"))
+    assert gate["audit"]["auc"] == pytest.approx(want["auc"]) and gate["audit"]["p_value"] == pytest.approx(want["p_value"])
+    assert result.ret == (0 if want["auc"] <= 0.99 else 1)

@@ -12,6 +12,7 @@ from lm_eval_tbd.core.combine import fit_combined
 from lm_eval_tbd.core.record import GenerationRecord
 from lm_eval_tbd.core.runs import TaskRun
 from tests.helpers.runs import make_run
+from tests.helpers.runs import write_results as write_run_results
 
 # In-process pytester runs drop the modules first imported inside them, and numpy cannot be
 # imported twice in one process: the gates' modules (numpy, scipy, rich) are loaded here first.
@@ -20,10 +21,13 @@ RECORD = GenerationRecord(token_ids=[1], logprobs=[-0.5], finish_reason="length"
 
 
 def write_results(root, task: str, scores) -> None:
-    """An lm_eval --log_samples output folder holding ``task`` with these per-question TBD scores."""
+    """An lm_eval --log_samples output folder holding ``task`` with these per-question TBD scores,
+    and the run's results file (the settings an audit checks). Question texts follow one template
+    for every task, so the text-only diagnostic sees no shift between tasks."""
     folder = root / "results" / "model"
     folder.mkdir(parents=True, exist_ok=True)
-    lines = [json.dumps({"doc_id": i, "doc": {"question": f"{task} question {i}", "id": f"{task}-{i}"},
+    write_run_results(folder, task)
+    lines = [json.dumps({"doc_id": i, "doc": {"question": f"question {i}", "id": f"{task}-{i}"},
                          "resps": [[RECORD]], "tbd": score}) for i, score in enumerate(scores)]
     (folder / f"samples_{task}_2026-01-01T00-00-00.000000.jsonl").write_text("\n".join(lines) + "\n")
 
@@ -284,6 +288,7 @@ def _write_task(folder, task, run, prefix):
     import json
 
     folder.mkdir(parents=True, exist_ok=True)
+    write_run_results(folder, task)
     lines = [json.dumps({"doc_id": q.doc_id, "doc": {"id": q.question_id, "question": prefix + q.question},
                          "resps": [[q.record.to_json()]], **q.scores}) for q in run.questions]
     (folder / f"samples_{task}_2026-01-01T00-00-00.000000.jsonl").write_text("\n".join(lines) + "\n")

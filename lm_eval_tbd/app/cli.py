@@ -8,6 +8,8 @@
                                                   optionally re-scored without re-running the model,
                                                   and audited against a clean reference task
                      [--combined MODEL]           ... with the score of a fitted combined detector
+                     [--accuracy TBD_TASK=TASK[:METRIC]]  ... and the ordinary task's accuracy against
+                                                  seen-likeness (paired by name by default)
   lm-eval-tbd combine fit OUTPUT_PATH... --out MODEL.json
                                                   fit a combined detector on labelled runs (out-of-fold
                                                   figures only; lm_eval_tbd.core.combine)
@@ -191,7 +193,7 @@ def _report(args) -> int:
 
         combined = load_combined(args.combined)
     return report_folder(args.output_path, tasks=args.task, params=params, top=args.top, criteria=criteria,
-                         plot_dir=args.plot, json_path=args.json, combined=combined)
+                         plot_dir=args.plot, json_path=args.json, combined=combined, accuracy=args.accuracy)
 
 
 #: report options that only mean something against a reference task
@@ -302,6 +304,10 @@ def main(argv: list[str] | None = None) -> int:
     rep.add_argument("--json", metavar="PATH", help="also write the figures here as JSON (atomically)")
     rep.add_argument("--combined", metavar="MODEL", help="add the score 'combined' from a model written by "
                                                          "'lm-eval-tbd combine fit' (usable as --audit-score too)")
+    rep.add_argument("--accuracy", action="append", metavar="TBD_TASK=TASK[:METRIC]",
+                     help="join TBD_TASK with the ordinary task TASK of the same run (its METRIC, default the first "
+                          "numeric one) for accuracy against seen-likeness (repeatable; default: paired by name, "
+                          "e.g. tbd_aime24 with aime24; docs/accuracy.md)")
     _add_audit_options(rep)
     rep.set_defaults(func=_report)
     combine = sub.add_parser("combine", help="a combined detector over the scores of one pass")

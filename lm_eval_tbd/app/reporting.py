@@ -58,12 +58,13 @@ def combined_audit_criteria(criteria, model_path):
 
 
 def report_json(output_path, params, figures: list[TaskFigures], audits=None, criteria=None,
-                plots: list[Path] | None = None) -> dict:
+                plots: list[Path] | None = None, accuracy: dict | None = None) -> dict:
     """The report's figures as one JSON-ready dict: ``params`` (null: as the run logged them),
     per task its samples file, ``run`` (lm-eval's date of it), its ``summary`` and, when
     labelled, ``scores`` (the comparison of every score), and
     with a reference task, ``audit`` (criteria and each task's verdict and figures in the gate's
-    format). Non-finite floats are left to :func:`lm_eval_tbd.core.atomic.json_safe`."""
+    format), and with an ordinary task beside a TBD task, ``accuracy`` (lm_eval_tbd.app.accuracy_report).
+    Non-finite floats are left to :func:`lm_eval_tbd.core.atomic.json_safe`."""
     from lm_eval_tbd.core.compat import run_stamp
 
     out = {
@@ -76,13 +77,15 @@ def report_json(output_path, params, figures: list[TaskFigures], audits=None, cr
     }
     if criteria is not None:
         out["audit"] = {**criteria.to_json(), "tasks": {o.task: o.to_json() for o in audits}}
+    if accuracy:
+        out["accuracy"] = accuracy
     if plots is not None:
         out["plots"] = [str(p) for p in plots]
     return out
 
 
 def report_folder(output_path, *, tasks: list[str] | None = None, params=None, top: int = 10, criteria=None,
-                  plot_dir=None, json_path=None, console=None, combined=None) -> int:
+                  plot_dir=None, json_path=None, console=None, combined=None, accuracy=None) -> int:
     """Report ``tasks`` (default: every TBD task found) of ``output_path``; returns the exit
     status: 2 when no TBD task is found, else 0, whatever an audit's verdict (a report, not a gate).
 
@@ -90,7 +93,9 @@ def report_folder(output_path, *, tasks: list[str] | None = None, params=None, t
     :class:`~lm_eval_tbd.app.audit_report.AuditCriteria` to audit every other task against its
     reference task. ``plot_dir`` / ``json_path``: also write PNGs / the figures as JSON there.
     ``combined``: a :class:`~lm_eval_tbd.core.combine.CombinedModel` whose decision is added to every
-    task as the score "combined".
+    task as the score "combined". ``accuracy``: ``--accuracy TBD_TASK=TASK[:METRIC]`` pairings; every
+    TBD task with an ordinary task beside it (so paired, or paired by name) gets its accuracy figures
+    (lm_eval_tbd.app.accuracy_report), and an ambiguous or mismatched pairing is a ValueError.
 
     Every task is named with its run (lm-eval's date of it), and a task whose newest run is older
     than another reported task's is warned about (an interrupted run leaves the earlier one
@@ -139,6 +144,9 @@ def report_folder(output_path, *, tasks: list[str] | None = None, params=None, t
     if criteria is not None:
         reference = next((r for r in runs if r.task == criteria.reference), None) or load(criteria.reference)
         _check_against_reference(runs, reference)
+    from lm_eval_tbd.app.accuracy_report import accuracy_section, resolve_pairs
+
+    pairs = resolve_pairs(runs, accuracy, base_path=criteria.base if criteria is not None else None)
     _warn_stale(runs + ([reference] if reference is not None and all(r is not reference for r in runs) else []), console)
     figures = []
     for run in runs:
@@ -149,6 +157,8 @@ def report_folder(output_path, *, tasks: list[str] | None = None, params=None, t
     plots = [] if plot_dir is not None else None
     if criteria is not None:
         audits = _audit(figures, reference, criteria, top, console, plots, plot_dir)
+    accuracy_figures = accuracy_section(figures, pairs, audits=audits, criteria=criteria, console=console, plots=plots,
+                                        plot_dir=plot_dir)
     if plot_dir is not None:
         from lm_eval_tbd.app.plots import plot_task
 
@@ -156,7 +166,8 @@ def report_folder(output_path, *, tasks: list[str] | None = None, params=None, t
             plots += plot_task(f.run, plot_dir, summary=f.summary)
         console.print(f"[dim]wrote {len(plots)} plot(s) under {plot_dir}[/]")
     if json_path is not None:
-        write_json_atomic(json_path, json_safe(report_json(output_path, params, figures, audits, criteria, plots)))
+        write_json_atomic(json_path, json_safe(report_json(output_path, params, figures, audits, criteria, plots,
+                                                                  accuracy_figures)))
     return 0
 
 

@@ -312,7 +312,11 @@ def accuracy_figures(run, outcomes, join, *, score: str = "tbd", flagged_ids=Non
         flagged, excluded = {str(i) for i in flagged_ids}, {str(i) for i in excluded_ids}
         kept = [k for k, r in enumerate(rows) if r[0].question_id not in excluded]
         mask = np.array([rows[k][0].question_id in flagged for k in kept], dtype=bool)
-        out["flagged"] = {**_figure(group_gap, correct[kept], mask, **opts), "flagged_by": flagged_by,
+        if mask.size and (mask.all() or not mask.any()):
+            figure = {"undefined": f"{'every' if mask.all() else 'no'} question of the {mask.size} was flagged"}
+        else:
+            figure = _figure(group_gap, correct[kept], mask, **opts)
+        out["flagged"] = {**figure, "flagged_by": flagged_by, "n_flagged": int(mask.sum()),
                           "n_excluded": len(rows) - len(kept)}
     if member_ids is not None or run.labelled:
         members = {str(i) for i in member_ids} if member_ids is not None else None
@@ -345,7 +349,7 @@ def paired_accuracy(run, paired, **options) -> dict:
         notes.append(paired.other_run)
     if paired.base_note:
         notes.append(f"no inflation: {paired.base_note}")
-    if paired.outcomes.other_filters:
+    if paired.outcomes.other_filters and not paired.outcomes.filter_given:
         notes.append(f"{paired.outcomes.task} logs filters {', '.join((paired.outcomes.filter,) + paired.outcomes.other_filters)}; "
                      f"used {paired.outcomes.filter} (TASK:{paired.outcomes.metric},FILTER chooses)")
     figures["notes"] = notes

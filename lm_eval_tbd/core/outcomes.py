@@ -117,8 +117,9 @@ class TaskOutcomes:
     metric: str
     filter: str
     outcomes: tuple[Outcome, ...]
-    # the other filters the file logs (not used)
+    # the other filters the file logs (not used), and whether the filter was asked for by name
     other_filters: tuple[str, ...] = field(default=())
+    filter_given: bool = False
 
     @property
     def metric_key(self) -> str:
@@ -205,7 +206,8 @@ def load_outcomes(output_path: str | Path, task: str, *, metric: str | None = No
             raise ValueError(f"{where}: metric {name!r} is {sample[name]!r}, not a number")
         outcomes.append(Outcome(doc_id, _question_text(sample.get("doc"), where), value))
     outcomes.sort(key=lambda o: o.doc_id)
-    return TaskOutcomes(task, path, name, chosen, tuple(outcomes), tuple(f for f in filters if f != chosen))
+    return TaskOutcomes(task, path, name, chosen, tuple(outcomes), tuple(f for f in filters if f != chosen),
+                        bool(wanted_filter))
 
 
 @dataclass(frozen=True)

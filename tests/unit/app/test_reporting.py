@@ -55,13 +55,14 @@ def test_tasks_are_found_by_content_not_by_name(tmp_path, capsys):
     # after `make-task my_heldout`, report said "no TBD samples" (it looked for names tbd*)
     write_run(tmp_path, "my_heldout", UNSEEN)
     write_run(tmp_path, "tbd_aime24", SEEN)
-    write_plain_run(tmp_path, "aime24")
+    # (aime25, not aime24: an aime24 beside tbd_aime24 would be joined with it for accuracy)
+    write_plain_run(tmp_path, "aime25")
     write_plain_run(tmp_path, "tbd_looks_like_one")
     assert find_tasks(tmp_path) == ["my_heldout", "tbd_aime24"]
     assert main(["report", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "TBD contamination: my_heldout" in out and "TBD contamination: tbd_aime24" in out
-    assert "aime24 " not in out.replace("tbd_aime24", "")
+    assert "aime25" not in out
 
 
 def test_no_tbd_samples_is_still_an_error(tmp_path, capsys):

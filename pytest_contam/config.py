@@ -23,7 +23,7 @@ TOP_KEYS = {
 }
 BENCHMARK_KEYS = {"score_cutoff", "max_flagged_fraction", "reference", "score", "max_auc", "alpha",
                   "max_contaminated_fraction", "fdr", "combined_model", "min_generated_tokens", "max_text_auc",
-                  "allow_confounded"}
+                  "allow_confounded", "max_accuracy_gap", "accuracy_task"}
 #: audit-mode keys about the shift between benchmark and reference (lm_eval_tbd.core.calibrated)
 SHIFT_KEYS = ("min_generated_tokens", "max_text_auc", "allow_confounded")
 CALIBRATED_KEYS = ("max_auc", "alpha", "max_contaminated_fraction")
@@ -60,13 +60,17 @@ class Threshold:
     min_generated_tokens: int = 20  # lm_eval_tbd.core.calibrated.DEFAULT_MIN_TOKENS
     max_text_auc: float = 0.75  # lm_eval_tbd.core.text_shift.DEFAULT_MAX_TEXT_AUC
     allow_confounded: bool = False
+    # the ordinary task holding the benchmark's questions ("TASK[:METRIC]"; default: paired by name,
+    # lm_eval_tbd.core.outcomes) and the largest accuracy gap, most seen-like quarter minus the rest
+    accuracy_task: str | None = None
+    max_accuracy_gap: float | None = None
 
     def __post_init__(self) -> None:
         # A gate with no criterion has nothing that could fail: it would pass whatever the scores.
         calibrated = [k for k in CALIBRATED_KEYS if getattr(self, k) is not None]
-        if self.score_cutoff is None and not (self.reference and calibrated):
+        if self.score_cutoff is None and not (self.reference and calibrated) and self.max_accuracy_gap is None:
             raise ConfigError(f"benchmark {self.benchmark!r} needs score_cutoff or reference + one of "
-                              f"{', '.join(CALIBRATED_KEYS)}: without either its gate could never fail")
+                              f"{', '.join(CALIBRATED_KEYS)} or max_accuracy_gap: without one its gate could never fail")
         if (self.score == "combined") != (self.combined_model is not None):
             raise ConfigError(f"benchmark {self.benchmark!r}: score = \"combined\" and combined_model (a model "
                               "written by 'lm-eval-tbd combine fit') go together")
@@ -149,9 +153,21 @@ def _threshold(name: str, spec: dict, where: str, base_dir: Path | None = None) 
         raise ConfigError(f"{where}reference needs at least one of {', '.join(CALIBRATED_KEYS)}")
     if kw.get("reference") == name:
         raise ConfigError(f"{where}reference must be another task than {name!r} itself")
-    if "score_cutoff" not in kw and "reference" not in kw:
+    if "max_accuracy_gap" in spec:
+        # 1.0 could never fail (a gap is at most 1).
+        kw["max_accuracy_gap"] = _number(spec["max_accuracy_gap"], f"{where}max_accuracy_gap", 0.0, 1.0, hi_open=True)
+    if "accuracy_task" in spec:
+        from lm_eval_tbd.core.outcomes import parse_task_metric
+
+        try:
+            parse_task_metric(_typed(spec, "accuracy_task", str, where))
+        except ValueError as err:
+            raise ConfigError(f"{where}accuracy_task: {err}") from None
+        kw["accuracy_task"] = spec["accuracy_task"]
+    if "score_cutoff" not in kw and "reference" not in kw and "max_accuracy_gap" not in kw:
         raise ConfigError(f"{where.rstrip('.')} needs score_cutoff (flag questions whose TBD is below it) or reference + "
-                          f"{' / '.join(CALIBRATED_KEYS)} (calibrated against a clean reference task)")
+                          f"{' / '.join(CALIBRATED_KEYS)} (calibrated against a clean reference task) or max_accuracy_gap "
+                          "(accuracy on the most seen-like quarter against the rest)")
     for key in SHIFT_KEYS:
         if key in spec and "reference" not in spec:
             raise ConfigError(f"{where}{key} needs {where}reference (it is a control of audit mode)")

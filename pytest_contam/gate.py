@@ -31,6 +31,9 @@ class GateResult:
     # "confounded"; "" for a gate built before verdicts were named (read back from old JSON)
     verdict: str = ""
     warnings: tuple = ()
+    # the ordinary task's accuracy against seen-likeness (lm_eval_tbd.core.accuracy), when the
+    # results hold the ordinary task; {"error": ...} when it could not be joined
+    accuracy: dict | None = None
 
     def message(self) -> str:
         """The failure text: each failed threshold with its measured value, and the most
@@ -46,6 +49,10 @@ class GateResult:
         lines.append(f"({self.n} questions, mean TBD {self.mean:.4f}, median {self.median:.4f}; lower TBD = more likely seen)")
         if self.audit:
             lines += _audit_lines(self.audit, self.n)
+        if self.accuracy:
+            from lm_eval_tbd.app.accuracy_report import describe
+
+            lines += describe(self.accuracy)
         if self.top_flagged:
             lines.append("most suspicious flagged questions:")
             lines += [f"  {qid:>12}  score {score:.4f}  {text}" for qid, score, text in self.top_flagged]
@@ -152,7 +159,7 @@ def _at_least(x: float) -> int:
     return math.ceil(round(x, 9))
 
 
-_FORMATS = {"flagged": ".1%", "contaminated": ".1%", "auc": ".3f", "p": ".2g"}
+_FORMATS = {"flagged": ".1%", "contaminated": ".1%", "auc": ".3f", "p": ".2g", "accuracy_gap": "+.1%"}
 
 
 def _fmt(key: str, value: float) -> str:
@@ -163,10 +170,14 @@ def _check(key: str, name: str, measured: float, limit: float, ok: bool) -> dict
     return {"key": key, "check": name, "measured": float(measured), "limit": float(limit), "passed": bool(ok)}
 
 
-def evaluate(threshold: Threshold, run, top: int = 5, reference=None, base=None, base_reference=None) -> GateResult:
+def evaluate(threshold: Threshold, run, top: int = 5, reference=None, base=None, base_reference=None, *,
+             accuracy: bool = False) -> GateResult:
     """Gate one benchmark's run (an ``lm_eval_tbd.core.runs.TaskRun``); ``reference`` is the clean
     reference task's run when ``threshold.reference`` is set; ``base`` and ``base_reference`` the
-    base model's runs of the same two tasks, when the configuration gives a base model."""
+    base model's runs of the same two tasks, when the configuration gives a base model.
+    ``accuracy``: also join the ordinary task beside ``run``'s samples (``accuracy_task``, or
+    paired by name) and give its accuracy against seen-likeness; checked against
+    ``max_accuracy_gap`` when set."""
     import numpy as np
 
     from lm_eval_tbd.app.report import one_line
@@ -230,6 +241,18 @@ def evaluate(threshold: Threshold, run, top: int = 5, reference=None, base=None,
             flagged = [kept[i] for i in order]
             top_flagged = tuple((kept[i].question_id, float(values[i]), one_line(kept[i].question, 70))
                                 for i in order[:top])
+    accuracy_figures = None
+    if accuracy:
+        if audit_figures is not None:
+            marked = (audit_figures["flagged_ids"], f"Benjamini-Hochberg at FDR {threshold.fdr:g} against {threshold.reference}",
+                      [e["id"] for e in audit_figures["excluded"]["benchmark"]])
+        elif threshold.score_cutoff is not None:
+            marked = ([q.question_id for q in flagged], f"TBD below score_cutoff {threshold.score_cutoff:g}", ())
+        else:
+            marked = (None, "", ())
+        accuracy_figures = _accuracy(threshold, run, base, *marked)
+        if threshold.max_accuracy_gap is not None:
+            checks.append(_accuracy_check(threshold, accuracy_figures))
     passed = bool(checks) and all(c["passed"] for c in checks)  # no criterion: nothing shows it clean
     if verdict == CONFOUNDED:
         passed = threshold.allow_confounded
@@ -251,7 +274,48 @@ def evaluate(threshold: Threshold, run, top: int = 5, reference=None, base=None,
         audit=audit_figures,
         verdict=verdict,
         warnings=tuple(warnings),
+        accuracy=accuracy_figures,
     )
+
+
+def _accuracy(threshold: Threshold, run, base, flagged_ids, flagged_by: str, excluded_ids) -> dict | None:
+    """The accuracy figures of ``run``'s ordinary task (lm_eval_tbd.core.accuracy): None when the
+    results hold none and no max_accuracy_gap asks for it; ``{"error": ...}`` when it cannot be
+    joined, unless max_accuracy_gap needs it (then the ValueError fails the gate)."""
+    from pathlib import Path
+
+    from lm_eval_tbd.core.accuracy import paired_accuracy
+    from lm_eval_tbd.core.outcomes import ordinary_candidates, pair_run
+
+    try:
+        paired = pair_run(run, threshold.accuracy_task,
+                          base_path=None if base is None else Path(base.samples_file).parent)
+        if paired is None:
+            if threshold.max_accuracy_gap is None:
+                return None
+            names = " or ".join(ordinary_candidates(run.task)) or "(no name pairs with it)"
+            raise ValueError(f"max_accuracy_gap needs the ordinary task holding {run.task}'s questions, run with it: "
+                             f"{names} is not in {Path(run.samples_file).parent}; run it, or name it with accuracy_task")
+        return paired_accuracy(run, paired, score=threshold.score, flagged_ids=flagged_ids, flagged_by=flagged_by,
+                               excluded_ids=excluded_ids)
+    except (OSError, ValueError) as err:
+        if threshold.max_accuracy_gap is not None:
+            raise
+        return {"error": str(err)}
+
+
+def _accuracy_check(threshold: Threshold, figures: dict) -> dict:
+    """max_accuracy_gap against the measured gap (most seen-like quarter minus the rest), its CI
+    in the check's name; ValueError when the gap is undefined (too few questions)."""
+    g = figures["seen_like"]
+    if "undefined" in g:
+        raise ValueError(f"max_accuracy_gap: the accuracy gap is undefined: {g['undefined']}")
+    ci = (f"{figures['confidence']:.0%} CI [{g['gap_ci'][0]:+.1%}, {g['gap_ci'][1]:+.1%}]" if g["gap_ci"]
+          else f"no CI: {g['ci_undefined']}")
+    name = (f"accuracy gap of the most seen-like quarter by {figures['score']} ({g['accuracy_group']:.1%} of "
+            f"{g['n_group']}) over the rest ({g['accuracy_rest']:.1%} of {g['n_rest']}), {figures['task']} "
+            f"{figures['metric']}, {ci},")
+    return _check("accuracy_gap", name, g["gap"], threshold.max_accuracy_gap, g["gap"] <= threshold.max_accuracy_gap)
 
 
 def text_diagnostic(run, reference) -> dict:

@@ -231,7 +231,8 @@ class ContamItem(pytest.Item):
             reference = state.run(t.reference) if t.reference else None
             base = state.base_run(t.benchmark) if t.reference else None
             base_reference = state.base_run(t.reference) if base is not None else None
-            result = evaluate(t, run, top=state.cfg.top, reference=reference, base=base, base_reference=base_reference)
+            result = evaluate(t, run, top=state.cfg.top, reference=reference, base=base, base_reference=base_reference,
+                              accuracy=True)
         except RESULTS_ERRORS as err:  # no verdict from the results is a failed gate, never a pass
             result = missing(t, f"no usable results: {_reason(err)}")
         self.user_properties.append((PROPERTY, result.to_json()))

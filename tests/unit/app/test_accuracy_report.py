@@ -124,3 +124,16 @@ def test_audit_mode_adds_the_flagged_questions_and_the_base_models_inflation(tmp
     assert fig["flagged"]["undefined"] == "no question of the 8 was flagged"
     # the reference task has no ordinary task beside it: no figures for it
     assert set(read(tmp_path / "r.json")["accuracy"]) == {"tbd_aime24"}
+
+
+def test_a_score_the_task_did_not_log_leaves_its_accuracy_undefined_not_the_report(tmp_path, capsys):
+    student = tmp_path / "out" / "m"
+    write_tbd(student, "tbd_aime24", questions(8), TBD)
+    write_tbd(student, "tbd_aime25", questions(8, prefix="How many"), [0.9] * 8)
+    write_ordinary(student, "aime24", questions(8), CORRECT)
+    argv = ["report", str(tmp_path / "out"), "--reference", "tbd_aime25", "--audit-score", "gen_min_k",
+            "--json", str(tmp_path / "r.json")]
+    assert main(argv) == 0
+    assert "accuracy of aime24 against tbd_aime24: undefined: score 'gen_min_k' was not logged" in \
+        " ".join(capsys.readouterr().out.split())
+    assert "gen_min_k" in read(tmp_path / "r.json")["accuracy"]["tbd_aime24"]["error"]

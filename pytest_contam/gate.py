@@ -204,10 +204,17 @@ def evaluate(threshold: Threshold, run, top: int = 5, reference=None, base=None,
         missing_scores = [r.task for r in (run, reference) if name not in r.score_names()]
         if missing_scores:
             raise ValueError(f"score {name!r} was not logged for {', '.join(missing_scores)}")
-        if base is not None:
-            # The base model's runs must score the same way (decoding, tbd_* options, template).
-            from lm_eval_tbd.core.compat import check_compatible
+        if name == "tbd":
+            # All-zero TBDs tie: AUC 0.5 and a PASS that says nothing.
+            note = run.zero_tbd_note() or reference.zero_tbd_note()
+            if note:
+                raise ValueError(note)
+        # Benchmark and reference must be scored alike (model, decoding, tbd_* options, template),
+        # and the base model's runs like the student's but for the model itself.
+        from lm_eval_tbd.core.compat import check_compatible
 
+        check_compatible(run, reference, role_a="benchmark", role_b="reference")
+        if base is not None:
             for student, twin in ((run, base), (reference, base_reference)):
                 check_compatible(student, twin, role_a="student", role_b="base model", same_model=False)
         a = calibrated_audit(run, reference, score=name, base_benchmark=base, base_reference=base_reference,

@@ -164,3 +164,23 @@ def test_config_defaults_are_the_cores():
 
     t = Threshold("b", reference="r", max_auc=0.6)
     assert (t.min_generated_tokens, t.max_text_auc, t.allow_confounded) == (DEFAULT_MIN_TOKENS, DEFAULT_MAX_TEXT_AUC, False)
+
+
+def test_a_reference_whose_tbd_is_all_zero_fails_the_gate_with_the_reason(pytester):
+    # every generated token has probability 1: TBD 0 everywhere ties, which would read as AUC 0.5
+    write_task(pytester.path / "student", "bench", HARD, texts(N, 1))
+    write_task(pytester.path / "student", "ref", [1.0] * N, texts(N, 2))
+    config(pytester, GATE)
+    result = pytester.runpytest("--contam")
+    result.assert_outcomes(failed=1)
+    assert "ref: all 12 questions that generated tokens score TBD 0" in " ".join(result.stdout.str().split())
+
+
+def test_a_reference_made_with_other_options_names_both_runs(pytester):
+    write_task(pytester.path / "student", "bench", HARD, texts(N, 1))
+    write_task(pytester.path / "student", "ref", HARD, texts(N, 2), metadata={"tbd_tau": 0.5})
+    config(pytester, GATE)
+    result = pytester.runpytest("--contam")
+    result.assert_outcomes(failed=1)
+    text = " ".join(result.stdout.str().split())
+    assert "benchmark bench (" in text and "reference ref (" in text and "tbd_tau: 1.0 (benchmark) vs 0.5 (reference)" in text

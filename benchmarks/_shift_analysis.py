@@ -76,7 +76,8 @@ def _cell(bench: TaskRun, ref: TaskRun, base: dict | None, names: tuple[str, str
             "flagged": len(a["flagged_ids"]), "verdict": verdict(a)}
 
 
-def analyse(score_dirs: dict[str, Path], seen: dict[str, set[str]], tasks: dict[str, str], *, quick: bool = False) -> dict:
+def analyse(score_dirs: dict[str, Path], seen: dict[str, set[str]], tasks: dict[str, str], *, quick: bool = False,
+            answers: dict[str, dict[str, str]] | None = None) -> dict:
     """Every audit of the benchmark: ``score_dirs`` model -> lm_eval output folder, ``seen`` model
     -> the sets it trained on, ``tasks`` set -> task name. Returns the summary (JSON-ready)."""
     n_resamples = 100 if quick else 1000
@@ -123,6 +124,8 @@ def analyse(score_dirs: dict[str, Path], seen: dict[str, set[str]], tasks: dict[
     summary["default"] = choose(summary)
     summary["text_limit"] = DEFAULT_MAX_TEXT_AUC
     summary["shipped"] = shipped(summary)
+    if answers:
+        summary["inflation"] = leak_inflation(runs, answers, quick=quick)
     return summary
 
 
@@ -285,6 +288,23 @@ def markdown(s: dict, stem: str) -> str:
             lines.append(f"| {method} | {limit} | {t['false_fail']}/{t['null'] - t['confounded_null'] - t['undefined']} | "
                          f"{t['detected']}/{t['power'] - t['confounded_power']} | {t['confounded_null']} | "
                          f"{t['confounded_power']} |")
+    if s.get("inflation"):
+        lines += ["", "## What the leak did to the score", "",
+                  "Accuracy of each model's greedy answer (the TBD generation, M tokens) on the 100 questions of the leaked "
+                  "benchmark. True: leaked half minus clean half, minus the same for the base model. Estimated (no labels, "
+                  "`lm_eval_tbd.core.accuracy.inflation`): the student's gap, most seen-like quarter by TBD minus the rest, "
+                  "minus the base model's gap on the same split.", "",
+                  "| student | accuracy (base) | true gap leaked - clean [CI] | base gap | true inflation | estimated "
+                  "inflation [CI] | points of accuracy: true / estimated |", "|---|---|---|---|---|---|---|"]
+        for student, x in s["inflation"].items():
+            t, e = x["true"], x["estimated_from_scores"]
+            g = t["student_gap_leaked_minus_clean"]
+            ci = e.get("inflation_ci") or [float("nan")] * 2
+            gci = g.get("gap_ci") or [float("nan")] * 2
+            lines.append(f"| {student} | {x['accuracy_student']:.2f} ({x['accuracy_base']:.2f}) | {g['gap']:+.2f} "
+                         f"[{gci[0]:+.2f}, {gci[1]:+.2f}] | {t['base_gap_same_halves']['gap']:+.2f} | {t['inflation']:+.2f} | "
+                         f"{e['inflation']:+.2f} [{ci[0]:+.2f}, {ci[1]:+.2f}] | {100 * t['overall_points']:+.1f} / "
+                         f"{100 * e['overall_points']:+.1f} |")
     lines += ["", "## Text-only AUC of each pair", "", "| benchmark vs reference | AUC [95% CI] |", "|---|---|"]
     for pair, t in s["text_auc"].items():
         ci = t.get("auc_ci")
@@ -366,3 +386,82 @@ def plot(s: dict, path: Path) -> None:
     fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
     write_bytes_atomic(path, buf.getvalue())
+
+
+# ---- what the leak did to the score (issue 26's evidence) ----------------------------------------
+
+
+def _boxed(text: str) -> str | None:
+    """The content of the last ``\\boxed{...}`` in ``text`` (braces balanced), or None."""
+    start = text.rfind("\\boxed{")
+    if start < 0:
+        return None
+    depth, i = 0, start + len("\\boxed{") - 1
+    for j in range(i, len(text)):
+        depth += {"{": 1, "}": -1}.get(text[j], 0)
+        if depth == 0:
+            return text[i + 1:j]
+    return None
+
+
+def _norm(answer: str) -> str:
+    import re
+
+    a = answer.strip().strip("$").replace("\\left", "").replace("\\right", "").replace("\\!", "")
+    a = re.sub(r"\\text\{([^}]*)\}", r"\1", a)
+    a = re.sub(r"\\[dt]?frac", r"\\frac", a)
+    return re.sub(r"\s+", "", a).rstrip(".").replace("^\\circ", "").replace("^{\\circ}", "")
+
+
+def correct(text: str, answer: str, source: str) -> bool:
+    """Whether a generation answers correctly: MATH, the last ``\\boxed{}`` equals the reference
+    answer after light normalisation; GSM8K, the last number in the text equals the answer."""
+    import re
+
+    if source == "math":
+        got = _boxed(text)
+        return got is not None and _norm(got) == _norm(answer)
+    numbers = re.findall(r"-?\d[\d,]*(?:\.\d+)?", text)
+    if not numbers:
+        return False
+    try:
+        return float(numbers[-1].replace(",", "")) == float(str(answer).replace(",", ""))
+    except ValueError:
+        return False
+
+
+def leak_inflation(runs: dict[str, dict[str, TaskRun]], answers: dict[str, dict[str, str]], *, quick: bool = False) -> dict:
+    """Per leak student: the true inflation (accuracy of its greedy M-token answers on the leaked
+    half minus the clean half, and the same for the base model) beside what the scores estimate
+    with no labels (``lm_eval_tbd.core.accuracy.inflation`` over the whole 100-question set: the
+    student's accuracy gap, most seen-like quarter by TBD against the rest, minus the base
+    model's on the same split). Correctness is judged on the TBD generation itself (M tokens)."""
+    import numpy as np
+
+    from lm_eval_tbd.core.accuracy import group_gap, inflation
+    from lm_eval_tbd.core.scores import decision_value
+
+    n_resamples = 200 if quick else 2000
+    out = {}
+    for student, source in (("student-math", "math"), ("student-gsm", "gsm")):
+        if student not in runs:
+            continue
+        qs = {m: [q for half in ("a", "b") for q in runs[m][f"{source}_{half}"].questions] for m in (student, "base")}
+        leaked = np.array([half == "a" for half in ("a", "b") for _ in runs[student][f"{source}_{half}"].questions])
+        base_by_id = {q.question_id: q for q in qs["base"]}
+        ok = np.array([correct(q.record.text, answers[source][q.question_id], source) for q in qs[student]], dtype=float)
+        ok_base = np.array([correct(base_by_id[q.question_id].record.text, answers[source][q.question_id], source)
+                            for q in qs[student]], dtype=float)
+        decision = [decision_value("tbd", q.tbd) for q in qs[student]]
+        true_student = group_gap(ok, leaked, n_resamples=n_resamples)
+        true_base = group_gap(ok_base, leaked, n_resamples=n_resamples)
+        est = inflation(decision, ok, ok_base, n_resamples=n_resamples)
+        out[student] = {
+            "set": f"{source} (100: half a leaked, half b clean)", "accuracy_student": float(ok.mean()),
+            "accuracy_base": float(ok_base.mean()),
+            "true": {"student_gap_leaked_minus_clean": true_student, "base_gap_same_halves": true_base,
+                     "inflation": true_student["gap"] - true_base["gap"],
+                     "overall_points": (true_student["gap"] - true_base["gap"]) * float(leaked.mean())},
+            "estimated_from_scores": est,
+        }
+    return out

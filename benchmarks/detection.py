@@ -106,7 +106,7 @@ def plots(out: Path, runs: dict, epochs) -> None:
     fig, ax = plt.subplots(figsize=(5, 5))
     for label, run in ((f"distilled, epoch {epochs[-1]}", last), ("base model (null control)", first)):
         y = [q.label for q in run.questions]
-        fpr, tpr, _ = roc_curve(y, -run.scores())
+        fpr, tpr, _ = roc_curve(y, -run.tbd_values())
         ax.plot(fpr, tpr, label=label)
     chance = np.logspace(-2, 0, 50)
     ax.plot(chance, chance, "k:", lw=0.8, label="chance")
@@ -118,7 +118,7 @@ def plots(out: Path, runs: dict, epochs) -> None:
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    scores = last.scores()
+    scores = last.tbd_values()
     bins = np.linspace(scores.min(), scores.max(), 25)
     for lab, name in ((1, "members"), (0, "non-members")):
         ax.hist([q.tbd for q in last.questions if q.label == lab], bins=bins, alpha=0.6, label=name)

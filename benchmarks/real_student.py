@@ -650,7 +650,7 @@ def plots(out: Path, stem: str, greedy: dict, sampled, last: str, summary: dict)
     if sampled is not None:
         curves.insert(1, (f"sampled (mean of k), epoch {last}", sampled))
     for label, run in curves:
-        fpr, tpr, _ = roc_curve([q.label for q in run.questions], -run.scores())
+        fpr, tpr, _ = roc_curve([q.label for q in run.questions], -run.tbd_values())
         ax.plot(fpr, tpr, label=label)
     ax.plot([0, 1], [0, 1], "k:", lw=0.8, label="chance")
     ax.set(xlabel="false positive rate", ylabel="true positive rate", title="TBD, s1K members vs non-members")
@@ -660,7 +660,7 @@ def plots(out: Path, stem: str, greedy: dict, sampled, last: str, summary: dict)
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    scores = greedy[last].scores()
+    scores = greedy[last].tbd_values()
     bins = np.linspace(scores.min(), scores.max(), 25)
     for lab, name in ((1, "members"), (0, "non-members")):
         ax.hist([q.tbd for q in greedy[last].questions if q.label == lab], bins=bins, alpha=0.6, label=name)

@@ -4,17 +4,19 @@ Probability Deviation (TBD, arXiv 2510.04850) inside lm-evaluation-harness.
 LOWER TBD = more likely seen. Heavy modules (torch, lm-eval) load only when their names are used,
 so importing this package (as the autoload hook and the pytest plugin do) is cheap.
 
-Layers (each imports only those above it):
+Layers, each importing only those above it (``lint-imports`` checks it: ``[tool.importlinter]`` in
+pyproject.toml):
 
-- ``core/``: the generation record, scores, statistics, question data, the run model and its
-  readers; no torch, no lm-eval.
+- ``core/``: the generation record, scores, statistics, question data, the tbd_* options, the run
+  model and its readers, the gate's evaluation; no torch, no lm-eval. It imports nothing else of
+  the package.
 - ``backends/``: ``generate_logprobs`` for lm-eval's hf, vLLM and OpenAI-compatible models.
-- ``harness/``: the TBD task, its metrics and options, custom tasks, running ``lm_eval``.
-- ``patches``: every change made to lm-eval, in one table.
-- ``app/``: the ``lm-eval-tbd`` command line and reports; ``demo/``: the offline demo.
-
-``lm_eval_tbd.scores``, ``.stats``, ``.record``, ``.data`` and ``.results`` are compatibility
-paths for the modules now in ``core/``.
+- ``patches``: every change made to lm-eval, in one table (it attaches the backends).
+- ``harness/``: the TBD task (which installs the patches), its metrics, custom tasks, running
+  ``lm_eval``.
+- ``demo/``: the offline demo's questions, distillation and tiny model.
+- ``app/`` (the ``lm-eval-tbd`` command line and reports) and the ``pytest_contam`` plugin: two
+  consumers, neither importing the other.
 """
 
 from __future__ import annotations
@@ -42,14 +44,14 @@ _EXPORTS = {
     "audit": "lm_eval_tbd.core.stats",
     "empirical_p_values": "lm_eval_tbd.core.stats",
     "contaminated_fraction": "lm_eval_tbd.core.stats",
-    "options_from_metadata": "lm_eval_tbd.harness.options",
+    "options_from_metadata": "lm_eval_tbd.core.options",
     "write_jsonl_task": "lm_eval_tbd.harness.custom_tasks",
     "GenerationRecord": "lm_eval_tbd.core.record",
     "REQUEST_TYPE": "lm_eval_tbd.core.record",
     "BENCHMARKS": "lm_eval_tbd.core.data",
     "read_questions_jsonl": "lm_eval_tbd.core.data",
     "load_benchmark": "lm_eval_tbd.core.data",
-    "tasks_dir": "lm_eval_tbd.harness.paths",
+    "tasks_dir": "lm_eval_tbd.core.paths",
     "load_run": "lm_eval_tbd.core.samples",
     "TaskRun": "lm_eval_tbd.core.runs",
 }

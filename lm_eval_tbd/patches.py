@@ -282,7 +282,7 @@ def include_our_tasks(init):
 
     @functools.wraps(init)
     def __init__(self, *args, **kwargs):
-        from lm_eval_tbd.harness.paths import tasks_dir
+        from lm_eval_tbd.core.paths import tasks_dir
 
         bound = signature.bind(self, *args, **kwargs)
         given = bound.arguments.get("include_path")

@@ -10,6 +10,8 @@ import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from lm_eval_tbd.core.gate import GateCriteria
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
@@ -34,36 +36,9 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
-class Threshold:
-    """Gate of one benchmark.
-
-    Fixed cutoff: a question is flagged when its TBD < ``score_cutoff`` (lower = more seen-like);
-    the benchmark fails when the flagged fraction exceeds ``max_flagged_fraction``.
-    Calibrated (``reference`` = a clean reference task scored in the same run): the benchmark's
-    ``score`` is compared with the reference's (audit mode); it fails when the Mann-Whitney AUC
-    exceeds ``max_auc``, its one-sided p-value is below ``alpha``, or the estimated contaminated
-    fraction exceeds ``max_contaminated_fraction``. Questions are flagged by Benjamini-Hochberg at
-    ``fdr``.
-    """
-
-    benchmark: str
-    score_cutoff: float | None = None
-    max_flagged_fraction: float = 0.0
-    reference: str | None = None
-    score: str = "tbd"
-    max_auc: float | None = None
-    alpha: float | None = None
-    max_contaminated_fraction: float | None = None
-    fdr: float = 0.05
-    # score = "combined": the model file written by `lm-eval-tbd combine fit` (lm_eval_tbd.core.combine)
-    combined_model: Path | None = None
-    min_generated_tokens: int = 20  # lm_eval_tbd.core.calibrated.DEFAULT_MIN_TOKENS
-    max_text_auc: float = 0.75  # lm_eval_tbd.core.text_shift.DEFAULT_MAX_TEXT_AUC
-    allow_confounded: bool = False
-    # the ordinary task holding the benchmark's questions ("TASK[:METRIC]"; default: paired by name,
-    # lm_eval_tbd.core.outcomes) and the largest accuracy gap, most seen-like quarter minus the rest
-    accuracy_task: str | None = None
-    max_accuracy_gap: float | None = None
+class Threshold(GateCriteria):
+    """Gate of one benchmark: :class:`~lm_eval_tbd.core.gate.GateCriteria` (its fields and their
+    meaning) that must hold at least one limit that can fail."""
 
     def __post_init__(self) -> None:
         # A gate with no criterion has nothing that could fail: it would pass whatever the scores.
@@ -275,7 +250,7 @@ def _run_options(table: dict, where: str, base_dir: Path) -> dict:
     if kwargs.get("top", 1) < 1 or (kwargs.get("limit") is not None and kwargs["limit"] < 1):
         raise ConfigError(f"{where}top and {where}limit must be >= 1")
     if "metadata" in kwargs:
-        from lm_eval_tbd.harness.options import options_from_metadata
+        from lm_eval_tbd.core.options import options_from_metadata
 
         try:
             options_from_metadata(kwargs["metadata"], task="(gate)")

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from lm_eval_tbd.core.gate import GateResult, evaluate, missing
 from pytest_contam.config import ConfigError, ContamConfig, load_config
-from pytest_contam.gate import GateResult, evaluate, missing
 from pytest_contam.options import add_options
 from pytest_contam.source import LmEvalRunError
 

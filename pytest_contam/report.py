@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from pytest_contam.gate import GateResult
+from lm_eval_tbd.core.gate import GateResult
 
 __all__ = ["summary_table_text", "summary_json"]
 

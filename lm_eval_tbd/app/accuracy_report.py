@@ -20,8 +20,10 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-__all__ = ["parse_accuracy_options", "resolve_pairs", "accuracy_section", "render_accuracy", "describe",
-           "plain_words", "plot_accuracy"]
+from lm_eval_tbd.core.gate import accuracy_group_names, interval, points
+
+__all__ = ["parse_accuracy_options", "resolve_pairs", "accuracy_section", "render_accuracy", "plain_words",
+           "plot_accuracy"]
 
 
 def parse_accuracy_options(specs: list[str] | None, tasks: list[str]) -> dict[str, str]:
@@ -112,25 +114,6 @@ def _pct_ci(ci) -> str:
     return f" [{ci[0]:.1%}, {ci[1]:.1%}]" if ci else ""
 
 
-def _points(value) -> str:
-    return f"{value * 100:+.1f}"
-
-
-def _ci(ci, points: bool = True) -> str:
-    if not ci:
-        return ""
-    lo, hi = ci
-    return f" [{_points(lo)}, {_points(hi)}]" if points else f" [{lo:+.2f}, {hi:+.2f}]"
-
-
-def _row_label(fig: dict, key: str) -> tuple[str, str]:
-    if key == "seen_like":
-        return f"most seen-like quarter by {fig['score']}", "the rest"
-    if key == "flagged":
-        return f"flagged ({fig['flagged'].get('flagged_by') or 'audit'})", "unflagged"
-    return f"members ({fig['members']['source']})", "non-members"
-
-
 def render_accuracy(figures: list[dict]):
     """A rich renderable: per benchmark, accuracy of each group against the rest with the
     difference in points and its CI, the rank correlation, the inflation, and the same in plain
@@ -147,22 +130,22 @@ def render_accuracy(figures: list[dict]):
             g = fig.get(key)
             if g is None:
                 continue
-            name, rest = _row_label(fig, key)
+            name, rest = accuracy_group_names(fig, key)
             if "undefined" in g:
                 table.add_row(escape(name), "-", "-", f"[yellow]undefined: {escape(g['undefined'])}[/]")
                 continue
             table.add_row(escape(name), f"{_pct(g['accuracy_group'])} ({g['n_group']})",
-                          f"{rest} {_pct(g['accuracy_rest'])} ({g['n_rest']})", _points(g["gap"]) + _ci(g["gap_ci"]))
+                          f"{rest} {_pct(g['accuracy_rest'])} ({g['n_rest']})", points(g["gap"]) + interval(g["gap_ci"]))
         inf = fig.get("inflation")
         if inf is not None:
             if "undefined" in inf:
                 table.add_row("inflation (student gap - base gap)", "-", "-", f"[yellow]undefined: {escape(inf['undefined'])}[/]")
             else:
-                table.add_row("inflation (student gap - base gap)", f"student gap {_points(inf['student_gap'])}",
-                              f"base gap {_points(inf['base_gap'])}", _points(inf["inflation"]) + _ci(inf["inflation_ci"]))
+                table.add_row("inflation (student gap - base gap)", f"student gap {points(inf['student_gap'])}",
+                              f"base gap {points(inf['base_gap'])}", points(inf["inflation"]) + interval(inf["inflation_ci"]))
         rc = fig["rank_correlation"]
         rho = (f"[yellow]undefined: {escape(rc['undefined'])}[/]" if "undefined" in rc
-               else f"rho {rc['rho']:+.2f}{_ci(rc['rho_ci'], points=False)}")
+               else f"rho {rc['rho']:+.2f}{interval(rc['rho_ci'], as_points=False)}")
         table.add_row(f"rank correlation, {fig['score']} decision value with correctness", "", "", rho)
         notes = [Text(f"note: {n}", style="yellow") for n in fig.get("notes", ())]
         parts += [table, *notes, Text(plain_words(fig), style="dim")]
@@ -174,48 +157,22 @@ def plain_words(fig: dict) -> str:
     g = fig["seen_like"]
     if "undefined" in g:
         return f"The accuracy gap is undefined: {g['undefined']}."
-    ci = f" ({fig['confidence']:.0%} CI{_ci(g['gap_ci'])})" if g["gap_ci"] else ""
+    ci = f" ({fig['confidence']:.0%} CI{interval(g['gap_ci'])})" if g["gap_ci"] else ""
     text = (f"The {g['n_group']} questions {fig['score']} calls most seen-like are answered right {g['accuracy_group']:.1%} "
-            f"of the time, the other {g['n_rest']} {g['accuracy_rest']:.1%}: a gap of {_points(g['gap'])} points{ci}. "
+            f"of the time, the other {g['n_rest']} {g['accuracy_rest']:.1%}: a gap of {points(g['gap'])} points{ci}. "
             "A leak shows as a positive gap, because memorised questions are answered better; but easy questions "
             "look familiar to a model too, so the gap alone mixes the leak with difficulty.")
     inf = fig.get("inflation")
     if inf is not None and "undefined" not in inf:
-        ci = f" ({fig['confidence']:.0%} CI{_ci(inf['inflation_ci'])})" if inf["inflation_ci"] else ""
-        text += (f" The base model, which never saw the leak, shows a gap of {_points(inf['base_gap'])} points on the "
-                 f"same questions split the same way; the excess, {_points(inf['inflation'])} points{ci}, is the "
-                 f"estimated inflation: about {_points(inf['overall_points'])} points of the whole benchmark's accuracy "
+        ci = f" ({fig['confidence']:.0%} CI{interval(inf['inflation_ci'])})" if inf["inflation_ci"] else ""
+        text += (f" The base model, which never saw the leak, shows a gap of {points(inf['base_gap'])} points on the "
+                 f"same questions split the same way; the excess, {points(inf['inflation'])} points{ci}, is the "
+                 f"estimated inflation: about {points(inf['overall_points'])} points of the whole benchmark's accuracy "
                  f"({fig['accuracy']:.1%}) if the rest of the questions are clean.")
     elif inf is None:
         text += " With the base model's run of the same tasks (--reference ... --base BASE_OUT), the report subtracts "
         text += "the gap difficulty alone gives."
     return text
-
-
-def describe(fig: dict) -> list[str]:
-    """Plain-text lines of one benchmark's figures (the gate's failure message)."""
-    if "error" in fig:
-        return [f"accuracy: the ordinary task could not be joined: {fig['error']}"]
-    lines = [f"accuracy of {fig['task']} ({fig['metric']}) on {fig['match']['matched']} of {fig['match']['n_tbd']} "
-             f"{fig['tbd_task']} questions: {fig['accuracy']:.1%}"]
-    for key in ("seen_like", "flagged", "members"):
-        g = fig.get(key)
-        if g is None:
-            continue
-        name, rest = _row_label(fig, key)
-        if "undefined" in g:
-            lines.append(f"  {name}: undefined ({g['undefined']})")
-        else:
-            lines.append(f"  {name} {g['accuracy_group']:.1%} ({g['n_group']}) against {rest} {g['accuracy_rest']:.1%} "
-                         f"({g['n_rest']}): {_points(g['gap'])} points{_ci(g['gap_ci'])}")
-    inf = fig.get("inflation")
-    if inf is not None and "undefined" not in inf:
-        lines.append(f"  inflation (student gap {_points(inf['student_gap'])} - base gap {_points(inf['base_gap'])}): "
-                     f"{_points(inf['inflation'])} points{_ci(inf['inflation_ci'])}")
-    rc = fig["rank_correlation"]
-    lines.append(f"  rank correlation: {'undefined (' + rc['undefined'] + ')' if 'undefined' in rc else format(rc['rho'], '+.2f') + _ci(rc['rho_ci'], points=False)}")
-    lines += [f"  note: {n}" for n in fig.get("notes", ())]
-    return lines
 
 
 def plot_accuracy(fig: dict, directory) -> Path:

@@ -2,7 +2,7 @@
 reference task (questions the model cannot have seen, e.g. published after its training
 cut-off), with no labels needed.
 
-The statistics and the verdict are the pytest gate's (``pytest_contam.gate.evaluate`` over
+The statistics and the verdict are the pytest gate's (``lm_eval_tbd.core.gate.evaluate`` over
 ``lm_eval_tbd.core.stats.audit``): the Mann-Whitney AUC of the benchmark's decision values against
 the reference's (HIGHER AUC = the benchmark looks MORE SEEN than the reference; 0.5 = alike), its
 one-sided p-value, Benjamini-Hochberg flags at an FDR, and the estimated contaminated fraction.
@@ -21,7 +21,9 @@ from rich.text import Text
 
 from lm_eval_tbd.core.calibrated import DEFAULT_MIN_TOKENS, BaseRunMismatch
 from lm_eval_tbd.core.compat import IncompatibleRunsError
+from lm_eval_tbd.core.gate import CONFOUNDED, GateCriteria, GateResult, evaluate
 from lm_eval_tbd.core.runs import TaskRun
+from lm_eval_tbd.core.samples import load_run
 from lm_eval_tbd.core.text_shift import DEFAULT_MAX_TEXT_AUC
 
 __all__ = ["AuditCriteria", "AuditOutcome", "audit_run", "render_audit"]
@@ -29,8 +31,8 @@ __all__ = ["AuditCriteria", "AuditOutcome", "audit_run", "render_audit"]
 #: Verdicts: every threshold given holds; one does not; no threshold was given (figures only);
 #: the statistics are undefined for this pair of tasks (too few questions, score not logged).
 PASS, FAIL, NO_THRESHOLD, UNDEFINED = "PASS", "FAIL", "no threshold", "undefined"
-#: ... and: the question sets differ in kind and no base-model run controls for it (the gate's verdict)
-CONFOUNDED = "confounded"
+#: ... and CONFOUNDED: the question sets differ in kind and no base-model run controls for it (the
+#: gate's verdict, lm_eval_tbd.core.gate)
 
 
 @dataclass(frozen=True)
@@ -54,16 +56,13 @@ class AuditCriteria:
     def has_thresholds(self) -> bool:
         return any(v is not None for v in (self.max_auc, self.significance, self.max_contaminated_fraction))
 
-    def threshold(self, task: str):
-        """The gate's ``Threshold`` of ``task`` against the reference."""
-        from pytest_contam.config import Threshold
-
-        # A gate needs at least one limit; with none given the report shows the figures only
-        # (verdict "no threshold"), so it asks for one that cannot fail: AUC <= 1.
-        max_auc = self.max_auc if self.has_thresholds else 1.0
-        return Threshold(task, reference=self.reference, score=self.score, max_auc=max_auc,
-                         alpha=self.significance, max_contaminated_fraction=self.max_contaminated_fraction,
-                         fdr=self.fdr, min_generated_tokens=self.min_generated_tokens, max_text_auc=self.max_text_auc)
+    def criteria(self, task: str) -> GateCriteria:
+        """The gate's criteria of ``task`` against the reference; with no threshold given, the
+        evaluation gives the figures only (verdict "no threshold")."""
+        return GateCriteria(task, reference=self.reference, score=self.score, max_auc=self.max_auc,
+                            alpha=self.significance, max_contaminated_fraction=self.max_contaminated_fraction,
+                            fdr=self.fdr, min_generated_tokens=self.min_generated_tokens,
+                            max_text_auc=self.max_text_auc)
 
     def to_json(self) -> dict:
         out = asdict(self)
@@ -78,7 +77,7 @@ class AuditOutcome:
 
     task: str
     verdict: str
-    result: object = None  # pytest_contam.gate.GateResult
+    result: GateResult | None = None
     reason: str | None = None
 
     def to_json(self) -> dict:
@@ -89,8 +88,6 @@ class AuditOutcome:
             figures = self.result.to_json()
             for key in ("score_cutoff", "max_flagged_fraction", "error", "verdict"):  # the outcome's verdict wins
                 figures.pop(key, None)
-            if self.verdict == NO_THRESHOLD:
-                figures["checks"] = []  # only the stand-in limit of AuditCriteria.threshold was checked
             out.update(figures)
         return out
 
@@ -100,13 +97,11 @@ def audit_run(run: TaskRun, reference: TaskRun, criteria: AuditCriteria, *, top:
     the most significant flagged questions kept. Undefined statistics (fewer than 2 questions on
     a side, a score not logged) give an "undefined" outcome with the reason, not an error, so the
     other tasks are still reported."""
-    from pytest_contam.gate import evaluate
-
     try:
         base = base_reference = None
         if criteria.base is not None:
             base, base_reference = (base_run(criteria.base, r) for r in (run, reference))
-        result = evaluate(criteria.threshold(run.task), run, top=top, reference=reference, base=base,
+        result = evaluate(criteria.criteria(run.task), run, top=top, reference=reference, base=base,
                           base_reference=base_reference)
     except (IncompatibleRunsError, BaseRunMismatch):
         raise  # runs that cannot be compared are the user's error, not an undefined statistic
@@ -122,8 +117,6 @@ def audit_run(run: TaskRun, reference: TaskRun, criteria: AuditCriteria, *, top:
 def base_run(base_dir: Path, run: TaskRun) -> TaskRun:
     """The base model's run of ``run``'s task under ``base_dir`` (``--base``), re-scored as
     ``run`` was. A missing task is a ValueError naming the folder and the task."""
-    from lm_eval_tbd.core.samples import load_run
-
     try:
         base = load_run(base_dir, run.task)
     except FileNotFoundError as err:

@@ -270,7 +270,7 @@ def _make_task(args) -> int:
 
 
 def _demo(args) -> int:
-    from lm_eval_tbd.demo import run_demo
+    from lm_eval_tbd.app.demo import run_demo
 
     run_demo(args.out, n_questions=args.questions, epochs=args.epochs)
     return 0

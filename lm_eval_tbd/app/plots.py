@@ -70,7 +70,7 @@ def plot_task(run: TaskRun, directory: str | Path, *, summary: dict | None = Non
     """Write ``<task>_tbd.png`` and, when the run is labelled with both classes, ``<task>_roc.png``
     under ``directory``. Returns the paths written."""
     directory = Path(directory)
-    scores = run.scores()
+    scores = run.tbd_values()
     fig, ax = _figure()
     if run.labelled:
         labels = np.array([q.label for q in run.questions])
@@ -90,7 +90,7 @@ def _roc(run: TaskRun, directory: Path, auc: float) -> Path:
     from sklearn.metrics import roc_curve
 
     labels = np.array([q.label for q in run.questions])
-    fpr, tpr, _ = roc_curve(labels, -run.scores(), drop_intermediate=False)
+    fpr, tpr, _ = roc_curve(labels, -run.tbd_values(), drop_intermediate=False)
     fig, ax = _figure()
     ax.plot(fpr, tpr, color="tab:red", label=f"TBD (AUC {auc:.3f})")
     ax.plot([0, 1], [0, 1], color="grey", linestyle="--", label="chance")

@@ -8,17 +8,12 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from lm_eval_tbd.core.gate import one_line
 from lm_eval_tbd.core.runs import TaskRun
 from lm_eval_tbd.core.scores import SCORES, decision_value
 from lm_eval_tbd.core.stats import UndefinedMetricError, roc_auc, roc_report, tpr_at_fpr, tpr_at_fpr_paper
 
-__all__ = ["summarise", "compare_scores", "render_run", "print_run", "one_line"]
-
-
-def one_line(text: str, width: int) -> str:
-    """``text`` on one line (whitespace collapsed), cut to ``width`` characters with an ellipsis."""
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 1] + "…"
+__all__ = ["summarise", "compare_scores", "render_run", "print_run"]
 
 
 def compare_scores(run: TaskRun, **kwargs) -> dict[str, dict]:
@@ -35,7 +30,7 @@ def compare_scores(run: TaskRun, **kwargs) -> dict[str, dict]:
 def summarise(run: TaskRun) -> dict:
     """Figures of one run. ROC figures (member = positive, decision = -TBD) only when labelled;
     an undefined one is given as None with the reason under ``roc_undefined``."""
-    scores = run.scores()
+    scores = run.tbd_values()
     out = {
         "task": run.task,
         "n": len(scores),
@@ -63,7 +58,7 @@ def _fmt(value, spec=".3f") -> str:
 
 def _histogram(run: TaskRun, bins: int = 10, width: int = 40) -> Text:
     """Horizontal bars per score bin; members and non-members side by side when labelled."""
-    scores = run.scores()
+    scores = run.tbd_values()
     # Bins span the observed scores (TBD lies in [0, tau**alpha]); a constant score gets one bin.
     hi = float(scores.max()) if scores.max() > scores.min() else float(scores.min()) + 1e-3
     edges = np.histogram_bin_edges(scores, bins=bins, range=(float(scores.min()), hi))

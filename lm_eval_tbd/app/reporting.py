@@ -38,18 +38,15 @@ def task_figures(run: TaskRun) -> TaskFigures:
 
 def combined_audit_criteria(criteria, model_path):
     """``criteria`` (an :class:`~lm_eval_tbd.app.audit_report.AuditCriteria` with score "combined")
-    whose gate thresholds carry the combined model's file, as the gate's Threshold requires for
-    that score (``--audit-score combined --combined MODEL``)."""
-    from lm_eval_tbd.app.audit_report import AuditCriteria
+    whose gate criteria carry the combined model's file, which the evaluation reads for that score
+    (``--audit-score combined --combined MODEL``)."""
 
     @dataclass(frozen=True)
     class CombinedAuditCriteria(type(criteria)):
         combined_model: Path | None = None
 
-        def threshold(self, task: str):
-            # The base class builds the threshold for any score; the combined one then gets its model.
-            plain = AuditCriteria.threshold(dataclasses.replace(self, score="tbd"), task)
-            return dataclasses.replace(plain, score=self.score, combined_model=self.combined_model)
+        def criteria(self, task: str):
+            return dataclasses.replace(super().criteria(task), combined_model=self.combined_model)
 
         def to_json(self) -> dict:
             return {**super().to_json(), "combined_model": str(self.combined_model)}

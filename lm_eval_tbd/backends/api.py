@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from tqdm import tqdm
 
 from lm_eval_tbd.backends import check_prompt_fits, refuse_weight_options, scored_length
-from lm_eval_tbd.backends.openai_format import record_from_chat_choice, record_from_completion_choice
+from lm_eval_tbd.core.openai_format import record_from_chat_choice, record_from_completion_choice
 from lm_eval_tbd.core.record import REQUEST_TYPE
 
 log = logging.getLogger(__name__)

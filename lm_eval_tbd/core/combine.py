@@ -68,7 +68,7 @@ class CombinedModel:
 
     def decisions(self, run) -> np.ndarray:
         """Decision values of every question of a :class:`lm_eval_tbd.core.runs.TaskRun`."""
-        return np.array([self.decision(q.scores or {}) for q in run.questions])
+        return np.array([self.decision(q.scores) for q in run.questions])
 
     def to_json(self) -> str:
         fields = asdict(self)
@@ -260,7 +260,7 @@ def fit_combined(runs, *, features: list[str] | None = None, folds: int = 5, C: 
     if not runs:
         raise ValueError("fit_combined: no runs given")
     settings = fitted_settings(runs)
-    available = [n for n in SCORES if n != COMBINED and all(q.scores and n in q.scores for r in runs for q in r.questions)]
+    available = [n for n in SCORES if n != COMBINED and all(n in q.scores for r in runs for q in r.questions)]
     if features is None:
         features = [n for n in available if n not in ("gen_zlib", "q_zlib")]
     if len(set(features)) != len(features):
@@ -361,7 +361,7 @@ def with_combined(run, model: CombinedModel, *, warn=None):
             qs.append(q)
             continue
         try:
-            qs.append(replace(q, scores={**(q.scores or {}), COMBINED: model.decision(q.scores or {})}))
+            qs.append(replace(q, scores={**q.scores, COMBINED: model.decision(q.scores)}))
         except KeyError as err:
             raise ValueError(f"{run.task}: {err.args[0]} (was it scored with the same options as the calibration "
                              "run?)") from None

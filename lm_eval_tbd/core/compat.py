@@ -25,7 +25,7 @@ from lm_eval_tbd.core.scores import DEFAULT_ALPHA, DEFAULT_MAX_TOKENS, DEFAULT_T
 __all__ = ["METADATA_DEFAULTS", "IncompatibleRunsError", "run_settings", "check_compatible", "differences",
            "check_settings", "generated_limit", "run_stamp", "results_path", "QUESTION_KEYS", "MODEL_KEYS"]
 
-#: Every ``tbd_*`` metadata key the TBD tasks read, with its default (harness/options.py parses
+#: Every ``tbd_*`` metadata key the TBD tasks read, with its default (core/options.py parses
 #: them; a default written out and one left out give the same settings).
 METADATA_DEFAULTS = {
     "tbd_tau": DEFAULT_TAU,

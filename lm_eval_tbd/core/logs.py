@@ -22,8 +22,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from lm_eval_tbd.backends.openai_format import record_from_choice
 from lm_eval_tbd.core.data import _check_label, iter_json_objects, read_question_lines
+from lm_eval_tbd.core.openai_format import record_from_choice
 from lm_eval_tbd.core.record import GenerationRecord
 from lm_eval_tbd.core.runs import QuestionResult, TaskRun
 from lm_eval_tbd.core.scores import TBDParams, score_record

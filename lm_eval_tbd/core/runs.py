@@ -7,8 +7,10 @@ Reading them from lm-eval's output folders is :mod:`lm_eval_tbd.core.samples`' j
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+import numpy as np
 
 from lm_eval_tbd.core.record import GenerationRecord
 from lm_eval_tbd.core.scores import SCORES, TBDParams, mean_scores, score_record
@@ -29,7 +31,8 @@ class QuestionResult:
     label: int | None
     tbd: float
     record: GenerationRecord
-    scores: dict = None  # every score logged for this question (see lm_eval_tbd.core.scores.SCORES)
+    # every score logged for this question (see lm_eval_tbd.core.scores.SCORES); empty for none
+    scores: dict = field(default_factory=dict)
     records: tuple = ()
     sample_scores: tuple = field(default=(), compare=False)
 
@@ -53,9 +56,9 @@ class TaskRun:
     def labelled(self) -> bool:
         return any(q.label is not None for q in self.questions)
 
-    def scores(self):
-        import numpy as np
-
+    def tbd_values(self) -> np.ndarray:
+        """Every question's TBD, in question order (LOWER = more likely seen); every score of one
+        question is its ``scores``, one score of every question :meth:`score_values`."""
         return np.array([q.tbd for q in self.questions], dtype=float)
 
     def rescore(self, params: TBDParams) -> TaskRun:
@@ -89,8 +92,6 @@ class TaskRun:
         differently, has no question log-probs for it, or tokenised it to another number of
         question tokens.
         """
-        from dataclasses import replace
-
         by_id = {q.question_id: q for q in reference.questions}
         qs = []
         for q in self.questions:
@@ -126,9 +127,8 @@ class TaskRun:
 
     def score_names(self) -> list[str]:
         """Scores every question has (in SCORES order), e.g. for a comparison table."""
-        return [n for n in SCORES if all(q.scores and n in q.scores for q in self.questions)]
+        return [n for n in SCORES if all(n in q.scores for q in self.questions)]
 
-    def score_values(self, name: str):
-        import numpy as np
-
+    def score_values(self, name: str) -> np.ndarray:
+        """Score ``name`` of every question, in question order, in the score's own direction."""
         return np.array([q.scores[name] for q in self.questions], dtype=float)

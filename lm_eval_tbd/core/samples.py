@@ -31,7 +31,7 @@ def _sample_scores(records, question: str, samples_file: Path) -> tuple:
 @functools.lru_cache(maxsize=64)
 def _run_params(samples_file: Path) -> TBDParams:
     """The TBD parameters the run used, from its results file's task config (defaults if absent)."""
-    from lm_eval_tbd.harness.options import params_from_metadata
+    from lm_eval_tbd.core.options import params_from_metadata
 
     stamp = samples_file.stem.rsplit("_", 1)[-1]
     results = samples_file.parent / f"results_{stamp}.json"

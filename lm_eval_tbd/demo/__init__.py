@@ -1,6 +1,7 @@
-"""The offline demo (``lm-eval-tbd demo``): a tiny model distilled on generated questions, scored
-through the real ``lm_eval`` CLI. :mod:`.tiny_model` builds the model; :mod:`.offline` runs it."""
+"""The offline demo's parts: a tiny model (:mod:`.tiny_model`), generated questions and their
+distillation (:mod:`.offline`). ``lm-eval-tbd demo`` (:mod:`lm_eval_tbd.app.demo`) runs them
+through the real ``lm_eval`` CLI."""
 
-from lm_eval_tbd.demo.offline import distil, make_problems, memorised_share, run_demo, split_members
+from lm_eval_tbd.demo.offline import distil, make_problems, memorised_share, split_members
 
-__all__ = ["make_problems", "split_members", "distil", "memorised_share", "run_demo"]
+__all__ = ["make_problems", "split_members", "distil", "memorised_share"]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from lm_eval_tbd.core.atomic import write_text_atomic
 from lm_eval_tbd.core.data import read_questions_jsonl
-from lm_eval_tbd.harness.paths import tasks_dir
+from lm_eval_tbd.core.paths import tasks_dir
 
 __all__ = ["write_jsonl_task", "builtin_names"]
 
@@ -43,7 +43,7 @@ def write_jsonl_task(name: str, data_file: str | Path, directory: str | Path, **
                          "shadow (or be shadowed by); choose another name")
     data_file = Path(data_file).resolve()
     read_questions_jsonl(data_file)
-    from lm_eval_tbd.harness.options import options_from_metadata
+    from lm_eval_tbd.core.options import options_from_metadata
 
     options_from_metadata(metadata, task=name)
     head = {"include": str(tasks_dir() / "_tbd_template_yaml"), "task": name}

@@ -20,10 +20,10 @@ from lm_eval.api.task import ConfigurableTask
 
 from lm_eval_tbd import patches
 from lm_eval_tbd.core.errors import user_error
+from lm_eval_tbd.core.options import options_from_metadata, sample_seed
 from lm_eval_tbd.core.record import REQUEST_TYPE, GenerationRecord
 from lm_eval_tbd.core.scores import decision_value, mean_scores, score_record, tbd_underflows
 from lm_eval_tbd.harness.metrics import METRICS  # importing registers the metrics and aggregations
-from lm_eval_tbd.harness.options import options_from_metadata, sample_seed
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """OpenAI-style choices (completions and chat completions, with log-probs) and JSONL files of
-logged generations, as the tests of lm_eval_tbd.core.logs, lm_eval_tbd.backends.openai_format and
+logged generations, as the tests of lm_eval_tbd.core.logs, lm_eval_tbd.core.openai_format and
 `lm-eval-tbd score` build them. Response shapes follow the OpenAI completions / chat completions
 APIs; tests/integration/test_api_server.py checks them against a real server."""
 

@@ -25,7 +25,7 @@ import urllib.request
 
 import pytest
 
-from lm_eval_tbd.backends.openai_format import (
+from lm_eval_tbd.core.openai_format import (
     MissingLogprobsError,
     record_from_chat_choice,
     record_from_completion_choice,

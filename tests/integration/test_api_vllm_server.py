@@ -33,16 +33,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from lm_eval_tbd.backends.openai_format import (
+from lm_eval_tbd.core.openai_format import (
     MissingLogprobsError,
     record_from_chat_choice,
     record_from_completion_choice,
 )
+from lm_eval_tbd.core.options import sample_seed
+from lm_eval_tbd.core.paths import tasks_dir
 from lm_eval_tbd.core.record import GenerationRecord
 from lm_eval_tbd.core.samples import load_run
 from lm_eval_tbd.core.scores import tbd_score
-from lm_eval_tbd.harness.options import sample_seed
-from lm_eval_tbd.harness.paths import tasks_dir
 from tests.helpers import lm_eval, offline_env
 
 M = 40

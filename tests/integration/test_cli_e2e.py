@@ -6,9 +6,9 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from lm_eval_tbd.core.paths import tasks_dir
 from lm_eval_tbd.core.samples import load_run
 from lm_eval_tbd.core.scores import TBDParams, tbd_score
-from lm_eval_tbd.harness.paths import tasks_dir
 from tests.helpers import lm_eval, model_args, results_json
 
 
@@ -74,8 +74,8 @@ def test_include_path_without_autoload_and_labelled_metrics(tmp_path, tiny_model
 
     labels = [q.label for q in run.questions]
     assert labels == [0, 1, 0, 1, 0, 1]
-    assert res["tbd_roc_auc,none"] == pytest.approx(roc_auc(labels, -run.scores()))
-    assert res["tbd_tpr_at_1fpr,none"] == pytest.approx(tpr_at_fpr(labels, -run.scores()))
+    assert res["tbd_roc_auc,none"] == pytest.approx(roc_auc(labels, -run.tbd_values()))
+    assert res["tbd_tpr_at_1fpr,none"] == pytest.approx(tpr_at_fpr(labels, -run.tbd_values()))
     assert all(q.tbd == pytest.approx(tbd_score(q.record.logprobs, tau=0.9, max_tokens=12)) for q in run.questions)
 
 

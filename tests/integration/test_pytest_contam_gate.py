@@ -15,7 +15,7 @@ from tests.helpers import offline_env
 def results(main_run):
     """(output dir, {task: sorted TBD scores}) of the shared tiny-model lm_eval run."""
     out, _ = main_run
-    return out, {t: sorted(load_run(out, t).scores().tolist()) for t in ("tbd_aime24", "tbd_aime25")}
+    return out, {t: sorted(load_run(out, t).tbd_values().tolist()) for t in ("tbd_aime24", "tbd_aime25")}
 
 
 def failures_section(result) -> str:
@@ -147,7 +147,7 @@ def test_marker_and_fixture_for_hand_written_tests(pytester, results):
         @pytest.mark.contam("tbd_aime25")
         def test_median(contam):
             assert len(contam.questions) == 4
-            assert sorted(contam.scores()) == pytest.approx({scores['tbd_aime25']})
+            assert sorted(contam.tbd_values()) == pytest.approx({scores['tbd_aime25']})
 
         def test_any_task(contam):
             assert contam.run("tbd_aime24").task == "tbd_aime24"

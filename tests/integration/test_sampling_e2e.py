@@ -11,9 +11,9 @@ import sys
 import pytest
 import torch
 
+from lm_eval_tbd.core.options import sample_seed
 from lm_eval_tbd.core.record import GenerationRecord
 from lm_eval_tbd.core.scores import tbd_score
-from lm_eval_tbd.harness.options import sample_seed
 from tests.helpers import offline_env
 
 

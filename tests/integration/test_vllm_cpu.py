@@ -35,11 +35,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from lm_eval_tbd.core.options import sample_seed
+from lm_eval_tbd.core.paths import tasks_dir
 from lm_eval_tbd.core.record import GenerationRecord
 from lm_eval_tbd.core.samples import load_run
 from lm_eval_tbd.core.scores import tbd_score
-from lm_eval_tbd.harness.options import sample_seed
-from lm_eval_tbd.harness.paths import tasks_dir
 from tests.helpers import lm_eval, offline_env
 
 N_QUESTIONS = 6
@@ -266,7 +266,7 @@ def test_report_reads_the_vllm_run_as_the_hf_run(vllm_runs, hf_runs):
 
 
 def test_pytest_contam_reads_the_vllm_run_as_the_hf_run(vllm_runs, hf_runs, pytester):
-    scores = sorted(load_run(hf_runs["smollm2"], "tbd_jsonl").scores().tolist())
+    scores = sorted(load_run(hf_runs["smollm2"], "tbd_jsonl").tbd_values().tolist())
     # half the questions flagged, limit 25%: fails; the gap dwarfs the backends' TBD differences
     assert scores[3] - scores[2] > 1e-4
     cutoff = (scores[2] + scores[3]) / 2

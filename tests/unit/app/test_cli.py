@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from lm_eval_tbd.app.cli import main
-from lm_eval_tbd.backends.openai_format import MissingLogprobsError, record_from_chat_choice
 from lm_eval_tbd.core.logs import load_logged_generations
+from lm_eval_tbd.core.openai_format import MissingLogprobsError, record_from_chat_choice
 from lm_eval_tbd.core.record import GenerationRecord
 from tests.helpers.openai_responses import LN, WORKED
 from tests.helpers.openai_responses import chat_choice as _chat

@@ -122,7 +122,7 @@ def test_audit_mode_gives_the_gates_statistics_and_verdict(tmp_path, capsys):
     assert [c["passed"] for c in members["checks"]] == [False, False]
     runs = {t: load_run(out, t) for t in ("members", "heldout", "clean")}
     for task, got in (("members", members), ("heldout", heldout)):
-        want = audit(-runs[task].scores(), -runs["clean"].scores())  # decision value: -TBD
+        want = audit(-runs[task].tbd_values(), -runs["clean"].tbd_values())  # decision value: -TBD
         assert got["audit"]["auc"] == want["auc"] and got["audit"]["p_value"] == want["p_value"]
         assert got["audit"]["contaminated_fraction"] == want["contaminated_fraction"]
     assert members["audit"]["auc"] == 1.0 and heldout["audit"]["auc"] == 0.5

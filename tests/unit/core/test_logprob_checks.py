@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from lm_eval_tbd.backends.openai_format import record_from_completion_choice
 from lm_eval_tbd.backends.vllm import record_from_vllm
 from lm_eval_tbd.core.logs import record_from_logged
+from lm_eval_tbd.core.openai_format import record_from_completion_choice
 from lm_eval_tbd.core.record import LOGPROB_TOLERANCE, GenerationRecord, check_logprobs
 from lm_eval_tbd.core.scores import validate_logprobs
 

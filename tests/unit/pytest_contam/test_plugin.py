@@ -77,7 +77,7 @@ HAND_WRITTEN = """
 
     @pytest.mark.contam("tbd_a")
     def test_fails(contam):
-        assert min(contam.scores()) > 0.55
+        assert min(contam.tbd_values()) > 0.55
 
     @pytest.mark.contam("tbd_missing")
     def test_errors(contam):
@@ -118,7 +118,7 @@ def test_xdist_json_fails_on_a_failing_gate_or_check(pytester, two_tasks):
 
         @pytest.mark.contam("tbd_a")
         def test_low_scores(contam):
-            assert min(contam.scores()) > 0.55
+            assert min(contam.tbd_values()) > 0.55
     """)
     result = pytester.runpytest_subprocess("--contam", "-n", "2", "-k", "tbd_a or low", "--contam-json=r.json")
     result.assert_outcomes(passed=1, failed=1)

@@ -1,10 +1,10 @@
-"""lm_eval_tbd.harness.options: the tasks' tbd_* metadata options, validated: TBD parameters, flags,
+"""lm_eval_tbd.core.options: the tasks' tbd_* metadata options, validated: TBD parameters, flags,
 sampled decoding (tbd_decoding, tbd_samples, tbd_seed) and its per-sample seeds, server arguments."""
 
 import pytest
 
+from lm_eval_tbd.core.options import options_from_metadata, params_from_metadata, sample_seed
 from lm_eval_tbd.core.scores import TBDParams
-from lm_eval_tbd.harness.options import options_from_metadata, params_from_metadata, sample_seed
 
 
 def test_params_default_to_the_paper():

@@ -1,4 +1,4 @@
-"""lm_eval_tbd.backends.openai_format: generation records from OpenAI-style choices (completions and
+"""lm_eval_tbd.core.openai_format: generation records from OpenAI-style choices (completions and
 chat completions), greedy and sampled. Response shapes follow the OpenAI completions / chat
 completions APIs; tests/integration/test_api_server.py checks them against a real server."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from lm_eval_tbd.backends.openai_format import (
+from lm_eval_tbd.core.openai_format import (
     MissingLogprobsError,
     record_from_chat_choice,
     record_from_completion_choice,
@@ -72,7 +72,7 @@ def test_length_finish_short_of_the_limit_is_refused():
 
 
 def test_sampled_choice_checks():
-    from lm_eval_tbd.backends.openai_format import record_from_completion_choice
+    from lm_eval_tbd.core.openai_format import record_from_completion_choice
 
     choice = {"text": "ab", "finish_reason": "length",
               "logprobs": {"tokens": ["a", "b"], "token_logprobs": [-2.0, -0.1],

@@ -1,12 +1,71 @@
-"""Apply a benchmark's thresholds to its per-question scores (lower TBD = more seen-like)."""
+"""A benchmark's figures against its limits (lower TBD = more seen-like): the evaluation behind
+``pytest --contam`` (:mod:`pytest_contam`) and ``lm-eval-tbd report --reference``
+(:mod:`lm_eval_tbd.app.audit_report`), its result and the words of its messages.
+
+:class:`GateCriteria` holds what to measure and the limits; a limit left None is not applied, and
+criteria with no limit at all give the figures only (no check, nothing failed). The pytest gate's
+``Threshold`` (:mod:`pytest_contam.config`) is the same criteria, validated so that a configured
+gate always has a limit that can fail.
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
-from pytest_contam.config import Threshold
+__all__ = ["GateCriteria", "GateResult", "evaluate", "missing", "text_diagnostic", "one_line", "accuracy_lines",
+           "LIMIT_KEYS", "CONFOUNDED"]
 
-__all__ = ["GateResult", "evaluate", "missing"]
+#: The limits a criteria can set; with none set the evaluation gives the figures only.
+LIMIT_KEYS = ("score_cutoff", "max_auc", "alpha", "max_contaminated_fraction", "max_accuracy_gap")
+
+
+@dataclass(frozen=True)
+class GateCriteria:
+    """What to measure of one benchmark and the limits to hold it to.
+
+    Fixed cutoff: a question is flagged when its TBD < ``score_cutoff`` (lower = more seen-like);
+    the benchmark fails when the flagged fraction exceeds ``max_flagged_fraction``.
+    Calibrated (``reference`` = a clean reference task scored in the same run): the benchmark's
+    ``score`` is compared with the reference's (audit mode); it fails when the Mann-Whitney AUC
+    exceeds ``max_auc``, its one-sided p-value is below ``alpha``, or the estimated contaminated
+    fraction exceeds ``max_contaminated_fraction``. Questions are flagged by Benjamini-Hochberg at
+    ``fdr``.
+    """
+
+    benchmark: str
+    score_cutoff: float | None = None
+    max_flagged_fraction: float = 0.0
+    reference: str | None = None
+    score: str = "tbd"
+    max_auc: float | None = None
+    alpha: float | None = None
+    max_contaminated_fraction: float | None = None
+    fdr: float = 0.05
+    # score = "combined": the model file written by `lm-eval-tbd combine fit` (lm_eval_tbd.core.combine)
+    combined_model: Path | None = None
+    # The defaults of lm_eval_tbd.core.calibrated.DEFAULT_MIN_TOKENS and
+    # lm_eval_tbd.core.text_shift.DEFAULT_MAX_TEXT_AUC, not imported: they load scikit-learn, and
+    # the pytest plugin imports this module at every pytest start.
+    min_generated_tokens: int = 20
+    max_text_auc: float = 0.75
+    allow_confounded: bool = False
+    # the ordinary task holding the benchmark's questions ("TASK[:METRIC]"; default: paired by name,
+    # lm_eval_tbd.core.outcomes) and the largest accuracy gap, most seen-like quarter minus the rest
+    accuracy_task: str | None = None
+    max_accuracy_gap: float | None = None
+
+    @property
+    def has_limits(self) -> bool:
+        """Whether any limit is set (else the evaluation gives the figures only)."""
+        return any(getattr(self, k) is not None for k in LIMIT_KEYS)
+
+
+def one_line(text: str, width: int) -> str:
+    """``text`` on one line (whitespace collapsed), cut to ``width`` characters with an ellipsis."""
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 @dataclass(frozen=True)
@@ -50,9 +109,7 @@ class GateResult:
         if self.audit:
             lines += _audit_lines(self.audit, self.n)
         if self.accuracy:
-            from lm_eval_tbd.app.accuracy_report import describe
-
-            lines += describe(self.accuracy)
+            lines += accuracy_lines(self.accuracy)
         if self.top_flagged:
             lines.append("most suspicious flagged questions:")
             lines += [f"  {qid:>12}  score {score:.4f}  {text}" for qid, score, text in self.top_flagged]
@@ -137,7 +194,7 @@ def _confounded_line(benchmark: str, a: dict) -> str:
 def _bh_floor_note(n_reference: int, n_benchmark: int, fdr: float) -> str | None:
     """Why Benjamini-Hochberg cannot flag a lone question with this few reference questions;
     None when a single question could be flagged (then 0 flagged is a finding of the data)."""
-    from lm_eval_tbd.core.stats import bh_min_flaggable
+    from lm_eval_tbd.core.stats import bh_min_flaggable  # deferred: scipy and scikit-learn (see evaluate)
 
     k = bh_min_flaggable(n_reference, n_benchmark, fdr)
     if k == 1:
@@ -154,8 +211,6 @@ def _bh_floor_note(n_reference: int, n_benchmark: int, fdr: float) -> str | None
 
 def _at_least(x: float) -> int:
     """ceil(x), ignoring float noise such as 20.000000000000004 for 1 / 0.05."""
-    import math
-
     return math.ceil(round(x, 9))
 
 
@@ -170,18 +225,21 @@ def _check(key: str, name: str, measured: float, limit: float, ok: bool) -> dict
     return {"key": key, "check": name, "measured": float(measured), "limit": float(limit), "passed": bool(ok)}
 
 
-def evaluate(threshold: Threshold, run, top: int = 5, reference=None, base=None, base_reference=None, *,
+def evaluate(threshold: GateCriteria, run, top: int = 5, reference=None, base=None, base_reference=None, *,
              accuracy: bool = False) -> GateResult:
     """Gate one benchmark's run (an ``lm_eval_tbd.core.runs.TaskRun``); ``reference`` is the clean
     reference task's run when ``threshold.reference`` is set; ``base`` and ``base_reference`` the
     base model's runs of the same two tasks, when the configuration gives a base model.
     ``accuracy``: also join the ordinary task beside ``run``'s samples (``accuracy_task``, or
     paired by name) and give its accuracy against seen-likeness; checked against
-    ``max_accuracy_gap`` when set."""
+    ``max_accuracy_gap`` when set. Criteria with no limit give the figures with no check, passed
+    (nothing failed); criteria with limits of which none could be checked fail."""
+    # Deferred: pytest_contam.plugin imports this module at every pytest start, and these load
+    # numpy, scipy and scikit-learn.
     import numpy as np
 
-    from lm_eval_tbd.app.report import one_line
     from lm_eval_tbd.core.calibrated import calibrated_audit
+    from lm_eval_tbd.core.compat import check_compatible
     from lm_eval_tbd.core.stats import bh_min_flaggable
 
     if threshold.combined_model is not None:
@@ -191,7 +249,7 @@ def evaluate(threshold: Threshold, run, top: int = 5, reference=None, base=None,
         model = load_combined(threshold.combined_model)
         run, reference, base, base_reference = (with_combined(r, model) if r is not None else None
                                                 for r in (run, reference, base, base_reference))
-    scores = run.scores()
+    scores = run.tbd_values()
     checks, flagged, top_flagged, audit_figures, verdict, warnings = [], [], (), None, "", []
     if threshold.score_cutoff is not None:
         flagged = sorted((q for q in run.questions if q.tbd < threshold.score_cutoff), key=lambda q: (q.tbd, q.doc_id))
@@ -211,8 +269,6 @@ def evaluate(threshold: Threshold, run, top: int = 5, reference=None, base=None,
                 raise ValueError(note)
         # Benchmark and reference must be scored alike (model, decoding, tbd_* options, template),
         # and the base model's runs like the student's but for the model itself.
-        from lm_eval_tbd.core.compat import check_compatible
-
         check_compatible(run, reference, role_a="benchmark", role_b="reference")
         if base is not None:
             for student, twin in ((run, base), (reference, base_reference)):
@@ -260,7 +316,8 @@ def evaluate(threshold: Threshold, run, top: int = 5, reference=None, base=None,
         accuracy_figures = _accuracy(threshold, run, base, *marked)
         if threshold.max_accuracy_gap is not None:
             checks.append(_accuracy_check(threshold, accuracy_figures))
-    passed = bool(checks) and all(c["passed"] for c in checks)  # no criterion: nothing shows it clean
+    # Limits of which none was checked: nothing shows it clean. No limit at all: figures only.
+    passed = all(c["passed"] for c in checks) and (bool(checks) or not threshold.has_limits)
     if verdict == CONFOUNDED:
         passed = threshold.allow_confounded
     else:
@@ -285,12 +342,10 @@ def evaluate(threshold: Threshold, run, top: int = 5, reference=None, base=None,
     )
 
 
-def _accuracy(threshold: Threshold, run, base, flagged_ids, flagged_by: str, excluded_ids) -> dict | None:
+def _accuracy(threshold: GateCriteria, run, base, flagged_ids, flagged_by: str, excluded_ids) -> dict | None:
     """The accuracy figures of ``run``'s ordinary task (lm_eval_tbd.core.accuracy): None when the
     results hold none and no max_accuracy_gap asks for it; ``{"error": ...}`` when it cannot be
     joined, unless max_accuracy_gap needs it (then the ValueError fails the gate)."""
-    from pathlib import Path
-
     from lm_eval_tbd.core.accuracy import paired_accuracy
     from lm_eval_tbd.core.outcomes import ordinary_candidates, pair_run
 
@@ -311,7 +366,7 @@ def _accuracy(threshold: Threshold, run, base, flagged_ids, flagged_by: str, exc
         return {"error": str(err)}
 
 
-def _accuracy_check(threshold: Threshold, figures: dict) -> dict:
+def _accuracy_check(threshold: GateCriteria, figures: dict) -> dict:
     """max_accuracy_gap against the measured gap (most seen-like quarter minus the rest), its CI
     in the check's name; ValueError when the gap is undefined (too few questions)."""
     g = figures["seen_like"]
@@ -328,7 +383,7 @@ def _accuracy_check(threshold: Threshold, figures: dict) -> dict:
 def text_diagnostic(run, reference) -> dict:
     """The text-only AUC of ``run``'s questions against ``reference``'s, with its CI; ``{"auc":
     None, "reason": ...}`` when the sets are too small for it."""
-    from lm_eval_tbd.core.stats import UndefinedMetricError
+    from lm_eval_tbd.core.stats import UndefinedMetricError  # deferred: scipy and scikit-learn (see evaluate)
     from lm_eval_tbd.core.text_shift import text_only_auc
 
     try:
@@ -337,7 +392,57 @@ def text_diagnostic(run, reference) -> dict:
         return {"auc": None, "reason": str(err)}
 
 
-def missing(threshold: Threshold, error: str) -> GateResult:
+def missing(threshold: GateCriteria, error: str) -> GateResult:
     """A configured benchmark without results: a failure, never a silent pass."""
     return GateResult(threshold.benchmark, False, 0, None, None, 0, None, threshold.score_cutoff,
                       threshold.max_flagged_fraction, (), None, error, verdict="FAIL")
+
+
+def accuracy_group_names(fig: dict, key: str) -> tuple[str, str]:
+    """The names of group ``key`` ("seen_like", "flagged" or "members") of accuracy figures and of
+    the rest it is set against."""
+    if key == "seen_like":
+        return f"most seen-like quarter by {fig['score']}", "the rest"
+    if key == "flagged":
+        return f"flagged ({fig['flagged'].get('flagged_by') or 'audit'})", "unflagged"
+    return f"members ({fig['members']['source']})", "non-members"
+
+
+def points(value) -> str:
+    """A share difference in signed percentage points: ``+12.5``."""
+    return f"{value * 100:+.1f}"
+
+
+def interval(ci, as_points: bool = True) -> str:
+    """`` [lo, hi]`` of a CI in points (else as signed numbers); "" for none."""
+    if not ci:
+        return ""
+    lo, hi = ci
+    return f" [{points(lo)}, {points(hi)}]" if as_points else f" [{lo:+.2f}, {hi:+.2f}]"
+
+
+def accuracy_lines(fig: dict) -> list[str]:
+    """Plain-text lines of one benchmark's accuracy figures (lm_eval_tbd.core.accuracy), as the
+    gate's failure message gives them."""
+    if "error" in fig:
+        return [f"accuracy: the ordinary task could not be joined: {fig['error']}"]
+    lines = [f"accuracy of {fig['task']} ({fig['metric']}) on {fig['match']['matched']} of {fig['match']['n_tbd']} "
+             f"{fig['tbd_task']} questions: {fig['accuracy']:.1%}"]
+    for key in ("seen_like", "flagged", "members"):
+        g = fig.get(key)
+        if g is None:
+            continue
+        name, rest = accuracy_group_names(fig, key)
+        if "undefined" in g:
+            lines.append(f"  {name}: undefined ({g['undefined']})")
+        else:
+            lines.append(f"  {name} {g['accuracy_group']:.1%} ({g['n_group']}) against {rest} {g['accuracy_rest']:.1%} "
+                         f"({g['n_rest']}): {points(g['gap'])} points{interval(g['gap_ci'])}")
+    inf = fig.get("inflation")
+    if inf is not None and "undefined" not in inf:
+        lines.append(f"  inflation (student gap {points(inf['student_gap'])} - base gap {points(inf['base_gap'])}): "
+                     f"{points(inf['inflation'])} points{interval(inf['inflation_ci'])}")
+    rc = fig["rank_correlation"]
+    lines.append(f"  rank correlation: {'undefined (' + rc['undefined'] + ')' if 'undefined' in rc else format(rc['rho'], '+.2f') + interval(rc['rho_ci'], as_points=False)}")
+    lines += [f"  note: {n}" for n in fig.get("notes", ())]
+    return lines

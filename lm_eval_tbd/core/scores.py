@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from lm_eval_tbd.core.record import GenerationRecord
 
 __all__ = [
-    "TBDParams", "tbd_score", "tbd_underflows", "validate_logprobs", "DEFAULT_TAU", "DEFAULT_ALPHA", "DEFAULT_MAX_TOKENS",
+    "TBDParams", "tbd_score", "tbd_underflows", "DEFAULT_TAU", "DEFAULT_ALPHA", "DEFAULT_MAX_TOKENS",
     "mean_logprob", "min_k", "max_k", "min_k_plus_plus", "zlib_ratio", "mean_entropy", "ratio_min_k",
     "certain_share", "SCORES", "ScoreSpec", "decision_value", "score_record", "mean_scores", "K",
 ]
@@ -60,18 +60,6 @@ def _finite_number(value) -> bool:
     return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
 
 
-def validate_logprobs(logprobs, *, where: str = "logprobs") -> np.ndarray:
-    """Return ``logprobs`` as a 1-D float64 array, or raise ValueError naming ``where``.
-
-    Log-probabilities must be <= 0 (a positive rounding error up to
-    :data:`~lm_eval_tbd.core.record.LOGPROB_TOLERANCE`, as float32 log-softmax can produce for a
-    certain token, is read as 0) and not NaN; -inf (probability 0) is allowed. The same check
-    as every :class:`~lm_eval_tbd.core.record.GenerationRecord` passes
-    (:func:`~lm_eval_tbd.core.record.check_logprobs`).
-    """
-    return check_logprobs(logprobs, where=where)
-
-
 def tbd_score(
     logprobs,
     *,
@@ -89,7 +77,7 @@ def tbd_score(
     For ROC metrics with member = positive class, use ``-tbd_score(...)`` as the decision value.
     """
     params = TBDParams(tau=tau, alpha=alpha, max_tokens=max_tokens)
-    lp = validate_logprobs(logprobs)[: params.max_tokens]
+    lp = check_logprobs(logprobs)[: params.max_tokens]
     p = np.exp(lp)
     kept = p[p < params.tau]
     if kept.size == 0:
@@ -101,7 +89,7 @@ def tbd_underflows(logprobs, params: TBDParams) -> bool:
     """Whether TBD is 0 only because every ``(tau - p) ** alpha`` underflows to 0 in floating point
     (e.g. alpha 1e300), although some generated token has ``p < tau``: a 0 that reads as the most
     seen-like score and says nothing."""
-    p = np.exp(validate_logprobs(logprobs)[: params.max_tokens])
+    p = np.exp(check_logprobs(logprobs)[: params.max_tokens])
     kept = p[p < params.tau]
     return kept.size > 0 and not np.any((params.tau - kept) ** params.alpha)
 
@@ -113,7 +101,7 @@ def tbd_underflows(logprobs, params: TBDParams) -> bool:
 
 
 def _scored(logprobs, max_tokens: int | None, what: str) -> np.ndarray:
-    lp = validate_logprobs(logprobs)
+    lp = check_logprobs(logprobs)
     if max_tokens is not None:
         lp = lp[:max_tokens]
     if lp.size == 0:
@@ -190,7 +178,7 @@ def mean_entropy(vocab_logp_mean, *, max_tokens: int | None = None) -> float:
 
 def _paired(logprobs, ref_logprobs, max_tokens: int | None, what: str) -> tuple[np.ndarray, np.ndarray]:
     lp = _scored(logprobs, max_tokens, what)
-    ref = validate_logprobs(ref_logprobs, where=f"{what} reference log-probs")[: lp.size]
+    ref = check_logprobs(ref_logprobs, where=f"{what} reference log-probs")[: lp.size]
     if ref.size != lp.size:
         raise ValueError(f"{what}: {lp.size} tokens but {ref.size} reference log-probs")
     return lp, ref

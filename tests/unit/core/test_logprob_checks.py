@@ -11,7 +11,7 @@ from lm_eval_tbd.backends.vllm import record_from_vllm
 from lm_eval_tbd.core.logs import record_from_logged
 from lm_eval_tbd.core.openai_format import record_from_completion_choice
 from lm_eval_tbd.core.record import LOGPROB_TOLERANCE, GenerationRecord, check_logprobs
-from lm_eval_tbd.core.scores import validate_logprobs
+from lm_eval_tbd.core.scores import mean_logprob
 
 
 def test_hand_values():
@@ -51,7 +51,7 @@ def _logged(lp: float) -> GenerationRecord:
 
 
 def _scores(lp: float):
-    return validate_logprobs([lp])
+    return [mean_logprob([lp])]  # every score reads log-probs through record.check_logprobs
 
 
 @pytest.mark.parametrize("make", [_record, _vllm, _server, _logged, _scores])

@@ -63,13 +63,15 @@ from pathlib import Path
 from _cli import check_stem
 from _cpu_allocator import allocator_env
 from _speed_report import (
-    CHECKED_WITHOUT_TARGET,
-    COMPARISONS,
+    check_equal_work,
+    check_generations,
     machine_info,
     markdown,
     missed_targets,
     print_tables,
+    read_generations,
     summarise,
+    work_done,
 )
 from _speed_setup import (
     CONFIGS,
@@ -79,7 +81,6 @@ from _speed_setup import (
     load_questions,
     make_configs,
     prepare_model,
-    prompt,
     shown_path,
 )
 
@@ -142,81 +143,6 @@ def run_once(c: Config, cmd: list[str], run_dir: Path, env: dict) -> dict:
             "lm_eval_total_evaluation_time_s": None if total is None else float(total),  # a string in the JSON
             "user_cpu_s": usage.ru_utime, "sys_cpu_s": usage.ru_stime, "n_requests": req["n"],
             "requests_rss_growth_mib": req["maxrss_after_mib"] - req["rss_before_mib"] if grew else None}
-
-
-def read_generations(c: Config, run_dir: Path, tok) -> dict[int, dict]:
-    """Per doc id: question, text, generated tokens with EOS (TBD: exact, from ``load_run``; plain:
-    the text re-encoded, +1 when shorter than M) and how it ended."""
-    from lm_eval_tbd.core.samples import load_run, samples_path
-
-    if c.kind == "tbd":
-        return {q.doc_id: {"question": q.question, "text": q.record.text, "tokens": q.record.n_tokens,
-                           "finish": q.record.finish_reason, "decoding": q.record.decoding}
-                for q in load_run(run_dir, c.task).questions}
-    out = {}
-    for line in samples_path(run_dir, c.task).read_text(encoding="utf-8").splitlines():
-        s = json.loads(line)
-        text = s["resps"][0][0]
-        n = len(tok(text, add_special_tokens=False)["input_ids"])
-        out[s["doc_id"]] = {"question": s["doc"]["question"], "text": text, "tokens": min(n + 1, c.max_tokens),
-                            "finish": "length" if n >= c.max_tokens else "eos"}
-    return out
-
-
-def work_done(gens: dict[int, dict], tok, batch_size: int) -> dict:
-    """Generated tokens, EOS-ended answers, and decode steps: the longest answer of each batch,
-    summed over batches formed as lm_eval and TBD form them (longest prompt first)."""
-    prompts = {id(g): prompt(tok, g["question"]) for g in gens.values()}
-    order = sorted(gens.values(), key=lambda g: (-len(tok(prompts[id(g)], add_special_tokens=False)["input_ids"]),
-                                                 prompts[id(g)]))
-    steps = sum(max(g["tokens"] for g in order[i:i + batch_size]) for i in range(0, len(order), batch_size))
-    return {"generated_tokens": sum(g["tokens"] for g in order), "decode_steps": steps,
-            "eos_ended": sum(g["finish"] == "eos" for g in order)}
-
-
-def check_generations(c: Config, gens: dict, n_questions: int, reference: dict | None, allow_eos: bool) -> None:
-    """The run answered every question, the same as in earlier rounds; TBD records are well formed."""
-    if len(gens) != n_questions:
-        raise BenchmarkError(f"{c.name}: {len(gens)} generations for {n_questions} questions")
-    for d, g in gens.items():
-        if c.kind == "tbd" and (g["tokens"] > c.max_tokens or g["decoding"] != c.decoding or (
-                g["finish"] == "length" and g["tokens"] != c.max_tokens) or (g["finish"] == "eos" and not allow_eos)):
-            raise BenchmarkError(f"{c.name}: doc {d} generated {g['tokens']} tokens ({g['finish']}, {g['decoding']}); "
-                                 f"expected {c.max_tokens}, fewer only at EOS{'' if allow_eos else ' (none for the built model)'}, "
-                                 f"decoding {c.decoding}")
-        if reference is not None and g["text"] != reference[d]["text"]:
-            raise BenchmarkError(f"{c.name}: doc {d} generated other text than in an earlier round, so rounds did not "
-                                 f"repeat the same work: {g['text'][-80:]!r} vs {reference[d]['text'][-80:]!r}")
-
-
-def check_equal_work(configs: list[Config], gens: dict, work: dict, tolerance: float) -> dict:
-    """Per TBD-vs-plain (or allocator) comparison that runs, what was checked: greedy, identical
-    texts (then the plain run's work is TBD's exact count: the same tokens); sampled, decode steps
-    within ``tolerance``."""
-    by_key, checked = {c.key: c for c in configs}, {}
-    for key, (t, p, _, targets) in COMPARISONS.items():
-        if (not targets and key not in CHECKED_WITHOUT_TARGET) or t not in by_key or p not in by_key:
-            continue
-        tbd, plain = by_key[t].name, by_key[p].name
-        if by_key[p].decoding == "greedy":
-            diff = [d for d in gens[plain] if gens[plain][d]["text"] != gens[tbd][d]["text"]]
-            if diff:
-                a, b = gens[plain][diff[0]]["text"], gens[tbd][diff[0]]["text"]
-                at = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
-                raise BenchmarkError(f"{plain}: {len(diff)} of {len(gens[plain])} greedy generations differ from {tbd}'s, "
-                                     f"so the two did not do the same work. First, doc {diff[0]} from character {at}: "
-                                     f"{plain} {a[at:at + 60]!r} vs {tbd} {b[at:at + 60]!r}")
-            work[plain] = work[tbd]
-            checked[key] = {"check": f"every {plain} generation equals the {tbd} one"}
-            continue
-        steps = {n: work[n]["decode_steps"] for n in (plain, tbd)}
-        off = steps[tbd] / steps[plain] - 1
-        if abs(off) > tolerance:
-            raise BenchmarkError(f"{tbd} ran {steps[tbd]} decode steps and {plain} {steps[plain]} ({off:+.1%}), beyond "
-                                 f"--sample-tolerance {tolerance:.0%}: the sampled configurations did not do the same "
-                                 "work (more --questions make the longest answer per batch steadier)")
-        checked[key] = {"check": f"decode steps within {tolerance:.0%}", "decode_steps": steps, "difference": off}
-    return checked
 
 
 # --------------------------------------------------------------------------- main

@@ -45,8 +45,8 @@ def _gens(questions_tokens: dict[str, int], text=lambda q: q) -> dict[int, dict]
 def test_decode_steps_follow_the_longest_answer_of_each_batch(tok):
     # batches are formed longest prompt first: {long 1, long 2} then {short 1, short 2}
     gens = _gens({"short 1": 5, "long one long one long one 1": 3, "short 2": 9, "long one long one long one 2": 7})
-    assert speed.work_done(gens, tok, batch_size=2) == {"generated_tokens": 24, "decode_steps": 7 + 9, "eos_ended": 4}
-    assert speed.work_done(gens, tok, batch_size=4)["decode_steps"] == 9
+    assert _speed_report.work_done(gens, tok, batch_size=2) == {"generated_tokens": 24, "decode_steps": 7 + 9, "eos_ended": 4}
+    assert _speed_report.work_done(gens, tok, batch_size=4)["decode_steps"] == 9
 
 
 def _configs(decoding: str):
@@ -58,32 +58,32 @@ def _configs(decoding: str):
 def test_sampled_work_must_agree_within_the_tolerance():
     configs = _configs("sample")
     work = {"plain_sample@8": {"decode_steps": 100}, "tbd_sample@8": {"decode_steps": 104}}
-    checked = speed.check_equal_work(configs, {}, work, tolerance=0.05)
+    checked = _speed_report.check_equal_work(configs, {}, work, tolerance=0.05)
     assert checked["tbd_sample_vs_plain_sample"]["difference"] == pytest.approx(0.04)
     work["tbd_sample@8"]["decode_steps"] = 120
     with pytest.raises(BenchmarkError, match="--sample-tolerance 5%"):
-        speed.check_equal_work(configs, {}, work, tolerance=0.05)
+        _speed_report.check_equal_work(configs, {}, work, tolerance=0.05)
 
 
 def test_greedy_generations_must_be_identical():
     configs = _configs("greedy")
     gens = {"plain@8": _gens({"q": 8}), "tbd@8": _gens({"q": 8})}
     work = {"plain@8": {"decode_steps": 7}, "tbd@8": {"decode_steps": 8}}
-    speed.check_equal_work(configs, gens, work, tolerance=0.0)
+    _speed_report.check_equal_work(configs, gens, work, tolerance=0.0)
     assert work["plain@8"] == work["tbd@8"]  # the same tokens: TBD's exact count holds for both
     gens["tbd@8"] = _gens({"q": 8}, text=lambda q: q + " and more")
     with pytest.raises(BenchmarkError, match="greedy generations differ"):
-        speed.check_equal_work(configs, gens, work, tolerance=0.0)
+        _speed_report.check_equal_work(configs, gens, work, tolerance=0.0)
 
 
 def test_tbd_records_and_rounds_are_checked():
     c = Config("tbd", "tbd@8", "tbd", "greedy", 8, "t")
     ok = {0: {"text": "x", "tokens": 8, "finish": "length", "decoding": "greedy"}}
-    speed.check_generations(c, ok, 1, None, allow_eos=False)
+    _speed_report.check_generations(c, ok, 1, None, allow_eos=False)
     with pytest.raises(BenchmarkError, match="fewer only at EOS"):
-        speed.check_generations(c, {0: {**ok[0], "tokens": 3, "finish": "eos"}}, 1, None, allow_eos=False)
+        _speed_report.check_generations(c, {0: {**ok[0], "tokens": 3, "finish": "eos"}}, 1, None, allow_eos=False)
     with pytest.raises(BenchmarkError, match="earlier round"):
-        speed.check_generations(c, ok, 1, {0: {**ok[0], "text": "y"}}, allow_eos=False)
+        _speed_report.check_generations(c, ok, 1, {0: {**ok[0], "text": "y"}}, allow_eos=False)
 
 
 def test_verdicts_and_missed_targets():

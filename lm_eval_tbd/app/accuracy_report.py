@@ -20,7 +20,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from lm_eval_tbd.core.gate import accuracy_group_names, interval, points
+from lm_eval_tbd.core.gate import accuracy_groups, interval, points
 
 __all__ = ["parse_accuracy_options", "resolve_pairs", "accuracy_section", "render_accuracy", "plain_words",
            "plot_accuracy"]
@@ -126,11 +126,7 @@ def render_accuracy(figures: list[dict]):
                       title_justify="left")
         for col in ("questions", "accuracy (n)", "against (n)", f"difference, points [{fig['confidence']:.0%} CI]"):
             table.add_column(col, justify="left" if col == "questions" else "right")
-        for key in ("seen_like", "flagged", "members"):
-            g = fig.get(key)
-            if g is None:
-                continue
-            name, rest = accuracy_group_names(fig, key)
+        for name, rest, g in accuracy_groups(fig):
             if "undefined" in g:
                 table.add_row(escape(name), "-", "-", f"[yellow]undefined: {escape(g['undefined'])}[/]")
                 continue

@@ -36,6 +36,10 @@ import math
 
 import numpy as np
 
+from lm_eval_tbd.core.atomic import json_safe
+from lm_eval_tbd.core.outcomes import PairingError, find_ordinary_task, pair_run
+from lm_eval_tbd.core.samples import load_run
+from lm_eval_tbd.core.scores import SCORES
 from lm_eval_tbd.core.stats import UndefinedMetricError
 
 __all__ = ["SHARE", "seen_like_split", "group_gap", "quarter_gap", "rank_correlation", "inflation", "accuracy_by_bin",
@@ -287,9 +291,6 @@ def accuracy_figures(run, outcomes, join, *, score: str = "tbd", flagged_ids=Non
     ``{"undefined": reason}``. Non-finite decision bounds of a bin are spelled "-Infinity" etc.
     (:func:`lm_eval_tbd.core.atomic.json_safe`).
     """
-    from lm_eval_tbd.core.atomic import json_safe
-    from lm_eval_tbd.core.scores import SCORES
-
     if score not in SCORES:
         raise ValueError(f"unknown score {score!r}; known: {', '.join(SCORES)}")
     if score not in run.score_names():
@@ -368,9 +369,6 @@ def folder_accuracy(output_path, tbd_task: str, task: str | None = None, *, metr
 
     Example: ``folder_accuracy("out/", "tbd_math500", "minerva_math500", member_ids=leaked)``.
     """
-    from lm_eval_tbd.core.outcomes import PairingError, find_ordinary_task, pair_run
-    from lm_eval_tbd.core.samples import load_run
-
     run = load_run(output_path, tbd_task)
     task = task or find_ordinary_task(run.samples_file.parent, tbd_task)
     if task is None:

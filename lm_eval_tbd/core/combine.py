@@ -12,15 +12,22 @@ decision value too: HIGHER = more likely seen.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
+from lm_eval_tbd.core.atomic import write_text_atomic
+from lm_eval_tbd.core.compat import QUESTION_KEYS, IncompatibleRunsError, check_compatible, check_settings, run_settings
 from lm_eval_tbd.core.record import loads_json
+from lm_eval_tbd.core.runs import TaskRun
 from lm_eval_tbd.core.scores import SCORES, decision_value
+from lm_eval_tbd.core.stats import roc_report
 
 __all__ = ["CombinedModel", "fit_combined", "load_combined", "cross_fit_decisions", "with_combined", "COMBINED"]
 
@@ -80,8 +87,6 @@ class CombinedModel:
         scored with other TBD options, decoding or chat-template use than the runs the model was
         fitted on (its features would mean something else). The model itself may differ. Nothing
         to check when the model recorded no settings."""
-        from lm_eval_tbd.core.compat import IncompatibleRunsError, check_settings, run_settings
-
         if self.tbd_options is None:
             return
         name = f"the combined model {self.source}" if self.source else "the combined model"
@@ -94,8 +99,6 @@ class CombinedModel:
                        same_model=False, ignore=("fitted_on",))
 
     def save(self, path: str | Path) -> Path:
-        from lm_eval_tbd.core.atomic import write_text_atomic
-
         return write_text_atomic(Path(path), self.to_json() + "\n")
 
 
@@ -178,8 +181,6 @@ def load_combined(path: str | Path) -> CombinedModel:
 
 def question_key(text: str) -> str:
     """A short, stable hash of a question's text (to recognise calibration questions)."""
-    import hashlib
-
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
@@ -200,8 +201,6 @@ def fitted_settings(runs) -> dict | None:
     ``fitted_on`` (each run's task, samples file and date). Raises
     :class:`~lm_eval_tbd.core.compat.IncompatibleRunsError` naming two runs made with other
     settings. None when a run was read from no lm-eval output (no samples file)."""
-    from lm_eval_tbd.core.compat import QUESTION_KEYS, check_compatible, run_settings
-
     if not runs or any(r.samples_file is None for r in runs):
         return None
     first = runs[0]
@@ -251,11 +250,6 @@ def fit_combined(runs, *, features: list[str] | None = None, folds: int = 5, C: 
 
     Example: ``fit_combined([load_run(out, "my_calibration")]).save("model.json")``.
     """
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
-
-    from lm_eval_tbd.core.stats import roc_report
-
     runs = list(runs)
     if not runs:
         raise ValueError("fit_combined: no runs given")
@@ -313,7 +307,6 @@ def cross_fit_decisions(calibration, targets: dict, *, features: list[str] | Non
     Returns ``{name: decisions in the order of targets[name].questions}``. Raises ValueError when a
     target holds questions the calibration run does not.
     """
-    from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold
 
     if features is None:
@@ -348,10 +341,6 @@ def with_combined(run, model: CombinedModel, *, warn=None):
     Raises ValueError naming the task when a question lacks one of the model's features, and
     :class:`~lm_eval_tbd.core.compat.IncompatibleRunsError` when the run was scored with other
     settings than the model was fitted on (:meth:`CombinedModel.check_run`)."""
-    from dataclasses import replace
-
-    from lm_eval_tbd.core.runs import TaskRun
-
     model.check_run(run)
     seen = set(model.calibration_questions)
     qs, fitted_on = [], 0

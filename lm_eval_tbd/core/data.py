@@ -16,11 +16,14 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from lm_eval_tbd.core.errors import user_error
 from lm_eval_tbd.core.record import loads_json
 
 __all__ = ["Benchmark", "BENCHMARKS", "DATA_DIR_ENV", "load_benchmark", "load_jsonl", "read_question_lines",
-           "read_questions_jsonl", "check_label", "train_test_split_indices"]
+           "read_questions_jsonl", "check_label", "train_test_split_indices", "numbered_lines", "iter_json_objects",
+           "utf8_error_message"]
 
 DATA_DIR_ENV = "LM_EVAL_TBD_DATA_DIR"
 
@@ -82,26 +85,31 @@ def _normalise(raw: dict, *, question_field: str, id_field: str | None, index: i
     }
 
 
-def iter_json_objects(path: Path):
-    """``(where, object)`` for each non-blank line of a JSON Lines file; ``where`` is
-    ``"FILE:LINE"``. A line that is not a JSON object, or not UTF-8, raises ValueError naming it."""
+def numbered_lines(path: str | os.PathLike):
+    """``(where, line)`` for each non-blank line of a text file, read as it goes; ``where`` is
+    ``"FILE:LINE"``. A line that is not UTF-8 raises ValueError naming it."""
     try:
         with Path(path).open(encoding="utf-8") as f:
             for lineno, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                where = f"{path}:{lineno}"
-                try:
-                    obj = loads_json(line)
-                except json.JSONDecodeError as err:
-                    raise ValueError(f"{where}: invalid JSON ({err.msg})") from None
-                except ValueError as err:  # a key twice
-                    raise ValueError(f"{where}: {err}") from None
-                if not isinstance(obj, dict):
-                    raise ValueError(f"{where}: expected a JSON object per line, got {type(obj).__name__}")
-                yield where, obj
+                if line.strip():
+                    yield f"{path}:{lineno}", line
     except UnicodeDecodeError:
         raise ValueError(utf8_error_message(path)) from None
+
+
+def iter_json_objects(path: Path):
+    """``(where, object)`` for each non-blank line of a JSON Lines file; ``where`` is
+    ``"FILE:LINE"``. A line that is not a JSON object, or not UTF-8, raises ValueError naming it."""
+    for where, line in numbered_lines(path):
+        try:
+            obj = loads_json(line)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{where}: invalid JSON ({err.msg})") from None
+        except ValueError as err:  # a key twice
+            raise ValueError(f"{where}: {err}") from None
+        if not isinstance(obj, dict):
+            raise ValueError(f"{where}: expected a JSON object per line, got {type(obj).__name__}")
+        yield where, obj
 
 
 def utf8_error_message(path: str | os.PathLike) -> str:
@@ -213,8 +221,6 @@ def train_test_split_indices(n_rows: int, *, train_size: float = 0.8, seed: int 
     Example: ``train, test = train_test_split_indices(1000)`` gives 800 member and 200
     non-member row indices; the paper evaluates ``train[:200]`` against ``test``.
     """
-    import numpy as np
-
     if n_rows < 2 or not 0.0 < train_size < 1.0:
         raise ValueError(f"train_test_split_indices: need n_rows >= 2 and 0 < train_size < 1, "
                          f"got {n_rows} and {train_size}")

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 __all__ = ["GateCriteria", "GateResult", "evaluate", "missing", "text_diagnostic", "one_line", "accuracy_lines",
-           "LIMIT_KEYS", "CONFOUNDED"]
+           "accuracy_groups", "accuracy_group_names", "points", "interval", "LIMIT_KEYS", "CONFOUNDED"]
 
 #: The limits a criteria can set; with none set the evaluation gives the figures only.
 LIMIT_KEYS = ("score_cutoff", "max_auc", "alpha", "max_contaminated_fraction", "max_accuracy_gap")
@@ -39,12 +39,12 @@ class GateCriteria:
     max_flagged_fraction: float = 0.0
     reference: str | None = None
     score: str = "tbd"
+    # score = "combined": the model file written by `lm-eval-tbd combine fit` (lm_eval_tbd.core.combine)
+    combined_model: Path | None = None
     max_auc: float | None = None
     alpha: float | None = None
     max_contaminated_fraction: float | None = None
     fdr: float = 0.05
-    # score = "combined": the model file written by `lm-eval-tbd combine fit` (lm_eval_tbd.core.combine)
-    combined_model: Path | None = None
     # The defaults of lm_eval_tbd.core.calibrated.DEFAULT_MIN_TOKENS and
     # lm_eval_tbd.core.text_shift.DEFAULT_MAX_TEXT_AUC, not imported: they load scikit-learn, and
     # the pytest plugin imports this module at every pytest start.
@@ -421,6 +421,14 @@ def interval(ci, as_points: bool = True) -> str:
     return f" [{points(lo)}, {points(hi)}]" if as_points else f" [{lo:+.2f}, {hi:+.2f}]"
 
 
+def accuracy_groups(fig: dict):
+    """``(name, name of the rest, figures)`` of each group that accuracy figures hold: the most
+    seen-like quarter, the flagged questions (audit mode) and the members (labels)."""
+    for key in ("seen_like", "flagged", "members"):
+        if fig.get(key) is not None:
+            yield (*accuracy_group_names(fig, key), fig[key])
+
+
 def accuracy_lines(fig: dict) -> list[str]:
     """Plain-text lines of one benchmark's accuracy figures (lm_eval_tbd.core.accuracy), as the
     gate's failure message gives them."""
@@ -428,11 +436,7 @@ def accuracy_lines(fig: dict) -> list[str]:
         return [f"accuracy: the ordinary task could not be joined: {fig['error']}"]
     lines = [f"accuracy of {fig['task']} ({fig['metric']}) on {fig['match']['matched']} of {fig['match']['n_tbd']} "
              f"{fig['tbd_task']} questions: {fig['accuracy']:.1%}"]
-    for key in ("seen_like", "flagged", "members"):
-        g = fig.get(key)
-        if g is None:
-            continue
-        name, rest = accuracy_group_names(fig, key)
+    for name, rest, g in accuracy_groups(fig):
         if "undefined" in g:
             lines.append(f"  {name}: undefined ({g['undefined']})")
         else:

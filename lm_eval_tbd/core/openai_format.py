@@ -132,19 +132,9 @@ def record_from_completion_choice(choice: Mapping, *, max_tokens: int | None = N
     if tokens and len(tokens) != len(logprobs):
         raise ValueError(f"{where}: {len(tokens)} tokens but {len(logprobs)} token_logprobs")
     tops = lp.get("top_logprobs") or []
-    checked = _check_decoding(decoding, logprobs,
-                              [max(t.values()) if isinstance(t, Mapping) and t else None for t in tops], where)
-    ids = _token_ids(tokens)
-    return GenerationRecord(
-        token_ids=ids,
-        tokens=None if ids is not None else (tokens or [""] * len(logprobs)),
-        logprobs=logprobs,
-        finish_reason=_finish(choice, len(logprobs), max_tokens, where),
-        text=choice.get("text") or "",
-        backend=backend,
-        decoding=decoding,
-        extra=checked,
-    )
+    tops = [max(t.values()) if isinstance(t, Mapping) and t else None for t in tops]
+    return _record(choice, tokens, logprobs, tops, choice.get("text") or "", max_tokens=max_tokens, backend=backend,
+                   where=where, decoding=decoding)
 
 
 def record_from_chat_choice(choice: Mapping, *, max_tokens: int | None = None, backend: str = "openai-chat-completions",
@@ -164,15 +154,24 @@ def record_from_chat_choice(choice: Mapping, *, max_tokens: int | None = None, b
     logprobs = _present_logprobs([entry.get("logprob") for entry in content], where)
     tops = [max((t.get("logprob") for t in entry.get("top_logprobs") or [] if t.get("logprob") is not None), default=None)
             for entry in content]
+    message = choice.get("message") or {}
+    return _record(choice, tokens, logprobs, tops, message.get("content") or "", max_tokens=max_tokens,
+                   backend=backend, where=where, decoding=decoding)
+
+
+def _record(choice: Mapping, tokens: list, logprobs: list[float], tops: list, text: str, *, max_tokens: int | None,
+            backend: str, where: str, decoding: str) -> GenerationRecord:
+    """The record of a choice's tokens, log-probs and each token's row maximum (``tops``): the
+    decoding checked, ids when the tokens spell them (else the token strings, "" when the server
+    gave none)."""
     checked = _check_decoding(decoding, logprobs, tops, where)
     ids = _token_ids(tokens)
-    message = choice.get("message") or {}
     return GenerationRecord(
         token_ids=ids,
-        tokens=None if ids is not None else tokens,
+        tokens=None if ids is not None else (tokens or [""] * len(logprobs)),
         logprobs=logprobs,
         finish_reason=_finish(choice, len(logprobs), max_tokens, where),
-        text=message.get("content") or "",
+        text=text,
         backend=backend,
         decoding=decoding,
         extra=checked,

@@ -3,6 +3,8 @@ validated without importing lm-eval, so the pytest gate can check them at config
 
 from __future__ import annotations
 
+import difflib
+import hashlib
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -56,8 +58,6 @@ def sample_seed(seed: int, question: str, index: int) -> int:
 
     Example: ``sample_seed(0, "What is 2+2?", 0)`` is the same number in every run and process.
     """
-    import hashlib
-
     digest = hashlib.sha256(f"{seed}\0{index}\0{question}".encode()).digest()
     return int.from_bytes(digest[:8], "big") & (2**63 - 1)
 
@@ -111,8 +111,6 @@ def misspelt_key(key: str) -> str | None:
     (``TBD_tau``), a misspelt prefix (``tdb_alpha``, ``tbdalpha``, ``tbd-seed``), or a misspelt
     ``tbd_*`` name (``tbd_alpa``). None for a key that is far from every TBD option (lm-eval's own
     keys and model arguments: ``version``, ``pretrained``, ``max_tokens``)."""
-    import difflib
-
     if key in METADATA_KEYS or not isinstance(key, str):
         return None
     lower = key.lower()

@@ -27,8 +27,11 @@ import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lm_eval_tbd.core.compat import run_stamp
+from lm_eval_tbd.core.data import numbered_lines
 from lm_eval_tbd.core.record import loads_json
 from lm_eval_tbd.core.runs import TaskRun
+from lm_eval_tbd.core.samples import _holds_records, _task_of, samples_path
 
 __all__ = ["ACCURACY_TASKS", "QUESTION_FIELDS", "PairingError", "Outcome", "TaskOutcomes", "Join",
            "normalise_question", "parse_task_metric", "ordinary_candidates", "find_ordinary_task",
@@ -80,8 +83,6 @@ def ordinary_candidates(tbd_task: str) -> tuple[str, ...]:
 
 
 def _has_samples(folder: Path, task: str) -> bool:
-    from lm_eval_tbd.core.samples import _task_of
-
     return any(_task_of(p) == task for p in folder.glob(f"samples_{task}_*.jsonl"))
 
 
@@ -159,23 +160,13 @@ def load_outcomes(output_path: str | Path, task: str, *, metric: str | None = No
     logged twice under one filter, or a metric not logged or not numeric; PairingError when
     ``task`` is a TBD task (its samples hold generation records, not correctness).
     """
-    from lm_eval_tbd.core.data import utf8_error_message
-    from lm_eval_tbd.core.samples import _holds_records, samples_path
-
     path = samples_path(output_path, task)
     if _holds_records(path):
         raise PairingError(f"{task} ({path}) is a TBD task: its samples hold generation records, not correctness; "
                            "pair a TBD task with the ordinary task that ran the same questions")
     name, _, wanted_filter = (metric or "").partition(",")
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError:
-        raise ValueError(utf8_error_message(path)) from None
     samples = []
-    for lineno, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        where = f"{path}:{lineno}"
+    for where, line in numbered_lines(path):
         try:
             sample = loads_json(line)
             samples.append((where, int(sample["doc_id"]), str(sample.get("filter", "none")), sample))
@@ -304,8 +295,6 @@ def pair_run(run: TaskRun, spec: str | None = None, *, base_path: str | Path | N
     named task that was not run (FileNotFoundError's message), or a TBD task named as the
     ordinary one; ValueError for unreadable samples.
     """
-    from lm_eval_tbd.core.compat import run_stamp
-
     folder = Path(run.samples_file).parent
     if spec is not None:
         task, metric = parse_task_metric(spec)

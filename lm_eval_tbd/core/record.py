@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
+
 __all__ = ["GenerationRecord", "REQUEST_TYPE", "FINISH_REASONS", "DECODINGS", "LOGPROB_TOLERANCE", "GREEDY_TOLERANCE",
            "check_logprobs", "shared_prefix_length", "loads_json"]
 
@@ -167,8 +169,6 @@ def check_logprobs(values, *, where: str = "logprobs"):
 
     Example: ``check_logprobs([-0.5, 3e-5]).tolist()`` is ``[-0.5, 0.0]``.
     """
-    import numpy as np
-
     if not isinstance(values, np.ndarray) or values.dtype.kind not in "fiu":
         objects = np.asarray(values, dtype=object)
         if objects.ndim != 1:

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 from lm_eval_tbd.core.data import check_label, utf8_error_message
+from lm_eval_tbd.core.options import params_from_metadata
 from lm_eval_tbd.core.record import GenerationRecord, loads_json
 from lm_eval_tbd.core.runs import QuestionResult, TaskRun
 from lm_eval_tbd.core.scores import SCORES, TBDParams, score_record
@@ -31,8 +32,6 @@ def _sample_scores(records, question: str, samples_file: Path) -> tuple:
 @functools.lru_cache(maxsize=64)
 def _run_params(samples_file: Path) -> TBDParams:
     """The TBD parameters the run used, from its results file's task config (defaults if absent)."""
-    from lm_eval_tbd.core.options import params_from_metadata
-
     stamp = samples_file.stem.rsplit("_", 1)[-1]
     results = samples_file.parent / f"results_{stamp}.json"
     try:

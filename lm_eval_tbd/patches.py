@@ -41,7 +41,8 @@ and tasks) would replace the task-manager wrap and the import hook with ``pyproj
 from __future__ import annotations
 
 # Imported at every interpreter start (by the .pth hook): only modules Python has loaded anyway.
-# inspect, dataclasses and logging cost tens of milliseconds, so they load when first needed.
+# inspect, dataclasses and logging cost tens of milliseconds, so they load when first needed, as
+# do the package's own modules (the backends, the task folder).
 import functools
 import importlib
 import os

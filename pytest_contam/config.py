@@ -17,6 +17,10 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+# This module loads at every pytest start (the pytest11 entry point): what loads numpy and the
+# rest of lm_eval_tbd (core.samples, .data, .outcomes, .scores, .options, .atomic, the lm_eval
+# runner) is imported in the functions that need it, once a gate runs.
+
 __all__ = ["ConfigError", "Threshold", "ContamConfig", "load_config", "parse_config"]
 
 TOP_KEYS = {

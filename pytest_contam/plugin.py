@@ -8,6 +8,7 @@ a gate actually runs.
 from __future__ import annotations
 
 import os
+import shlex
 import warnings
 from pathlib import Path
 
@@ -17,6 +18,10 @@ from lm_eval_tbd.core.gate import GateResult, evaluate, missing
 from pytest_contam.config import ConfigError, ContamConfig, load_config
 from pytest_contam.options import add_options
 from pytest_contam.source import LmEvalRunError
+
+# This module loads at every pytest start (the pytest11 entry point): what loads numpy and the
+# rest of lm_eval_tbd (core.samples, .data, .outcomes, .scores, .options, .atomic, the lm_eval
+# runner) is imported in the functions that need it, once a gate runs.
 
 STATE = pytest.StashKey["ContamSession"]()
 PROPERTY = "contam_gate"  # user property of a gate's report: its GateResult as JSON
@@ -114,8 +119,6 @@ def _remove_stale_json_early(pluginmanager) -> None:
     line it refuses (exit status 4) would otherwise leave the previous verdict behind. Only the
     file is removed here; the full checks (a directory, an unwritable path) come in
     pytest_load_initial_conftests / pytest_configure."""
-    import shlex
-
     config = pluginmanager.get_plugin("pytestconfig")
     if config is None or os.environ.get("PYTEST_XDIST_WORKER"):
         return

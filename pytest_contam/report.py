@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import io
 
+from rich.console import Console
+from rich.table import Table
+
 from lm_eval_tbd.core.gate import GateResult
 
 __all__ = ["summary_table_text", "summary_json"]
@@ -26,9 +29,6 @@ def _threshold_text(r: GateResult) -> str:
 
 
 def summary_table_text(results: list[GateResult], *, width: int = 100, markup: bool = False) -> str:
-    from rich.console import Console
-    from rich.table import Table
-
     table = Table(title="Contamination gates (TBD: lower = more likely seen)", title_justify="left")
     for col, justify in (("benchmark", "left"), ("n", "right"), ("mean", "right"), ("median", "right"),
                          ("flagged", "right"), ("threshold", "left"), ("verdict", "left")):

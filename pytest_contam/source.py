@@ -7,9 +7,15 @@ import fcntl
 import hashlib
 import json
 import os
+from dataclasses import replace
+from importlib.metadata import version
 from pathlib import Path
 
 from pytest_contam.config import ContamConfig
+
+# This module loads at every pytest start (the pytest11 entry point): what loads numpy and the
+# rest of lm_eval_tbd (core.samples, .data, .outcomes, .scores, .options, .atomic, the lm_eval
+# runner) is imported in the functions that need it, once a gate runs.
 
 __all__ = ["LmEvalRunError", "results_dir", "model_run_dir"]
 
@@ -53,8 +59,6 @@ def _content(path: Path) -> list:
     """(name, sha256) of a question file, or of every question file (``*.jsonl``) at the top of a
     data directory, which is where the tasks read them: a file rewritten with new questions gives
     a new key even with its old size and modification time."""
-    import hashlib
-
     files = [path] if path.is_file() else sorted(path.glob("*.jsonl")) if path.is_dir() else []
     out = []
     for f in files:
@@ -83,8 +87,6 @@ def model_run_dir(cfg: ContamConfig) -> Path:
     lm_eval will, from the current directory; every question file of the data directory, given
     by ``data_dir`` or inherited from LM_EVAL_TBD_DATA_DIR), the same ``tbd_ref_model`` files and
     the same package versions reuse the same results."""
-    from importlib.metadata import version
-
     local = [v for v in (kv.split("=", 1)[-1] for kv in cfg.model_args.split(",") if "=" in kv) if Path(v).exists()]
     metadata = cfg.metadata or {}
     data_file = metadata.get("tbd_data_file")
@@ -148,8 +150,6 @@ def base_results_dir(cfg: ContamConfig) -> Path | None:
     """The base model's lm-eval output directory (``base_results``, or ``base_model`` run like
     ``model``, on the same tasks with the same options, and cached the same way); None when the
     configuration gives no base model."""
-    from dataclasses import replace
-
     if cfg.base_results is not None:
         return cfg.base_results
     if not cfg.base_model:

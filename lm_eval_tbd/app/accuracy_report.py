@@ -20,7 +20,10 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from lm_eval_tbd.app.plots import _figure, _file_name, _save
+from lm_eval_tbd.core.accuracy import paired_accuracy
 from lm_eval_tbd.core.gate import accuracy_groups, interval, points
+from lm_eval_tbd.core.outcomes import pair_run, parse_task_metric
 
 __all__ = ["parse_accuracy_options", "resolve_pairs", "accuracy_section", "render_accuracy", "plain_words",
            "plot_accuracy"]
@@ -30,8 +33,6 @@ def parse_accuracy_options(specs: list[str] | None, tasks: list[str]) -> dict[st
     """``--accuracy TBD_TASK=TASK[:METRIC]`` values -> {TBD_TASK: "TASK[:METRIC]"}. A ValueError
     names the option for a malformed value, a TBD task given twice (ambiguous) and one that is not
     reported (``tasks``)."""
-    from lm_eval_tbd.core.outcomes import parse_task_metric
-
     out: dict[str, str] = {}
     for spec in specs or ():
         tbd_task, sep, ordinary = spec.partition("=")
@@ -58,8 +59,6 @@ def resolve_pairs(runs, specs: list[str] | None = None, *, base_path=None) -> di
 
     Raises :class:`~lm_eval_tbd.core.outcomes.PairingError` (a ValueError) naming both tasks for an
     ambiguous or mismatched pairing."""
-    from lm_eval_tbd.core.outcomes import pair_run
-
     explicit = parse_accuracy_options(specs, [r.task for r in runs])
     out = {}
     for run in runs:
@@ -73,8 +72,6 @@ def accuracy_section(figures, pairs: dict, *, audits=(), criteria=None, console,
     """Compute, print and (with ``plot_dir``) plot each paired task's figures; returns
     {TBD task: figures} for the JSON. The seen-like quarter is taken by the audit's score in audit
     mode, else by TBD; the flagged questions are the audit's."""
-    from lm_eval_tbd.core.accuracy import paired_accuracy
-
     score = criteria.score if criteria is not None else "tbd"
     outcomes = {o.task: o for o in audits}
     out = {}
@@ -174,8 +171,6 @@ def plain_words(fig: dict) -> str:
 def plot_accuracy(fig: dict, directory) -> Path:
     """Write ``<tbd_task>_accuracy.png``: accuracy per decile of the score's decision value (least
     to most seen-like) with bootstrap CIs, the base model's beside it when given. Returns its path."""
-    from lm_eval_tbd.app.plots import _figure, _file_name, _save
-
     figure, ax = _figure()
     series = [("student" if fig.get("base_by_bin") else fig["task"], fig["by_bin"], "tab:red", -0.12 if fig.get("base_by_bin") else 0.0)]
     if fig.get("base_by_bin"):

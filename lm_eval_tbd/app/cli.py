@@ -25,6 +25,10 @@ import dataclasses
 import math
 import shlex
 import sys
+from pathlib import Path
+
+# Each command imports its modules when it runs (deferred imports below): `lm-eval-tbd --help`
+# and option errors stay fast, with no numpy, scikit-learn, torch or lm-eval loaded.
 
 __all__ = ["main"]
 
@@ -245,8 +249,6 @@ def _add_audit_options(rep) -> None:
 
 def _existing_dir(text: str):
     """argparse type of --base: an existing folder."""
-    from pathlib import Path
-
     path = Path(text)
     if not path.is_dir():
         raise argparse.ArgumentTypeError(f"{text}: no such folder (the base model's lm_eval --output_path)")

@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+from sklearn.metrics import roc_curve
 
 from lm_eval_tbd.core.atomic import write_bytes_atomic
 from lm_eval_tbd.core.runs import TaskRun
@@ -45,7 +46,8 @@ def _save(fig, path: Path) -> Path:
 
 
 def _figure():
-    # A bare Figure (no pyplot): no global state, no GUI backend, nothing left open.
+    # A bare Figure (no pyplot): no global state, no GUI backend, nothing left open. Deferred:
+    # matplotlib is an optional extra ([plot]), needed only with --plot.
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(6.4, 4.2))
@@ -87,8 +89,6 @@ def plot_task(run: TaskRun, directory: str | Path, *, summary: dict | None = Non
 
 
 def _roc(run: TaskRun, directory: Path, auc: float) -> Path:
-    from sklearn.metrics import roc_curve
-
     labels = np.array([q.label for q in run.questions])
     fpr, tpr, _ = roc_curve(labels, -run.tbd_values(), drop_intermediate=False)
     fig, ax = _figure()

@@ -8,6 +8,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from lm_eval_tbd.core.compat import run_stamp
 from lm_eval_tbd.core.gate import one_line
 from lm_eval_tbd.core.runs import TaskRun
 from lm_eval_tbd.core.scores import SCORES, decision_value
@@ -104,8 +105,6 @@ def render_run(run: TaskRun, top: int = 10, *, summary: dict | None = None,
 
     ``summary`` and ``comparison`` are :func:`summarise` and :func:`compare_scores` of ``run``
     when the caller already has them (they are computed here otherwise)."""
-    from lm_eval_tbd.core.compat import run_stamp
-
     s = summary if summary is not None else summarise(run)
     stamp = run_stamp(run.samples_file)
     # Which run: an output folder keeps every run, and each task's newest one is reported.

@@ -12,7 +12,17 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
+from rich.console import Console
+
+from lm_eval_tbd.app.accuracy_report import accuracy_section, resolve_pairs
+from lm_eval_tbd.app.audit_report import audit_run, render_audit
+from lm_eval_tbd.app.plots import plot_audit, plot_task, require_matplotlib
+from lm_eval_tbd.app.report import compare_scores, print_run, summarise
+from lm_eval_tbd.core.atomic import json_safe, write_json_atomic
+from lm_eval_tbd.core.combine import with_combined
+from lm_eval_tbd.core.compat import check_compatible, generated_limit, run_stamp
 from lm_eval_tbd.core.runs import TaskRun
+from lm_eval_tbd.core.samples import find_tasks, load_run
 
 __all__ = ["TaskFigures", "task_figures", "report_folder", "report_json"]
 
@@ -29,8 +39,6 @@ class TaskFigures:
 
 
 def task_figures(run: TaskRun) -> TaskFigures:
-    from lm_eval_tbd.app.report import compare_scores, summarise
-
     summary = summarise(run)
     comparison = compare_scores(run) if run.labelled and "roc_undefined" not in summary else None
     return TaskFigures(run, summary, comparison)
@@ -62,8 +70,6 @@ def report_json(output_path, params, figures: list[TaskFigures], audits=None, cr
     with a reference task, ``audit`` (criteria and each task's verdict and figures in the gate's
     format), and with an ordinary task beside a TBD task, ``accuracy`` (lm_eval_tbd.app.accuracy_report).
     Non-finite floats are left to :func:`lm_eval_tbd.core.atomic.json_safe`."""
-    from lm_eval_tbd.core.compat import run_stamp
-
     out = {
         "output_path": str(output_path),
         "params": dataclasses.asdict(params) if params is not None else None,
@@ -100,17 +106,9 @@ def report_folder(output_path, *, tasks: list[str] | None = None, params=None, t
     make every TBD 0; and :class:`~lm_eval_tbd.core.compat.IncompatibleRunsError` when a task
     and the reference were made with other settings (model, decoding, tbd_* options, template).
     """
-    from rich.console import Console
-
-    from lm_eval_tbd.app.report import print_run
-    from lm_eval_tbd.core.atomic import json_safe, write_json_atomic
-    from lm_eval_tbd.core.samples import find_tasks, load_run
-
     console = console or Console()
     _check_outputs(plot_dir, json_path)  # before any work, not at the end of it
     if plot_dir is not None:
-        from lm_eval_tbd.app.plots import require_matplotlib
-
         require_matplotlib()
     names = tasks or find_tasks(output_path)
     if not names:
@@ -129,8 +127,6 @@ def report_folder(output_path, *, tasks: list[str] | None = None, params=None, t
         if note:
             console.print(f"[yellow]warning: {note}[/]")
         if combined is not None:
-            from lm_eval_tbd.core.combine import with_combined
-
             run = with_combined(run, combined, warn=lambda msg: console.print(f"[yellow]{msg}[/]"))
         return run
 
@@ -141,7 +137,6 @@ def report_folder(output_path, *, tasks: list[str] | None = None, params=None, t
     if criteria is not None:
         reference = next((r for r in runs if r.task == criteria.reference), None) or load(criteria.reference)
         _check_against_reference(runs, reference)
-    from lm_eval_tbd.app.accuracy_report import accuracy_section, resolve_pairs
 
     pairs = resolve_pairs(runs, accuracy, base_path=criteria.base if criteria is not None else None)
     _warn_stale(runs + ([reference] if reference is not None and all(r is not reference for r in runs) else []), console)
@@ -157,8 +152,6 @@ def report_folder(output_path, *, tasks: list[str] | None = None, params=None, t
     accuracy_figures = accuracy_section(figures, pairs, audits=audits, criteria=criteria, console=console, plots=plots,
                                         plot_dir=plot_dir)
     if plot_dir is not None:
-        from lm_eval_tbd.app.plots import plot_task
-
         for f in figures:
             plots += plot_task(f.run, plot_dir, summary=f.summary)
         console.print(f"[dim]wrote {len(plots)} plot(s) under {plot_dir}[/]")
@@ -185,8 +178,6 @@ def _check_outputs(plot_dir, json_path) -> None:
 def _check_rescoring(run: TaskRun, params) -> None:
     """Re-scoring cannot use tokens a run never generated: ``--max-tokens`` above the run's own
     limit would score what the limit does while the report said otherwise."""
-    from lm_eval_tbd.core.compat import generated_limit
-
     limit = generated_limit(run)
     if limit is not None and params.max_tokens > limit:
         raise ValueError(f"--max-tokens {params.max_tokens}: {run.task} ({run.samples_file}) generated at most {limit} "
@@ -196,8 +187,6 @@ def _check_rescoring(run: TaskRun, params) -> None:
 
 def _check_against_reference(runs: list[TaskRun], reference: TaskRun) -> None:
     """Every audited task must have been made with the reference's settings (lm_eval_tbd.core.compat)."""
-    from lm_eval_tbd.core.compat import check_compatible
-
     for run in runs:
         if run is not reference and run.task != reference.task:
             check_compatible(run, reference, role_a="task", role_b="reference")
@@ -205,8 +194,6 @@ def _check_against_reference(runs: list[TaskRun], reference: TaskRun) -> None:
 
 def _warn_stale(runs: list[TaskRun], console) -> None:
     """Warn about a task whose newest run is older than another reported task's."""
-    from lm_eval_tbd.core.compat import run_stamp
-
     stamps = {r.task: s for r in runs if (s := run_stamp(r.samples_file)) is not None}
     if len(set(stamps.values())) < 2:
         return
@@ -220,8 +207,6 @@ def _warn_stale(runs: list[TaskRun], console) -> None:
 def _audit(figures: list[TaskFigures], reference: TaskRun, criteria, top: int, console, plots, plot_dir) -> list:
     """Audit every reported task but the reference against it; print the table; plot each
     defined comparison when ``plot_dir`` is given."""
-    from lm_eval_tbd.app.audit_report import audit_run, render_audit
-
     runs = {f.run.task: f.run for f in figures}
     outcomes = [audit_run(f.run, reference, criteria, top=top) for f in figures if f.run.task != criteria.reference]
     if not outcomes:
@@ -229,7 +214,5 @@ def _audit(figures: list[TaskFigures], reference: TaskRun, criteria, top: int, c
         return outcomes
     console.print(render_audit(outcomes, criteria))
     if plot_dir is not None:
-        from lm_eval_tbd.app.plots import plot_audit
-
         plots += [plot_audit(runs[o.task], reference, criteria.score, plot_dir) for o in outcomes if o.result is not None]
     return outcomes

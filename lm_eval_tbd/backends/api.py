@@ -25,6 +25,10 @@ from lm_eval_tbd.backends import check_prompt_fits, refuse_weight_options, score
 from lm_eval_tbd.core.openai_format import record_from_chat_choice, record_from_completion_choice
 from lm_eval_tbd.core.record import REQUEST_TYPE
 
+# lm-eval's classes are imported in the functions that use them: lm-eval's model modules import
+# this one through the patch table (lm_eval_tbd.patches) while they load, so importing them back at
+# module level would be circular; requests and tenacity come with the optional lm-eval[api].
+
 log = logging.getLogger(__name__)
 
 __all__ = ["generate_logprobs"]

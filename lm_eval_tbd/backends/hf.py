@@ -24,6 +24,10 @@ from lm_eval_tbd.backends import check_prompt_fits, scored_length
 from lm_eval_tbd.core.errors import user_error
 from lm_eval_tbd.core.record import GREEDY_TOLERANCE, REQUEST_TYPE, GenerationRecord
 
+# lm-eval's and transformers' names are imported in the functions that use them: lm-eval's hf
+# module imports this one through the patch table (lm_eval_tbd.patches) while it loads, so
+# importing lm-eval back at module level would be circular.
+
 log = logging.getLogger(__name__)
 
 

@@ -19,6 +19,9 @@ from tqdm import tqdm
 from lm_eval_tbd.backends import check_prompt_fits, refuse_weight_options, scored_length
 from lm_eval_tbd.core.record import REQUEST_TYPE, GenerationRecord, check_logprobs
 
+# vllm (an optional extra) is imported where a request is built, so this module and its record
+# conversions load without it.
+
 __all__ = ["generate_logprobs", "record_from_vllm"]
 
 

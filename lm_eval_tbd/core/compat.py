@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 from lm_eval_tbd.core.scores import DEFAULT_ALPHA, DEFAULT_MAX_TOKENS, DEFAULT_TAU
@@ -108,8 +109,6 @@ def generated_limit(run) -> int | None:
     """The most tokens ``run`` could generate per question: its ``tbd_max_tokens`` as the results
     file records it, else (no readable results file) the length of its longest generation that
     stopped at the limit; None when unknown (every generation stopped at EOS)."""
-    from dataclasses import replace
-
     try:
         limit = run_settings(replace(run, params=None))["tbd_max_tokens"]
         if isinstance(limit, int):

@@ -8,6 +8,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+# torch, tokenizers and transformers are imported in the functions that build a model: the package
+# imports this module's names without loading them.
+
 __all__ = ["CHAT_TEMPLATE", "SPECIAL_TOKENS", "train_tokenizer", "build_model", "save_tiny_model"]
 
 SPECIAL_TOKENS = ["<|pad|>", "<|eos|>", "<|user|>", "<|assistant|>"]

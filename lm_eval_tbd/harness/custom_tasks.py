@@ -11,8 +11,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import yaml
+
 from lm_eval_tbd.core.atomic import write_text_atomic
 from lm_eval_tbd.core.data import read_questions_jsonl
+from lm_eval_tbd.core.options import options_from_metadata
 from lm_eval_tbd.core.paths import tasks_dir
 
 __all__ = ["write_jsonl_task", "builtin_names"]
@@ -43,7 +46,6 @@ def write_jsonl_task(name: str, data_file: str | Path, directory: str | Path, **
                          "shadow (or be shadowed by); choose another name")
     data_file = Path(data_file).resolve()
     read_questions_jsonl(data_file)
-    from lm_eval_tbd.core.options import options_from_metadata
 
     options_from_metadata(metadata, task=name)
     head = {"include": str(tasks_dir() / "_tbd_template_yaml"), "task": name}
@@ -60,6 +62,4 @@ _LOADER_LINE = "custom_dataset: !function lm_eval_tbd.core.data.load_jsonl"
 def _yaml(mapping: dict) -> str:
     """``mapping`` as block YAML through PyYAML, so any path (backslashes, both quote kinds,
     ``: ``, non-ASCII) loads back unchanged; keys in the given order, lines never folded."""
-    import yaml
-
     return yaml.safe_dump(mapping, sort_keys=False, allow_unicode=True, default_flow_style=False, width=2**31 - 1)

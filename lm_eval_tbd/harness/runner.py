@@ -6,8 +6,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 __all__ = ["lm_eval_command", "run_lm_eval", "offline_env"]
@@ -76,9 +78,6 @@ def _stop(proc: subprocess.Popen) -> None:
 def _stopped_with_us(proc: subprocess.Popen):
     """Stop ``proc`` when this process gets SIGTERM (then die of it, through the handler that was
     there before) or when the block raises."""
-    import signal
-    import threading
-
     installed, previous = False, None
     if threading.current_thread() is threading.main_thread():
         previous = signal.getsignal(signal.SIGTERM)

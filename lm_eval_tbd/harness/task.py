@@ -1,12 +1,15 @@
-"""The TBD task: a ConfigurableTask whose requests are ``generate_logprobs`` (greedy generation
-with per-token log-probabilities) and whose metrics are the TBD score and, when questions carry
-labels, ROC AUC and TPR@1%FPR.
+"""The TBD task: a ConfigurableTask whose requests are ``generate_logprobs`` (generation, greedy
+or sampled, with per-token log-probabilities) and whose metrics are the TBD score and, when
+questions carry labels, ROC AUC and TPR@1%FPR.
 
-Scoring parameters come from the task's ``metadata`` (YAML) and, per run, from ``--metadata``,
-which lm-eval merges over the YAML: ``tbd_tau``, ``tbd_alpha``, ``tbd_max_tokens``;
-``tbd_input_scores`` (default false: also score the question's own tokens), ``tbd_ref_model``
-(a reference model path, typically the base model before distillation, for calibrated scores) and
-``tbd_server_args`` (extra request fields for OpenAI-compatible servers).
+Its options (:mod:`lm_eval_tbd.core.options`) come from the task's ``metadata`` (YAML) and, per
+run, from ``--metadata``, which lm-eval merges over the YAML: ``tbd_tau``, ``tbd_alpha``,
+``tbd_max_tokens``; ``tbd_decoding`` ("greedy", the default, or "sample": temperature 1 on the raw
+distribution), ``tbd_samples`` (samples per question with sampled decoding; the scores are their
+mean) and ``tbd_seed`` (the base seed of sampled decoding); ``tbd_input_scores`` (default false:
+also score the question's own tokens), ``tbd_ref_model`` (a reference model path, typically the
+base model before distillation, for calibrated scores) and ``tbd_server_args`` (extra request
+fields for OpenAI-compatible servers).
 """
 
 from __future__ import annotations

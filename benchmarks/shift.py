@@ -130,6 +130,8 @@ def main(argv=None) -> int:
     parser.add_argument("--n", type=int, help="s1K members and non-members (each)")
     parser.add_argument("--name", help="stem of the output files (default: shift, or shift-quick)")
     parser.add_argument("--score-only", action="store_true", help="distil and score, skip the analysis")
+    parser.add_argument("--analyse-only", action="store_true",
+                        help="analyse the models already scored in --work (no distillation, no scoring)")
     args = parser.parse_args(argv)
     stem = args.name or ("shift-quick" if args.quick else "shift")
     from _cli import check_stem
@@ -167,8 +169,17 @@ def main(argv=None) -> int:
         timings[f"score {model}"] = rs.score(models[model], task_dir, work / f"scores-{model}", cfg, tasks=tasks,
                                              backend=backend)
 
-    score("base")
-    for student, (leaked, seed) in STUDENTS.items():
+    if args.analyse_only:
+        for student in STUDENTS:
+            if (work / f"scores-{student}" / "done.json").is_file():
+                models[student] = work / student
+        if not (work / "scores-base" / "done.json").is_file():
+            raise SystemExit(f"--analyse-only: {work} holds no scored base model yet")
+        timings.update({f"score {m}": 0.0 for m in models})
+        timings.update({f"distil {m}": rs.read_record(work / m / "distil.json")["seconds"] for m in models if m != "base"})
+    else:
+        score("base")
+    for student, (leaked, seed) in STUDENTS.items() if not args.analyse_only else ():
         folder = work / student
         folder.mkdir(exist_ok=True)
         rows = sets["s1k_members"] + sets[leaked]

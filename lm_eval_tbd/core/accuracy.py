@@ -35,6 +35,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy.stats import rankdata
 
 from lm_eval_tbd.core.atomic import json_safe
 from lm_eval_tbd.core.outcomes import PairingError, find_ordinary_task, pair_run
@@ -161,8 +162,6 @@ def quarter_gap(decision, correct, *, share: float = SHARE, n_resamples: int = _
 
 def _spearman_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Spearman's rho of each row pair (average ranks for ties); NaN where a row is constant."""
-    from scipy.stats import rankdata
-
     rx, ry = rankdata(x, axis=-1), rankdata(y, axis=-1)
     rx = rx - rx.mean(axis=-1, keepdims=True)
     ry = ry - ry.mean(axis=-1, keepdims=True)

@@ -307,8 +307,6 @@ def cross_fit_decisions(calibration, targets: dict, *, features: list[str] | Non
     Returns ``{name: decisions in the order of targets[name].questions}``. Raises ValueError when a
     target holds questions the calibration run does not.
     """
-    from sklearn.model_selection import StratifiedKFold
-
     if features is None:
         features = list(fit_combined([calibration], folds=folds, C=C, seed=seed, n_resamples=10).features)
     ids = [q.question_id for q in calibration.questions]

@@ -180,6 +180,8 @@ def _check_labels_all_or_none(rows: list[dict], where: str) -> None:
 
 
 def _to_dataset_dict(rows: list[dict]):
+    # Deferred here and in load_benchmark: Hugging Face datasets (seconds to import) is needed only
+    # by lm-eval's task loading and the hub.
     import datasets
 
     # An all-None column would get type null; keep a stable schema for lm-eval's doc iteration.

@@ -21,7 +21,7 @@ import numpy as np
 
 from lm_eval_tbd.core.runs import QuestionResult, TaskRun
 from lm_eval_tbd.core.scores import decision_value
-from lm_eval_tbd.core.stats import audit
+from lm_eval_tbd.core.stats import UndefinedMetricError, audit
 
 __all__ = ["DEFAULT_MIN_TOKENS", "BaseRunMismatch", "generated_tokens", "short_generations", "paired_base",
            "calibrated_values", "calibrated_audit", "STUDENT_ONLY", "BASE_DIFFERENCE"]
@@ -136,8 +136,6 @@ def calibrated_audit(benchmark: TaskRun, reference: TaskRun, *, score: str = "tb
         excluded[side] = short
         dropped = {e["id"] for e in short}
         kept[side] = [i for i, q in enumerate(run.questions) if q.question_id not in dropped]
-    from lm_eval_tbd.core.stats import UndefinedMetricError
-
     for side in runs:
         if len(kept[side]) < 2 and excluded[side]:  # else audit() says what is missing
             raise UndefinedMetricError(

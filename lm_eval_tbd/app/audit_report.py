@@ -138,20 +138,28 @@ def render_audit(outcomes: list[AuditOutcome], criteria: AuditCriteria):
     table = Table(title=f"Audit against reference {escape(criteria.reference)} (score {criteria.score}; AUC > 0.5 = more "
                         f"seen-like than the reference)\nthresholds: {_limits(criteria)}; flags: Benjamini-Hochberg "
                         f"at FDR {criteria.fdr:g}", title_justify="left")
-    for col in ("task", "n", "AUC", "p (one-sided)", "contaminated share [CI]", "flagged", "verdict"):
+    method = "student minus base" if criteria.base is not None else "student only"
+    table.caption = (f"method: {method}; left out: questions whose generation ended before "
+                     f"{criteria.min_generated_tokens} tokens; text AUC: a classifier reading only the questions "
+                     f"(0.5 = alike{'' if criteria.base is not None else f'; confounded from {criteria.max_text_auc:g}'})")
+    for col in ("task", "n", "left out", "AUC", "p (one-sided)", "contaminated share [CI]", "flagged", "text AUC",
+                "verdict"):
         table.add_column(col, justify="left" if col in ("task", "verdict") else "right", no_wrap=col != "task")
     colours = {PASS: "green", FAIL: "red", NO_THRESHOLD: "dim", UNDEFINED: "yellow", CONFOUNDED: "yellow"}
     details = []
     for o in outcomes:
         verdict = f"[{colours[o.verdict]}]{o.verdict}[/]"
         if o.result is None:
-            table.add_row(escape(o.task), "-", "-", "-", "-", "-", verdict)
+            table.add_row(escape(o.task), "-", "-", "-", "-", "-", "-", "-", verdict)
             details.append(Text(f"{o.task}: audit undefined: {o.reason}", style="yellow"))
             continue
         a, r = o.result.audit, o.result
         lo, hi = a["contaminated_fraction_ci"]
-        table.add_row(escape(o.task), str(r.n), f"{a['auc']:.3f}", f"{a['p_value']:.2g}",
-                      f"{a['contaminated_fraction']:.1%} [{lo:.0%}, {hi:.0%}]", str(a["n_bh_flagged"]), verdict)
+        text = a["text_shift"].get("auc")
+        left_out = len(a["excluded"]["benchmark"])
+        table.add_row(escape(o.task), str(r.n), str(left_out), f"{a['auc']:.3f}", f"{a['p_value']:.2g}",
+                      f"{a['contaminated_fraction']:.1%} [{lo:.0%}, {hi:.0%}]", str(a["n_bh_flagged"]),
+                      "-" if text is None else f"{text:.2f}", verdict)
         if o.verdict in (FAIL, CONFOUNDED):
             details.append(Text(r.message(), style="red" if o.verdict == FAIL else "yellow"))
     return Group(table, *details,

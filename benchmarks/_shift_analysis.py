@@ -35,7 +35,7 @@ METHODS = {
     "length-40+base": (40, True),
 }
 #: text-only AUC limits tried for the "confounded" verdict of the audits without a base run
-TEXT_LIMITS = tuple(sorted({0.6, 0.7, 0.75, 0.8, 0.9, DEFAULT_MAX_TEXT_AUC}))
+TEXT_LIMITS = tuple(sorted({0.7, 0.75, 0.8, 0.85, 0.9, 0.95, DEFAULT_MAX_TEXT_AUC}))
 VIEW_LABELS = {"aime24": "AIME24", "aime25": "AIME25", "math": "MATH", "math_a": "MATH a (leaked)",
                "math_b": "MATH b", "gsm": "GSM8K", "gsm_a": "GSM a (leaked)", "gsm_b": "GSM b",
                "s1k_members": "s1K members", "s1k_nonmembers": "s1K non-members"}
@@ -188,14 +188,13 @@ def _tally(cells: list[dict], method: str, score: str, text_limit: float | None 
 def counts(summary: dict) -> dict:
     """Per method and score: the tallies over every model's cells, and per model."""
     out = {}
-    for method, (_, with_base) in METHODS.items():
+    for method in METHODS:
         for score in SCORES:
             per_model = {m: _tally(v["cells"], method, score) for m, v in summary["models"].items()}
             total = _sum(per_model.values())
-            entry = {"all": total, "per_model": per_model}
-            if not with_base:
-                entry["text_limits"] = {str(t): _sum(_tally(v["cells"], method, score, t)
-                                                     for v in summary["models"].values()) for t in TEXT_LIMITS}
+            entry = {"all": total, "per_model": per_model,
+                     "text_limits": {str(t): _sum(_tally(v["cells"], method, score, t)
+                                                  for v in summary["models"].values()) for t in TEXT_LIMITS}}
             out[f"{method} / {score}"] = entry
     return out
 
@@ -279,13 +278,11 @@ def markdown(s: dict, stem: str) -> str:
               "|---|" + "---|" * len(SCORES)]
     for method in METHODS:
         lines.append(f"| {method} | " + " | ".join(_fmt_t(s["counts"][f"{method} / {sc}"]["all"]) for sc in SCORES) + " |")
-    lines += ["", "## The confounded verdict without a base run (TBD)", "",
+    lines += ["", "## The confounded verdict by text-only AUC (TBD)", "",
               "Cells whose text-only AUC reaches the limit get `confounded` instead of PASS/FAIL.", "",
               "| method | text AUC limit | false FAILs / decided null | detected / decided power | confounded null | "
               "confounded power |", "|---|---|---|---|---|---|"]
-    for method, (_, with_base) in METHODS.items():
-        if with_base:
-            continue
+    for method in METHODS:
         for limit, t in s["counts"][f"{method} / tbd"]["text_limits"].items():
             lines.append(f"| {method} | {limit} | {t['false_fail']}/{t['null'] - t['confounded_null'] - t['undefined']} | "
                          f"{t['detected']}/{t['power'] - t['confounded_power']} | {t['confounded_null']} | "

@@ -630,7 +630,9 @@ def gates(run_dir: Path, work: Path, name: str) -> dict:
         raise SystemExit(f"pytest --contam wrote no report (exit {proc.returncode}):\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
     data = json.loads(report.read_text())
     return {"exit_status": proc.returncode,
-            **{k: {"passed": v["passed"], "auc": v.get("audit", {}).get("auc"), "p_value": v.get("audit", {}).get("p_value")}
+            # a gate without figures (too few questions left, say) has "audit": null and its error
+            **{k: {"passed": v["passed"], "auc": (v.get("audit") or {}).get("auc"),
+                   "p_value": (v.get("audit") or {}).get("p_value"), "error": v.get("error")}
                for k, v in data["benchmarks"].items()}}
 
 

@@ -9,7 +9,7 @@ __all__ = ["tasks_dir"]
 
 def tasks_dir() -> Path:
     """The directory to pass as lm-eval's ``--include_path`` / ``TaskManager(include_path=...)``."""
-    package = Path(__file__).resolve().parents[2]
+    package = Path(__file__).resolve().parents[1]  # lm_eval_tbd/
     # An installed wheel carries them in the package; a source checkout at its top level.
     for candidate in (package / "tasks", package.parent / "tasks"):
         if (candidate / "_tbd_template_yaml").is_file():

@@ -141,12 +141,16 @@ def shipped(summary: dict) -> dict:
     out = {}
     for score in SCORES:
         raw = summary["counts"][f"raw / {score}"]["all"]
-        with_base = summary["counts"][f"{SHIPPED['with_base']} / {score}"]["all"]
-        without = summary["counts"][f"{SHIPPED['without_base']} / {score}"]["text_limits"][str(DEFAULT_MAX_TEXT_AUC)]
+        limit = str(DEFAULT_MAX_TEXT_AUC)
+        with_base = summary["counts"][f"{SHIPPED['with_base']} / {score}"]["text_limits"][limit]
+        without = summary["counts"][f"{SHIPPED['without_base']} / {score}"]["text_limits"][limit]
+        decided = {k: v["null"] - v["confounded_null"] - v["undefined"] for k, v in (("with", with_base), ("without", without))}
         out[score] = {"raw": raw, "with_base": with_base, "without_base_confounded_at": DEFAULT_MAX_TEXT_AUC,
                       "without_base": without,
-                      "with_base_meets_targets": with_base["false_fail"] <= allowed_false_fails(with_base["null"])
-                      and not with_base["missed_where_exchangeable_detects"]}
+                      "with_base_meets_targets": with_base["false_fail"] <= allowed_false_fails(decided["with"])
+                      and not with_base["missed_where_exchangeable_detects"],
+                      "without_base_meets_targets": without["false_fail"] <= allowed_false_fails(decided["without"])
+                      and not without["missed_where_exchangeable_detects"]}
     return out
 
 
@@ -245,20 +249,25 @@ def markdown(s: dict, stem: str) -> str:
              f"{s['settings']['cpus']} CPU cores; M = {cfg['max_tokens']}; students: {cfg['n']} s1K members + {cfg['subset'] // 2} leaked "
              f"questions, lr {cfg['lr']}, {cfg['epochs']} epochs. Total {s['seconds'] / 60:.1f} min "
              f"({', '.join(f'{k} {v / 60:.1f}' for k, v in s['timings'].items())} min).", "",
-             "## The package's defaults", ""]
+             "## The package's defaults", "",
+             "Questions whose generation ended before 20 tokens left out; the verdict `confounded` (no PASS or FAIL) "
+             "where the text-only AUC reaches the limit, with or without a base run.", ""]
     for score, x in s["shipped"].items():
-        wb, nb, raw = x["with_base"], x["without_base"], x["raw"]
-        decided = nb["null"] - nb["confounded_null"] - nb["undefined"]
+        raw = x["raw"]
+        parts = []
+        for key, label in (("without_base", f"student only ({SHIPPED['without_base']})"),
+                           ("with_base", f"with the base run ({SHIPPED['with_base']})")):
+            t = x[key]
+            decided = t["null"] - t["confounded_null"] - t["undefined"]
+            missed = t["missed_where_exchangeable_detects"]
+            parts.append(f"{label}: {t['false_fail']}/{decided} false FAILs among decided null cells (allowed "
+                         f"{allowed_false_fails(decided)}), {t['detected']}/{t['power'] - t['confounded_power']} decided "
+                         f"power cells detected, {t['confounded_null']} null and {t['confounded_power']} power cells "
+                         f"confounded" + (f", missed where the exchangeable test detects: {', '.join(missed)}" if missed else "")
+                         + f"; targets {'met' if x[key + '_meets_targets'] else 'NOT met'}")
         lines.append(f"- **{score}**: raw audit {raw['false_fail']}/{raw['null']} false FAILs, {raw['detected']}/"
-                     f"{raw['power']} detected. With the base run ({SHIPPED['with_base']}): {wb['false_fail']}/{wb['null']} "
-                     f"false FAILs (allowed {allowed_false_fails(wb['null'])}), {wb['detected']}/{wb['power']} detected"
-                     + (f", missed where the exchangeable test detects: {', '.join(wb['missed_where_exchangeable_detects'])}"
-                        if wb["missed_where_exchangeable_detects"] else "")
-                     + f"; targets {'met' if x['with_base_meets_targets'] else 'NOT met'}. Without it "
-                     f"({SHIPPED['without_base']}, confounded at text AUC >= {x['without_base_confounded_at']}): "
-                     f"{nb['false_fail']}/{decided} false FAILs among decided null cells, {nb['confounded_null']} null "
-                     f"and {nb['confounded_power']} power cells confounded, {nb['detected']}/"
-                     f"{nb['power'] - nb['confounded_power']} decided power cells detected.")
+                     f"{raw['power']} detected. Confounded at text AUC >= {x['without_base_confounded_at']}: "
+                     + "; ".join(parts) + ".")
     lines += ["", "## Best candidates by the targets (TBD)", ""]
     d = s["default"]
     for key, label in (("with_base", "with a base-model run"), ("without_base", "without one")):

@@ -515,7 +515,9 @@ def load(out: Path, name: str, max_tokens: int, tasks: tuple[str, ...] = TASKS, 
 
     runs = {t: load_run(out, t) for t in tasks}
     questions = tuple(replace(q, label=int(t == member_task)) for t in tasks for q in runs[t].questions)
-    return TaskRun(name, runs[member_task].samples_file, questions).rescore(TBDParams(max_tokens=max_tokens))
+    # Named after the member task, whose lm-eval configuration (the same for the three tasks of one
+    # run) lm_eval_tbd.core.compat reads; ``name`` is the run's label in this script's logs.
+    return TaskRun(member_task, runs[member_task].samples_file, questions).rescore(TBDParams(max_tokens=max_tokens))
 
 
 def with_base_questions(run, base, max_tokens: int):
@@ -632,7 +634,9 @@ def gates(run_dir: Path, work: Path, name: str) -> dict:
     return {"exit_status": proc.returncode,
             # a gate without figures (too few questions left, say) has "audit": null and its error
             **{k: {"passed": v["passed"], "auc": (v.get("audit") or {}).get("auc"),
-                   "p_value": (v.get("audit") or {}).get("p_value"), "error": v.get("error")}
+                   "p_value": (v.get("audit") or {}).get("p_value"),
+                   # no machine paths in results meant to be committed
+                   "error": v["error"].replace(str(work.resolve()), work.name) if v.get("error") else None}
                for k, v in data["benchmarks"].items()}}
 
 

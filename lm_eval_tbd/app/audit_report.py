@@ -141,7 +141,7 @@ def render_audit(outcomes: list[AuditOutcome], criteria: AuditCriteria):
     method = "student minus base" if criteria.base is not None else "student only"
     table.caption = (f"method: {method}; left out: questions whose generation ended before "
                      f"{criteria.min_generated_tokens} tokens; text AUC: a classifier reading only the questions "
-                     f"(0.5 = alike{'' if criteria.base is not None else f'; confounded from {criteria.max_text_auc:g}'})")
+                     f"(0.5 = alike; confounded from {criteria.max_text_auc:g})")
     for col in ("task", "n", "left out", "AUC", "p (one-sided)", "contaminated share [CI]", "flagged", "text AUC",
                 "verdict"):
         table.add_column(col, justify="left" if col in ("task", "verdict") else "right", no_wrap=col != "task")

@@ -237,14 +237,14 @@ def _add_audit_options(rep) -> None:
                        help="Benjamini-Hochberg level of the flagged questions (default: 0.05)")
     audit.add_argument("--base", metavar="BASE_OUTPUT_PATH", type=_existing_dir,
                        help="the base model's lm_eval output folder (same tasks, same options): each question's "
-                            "score becomes the student's minus the base model's, which controls for how the two "
-                            "question sets differ (the recommended audit)")
+                            "score becomes the student's minus the base model's (opt-in: on benchmarks/shift.py it "
+                            "cost detections and did not remove the shift a distilled student brings)")
     audit.add_argument("--min-generated-tokens", type=_non_negative_int, metavar="N",
                        help="leave out (and list) questions whose generation ended before N tokens (default: 20; "
                             "0 keeps every question)")
     audit.add_argument("--max-text-auc", type=_text_auc, metavar="X",
-                       help="without --base, the verdict is 'confounded' when a text-only classifier tells task from "
-                            "reference with at least this AUC (default: 0.75)")
+                       help="the verdict is 'confounded' when a text-only classifier tells task from reference with "
+                            "at least this AUC (default: 0.8)")
 
 
 def _existing_dir(text: str):

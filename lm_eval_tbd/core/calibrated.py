@@ -150,7 +150,7 @@ def calibrated_audit(benchmark: TaskRun, reference: TaskRun, *, score: str = "tb
     uncontrolled = []
     if not with_base:
         uncontrolled.append("how differently the model treats the two question sets whatever it was trained on "
-                            "(difficulty, source, format): give the base model's run of both tasks")
+                            "(difficulty, source, format), beyond what the text-only diagnostic catches")
     uncontrolled.append("questions the base model itself saw (pre-training contamination) look clean"
                         if with_base else "a leak shared by the benchmark and the reference")
     return {**a, "method": BASE_DIFFERENCE if with_base else STUDENT_ONLY, "score": score, "kept_ids": kept_ids,

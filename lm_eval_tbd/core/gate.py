@@ -49,7 +49,7 @@ class GateCriteria:
     # lm_eval_tbd.core.text_shift.DEFAULT_MAX_TEXT_AUC, not imported: they load scikit-learn, and
     # the pytest plugin imports this module at every pytest start.
     min_generated_tokens: int = 20
-    max_text_auc: float = 0.75
+    max_text_auc: float = 0.8
     allow_confounded: bool = False
     # the ordinary task holding the benchmark's questions ("TASK[:METRIC]"; default: paired by name,
     # lm_eval_tbd.core.outcomes) and the largest accuracy gap, most seen-like quarter minus the rest
@@ -185,10 +185,11 @@ CONFOUNDED = "confounded"
 def _confounded_line(benchmark: str, a: dict) -> str:
     t = a["text_shift"]
     return (f"{benchmark}: confounded: the questions alone tell benchmark from reference {a['reference']} (text-only "
-            f"AUC {t['auc']:.2f} >= {a['max_text_auc']:g}) and there is no base-model run to control for that, so "
-            "the audit cannot tell that difference from contamination. Give the base model's run (base_results, "
-            "or base_model to run it), or a reference of the same source and format; allow_confounded = true "
-            "passes with a warning")
+            f"AUC {t['auc']:.2f} >= {a['max_text_auc']:g}), so the audit cannot tell that difference from "
+            "contamination (a distilled student answers whole kinds of questions differently, which a base-model "
+            "run does not control for: benchmarks/results/shift.md). Give a reference of the same source and "
+            "format, e.g. the same benchmark's questions published after the training cut-off; allow_confounded = "
+            "true passes with a warning")
 
 
 def _bh_floor_note(n_reference: int, n_benchmark: int, fdr: float) -> str | None:
@@ -292,7 +293,7 @@ def evaluate(threshold: GateCriteria, run, top: int = 5, reference=None, base=No
             checks.append(_check("contaminated", "estimated contaminated fraction", a["contaminated_fraction"],
                                  threshold.max_contaminated_fraction,
                                  a["contaminated_fraction"] <= threshold.max_contaminated_fraction))
-        if base is None and text.get("auc") is not None and text["auc"] >= threshold.max_text_auc:
+        if text.get("auc") is not None and text["auc"] >= threshold.max_text_auc:
             verdict = CONFOUNDED
             if threshold.allow_confounded:
                 warnings.append(_confounded_line(threshold.benchmark, audit_figures) + " (allowed: passed)")

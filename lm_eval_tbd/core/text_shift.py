@@ -21,9 +21,10 @@ from lm_eval_tbd.core.stats import UndefinedMetricError, roc_auc
 
 __all__ = ["text_only_auc", "MIN_PER_SET", "DEFAULT_MAX_TEXT_AUC"]
 
-#: Without a base-model run, an audit of sets that a text-only classifier tells apart at least
-#: this well gets no PASS or FAIL (the gate's "confounded"); chosen on benchmarks/shift.py.
-DEFAULT_MAX_TEXT_AUC = 0.75
+#: An audit of sets that a text-only classifier tells apart at least this well gets no PASS or
+#: FAIL (the gate's "confounded"), with or without a base-model run; chosen on benchmarks/shift.py
+#: (benchmarks/results/shift.md): below it no null cell failed and every leak was detected.
+DEFAULT_MAX_TEXT_AUC = 0.8
 
 #: questions each set needs for a cross-validated figure (2 per fold, 2 folds at least)
 MIN_PER_SET = 4

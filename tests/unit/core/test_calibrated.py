@@ -102,4 +102,4 @@ def test_base_needs_both_tasks():
 
 def test_says_what_it_could_not_control_for():
     a = calibrated_audit(run("b", [0.1, 0.2]), run("r", [0.3, 0.4]), n_resamples=50)
-    assert any("give the base model's run" in u for u in a["uncontrolled"])
+    assert any("beyond what the text-only diagnostic catches" in u for u in a["uncontrolled"])

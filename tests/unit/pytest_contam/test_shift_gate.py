@@ -72,7 +72,7 @@ def test_without_a_base_run_the_shift_fails_the_gate(shifted):
     result.assert_outcomes(failed=1)
     g = gate_json(shifted)
     assert g["verdict"] == "FAIL" and g["audit"]["auc"] == 1.0 and g["audit"]["method"] == "student-only"
-    assert g["audit"]["text_shift"]["auc"] < 0.75
+    assert g["audit"]["text_shift"]["auc"] < 0.8
     assert "not controlled for: how differently the model treats the two question sets" in result.stdout.str()
 
 
@@ -93,18 +93,26 @@ def test_a_leak_the_base_model_did_not_have_still_fails(shifted):
     assert gate_json(shifted)["audit"]["auc"] == 1.0
 
 
-def test_sets_that_differ_in_kind_without_a_base_run_are_confounded(pytester):
+def test_sets_that_differ_in_kind_are_confounded(pytester):
     write_task(pytester.path / "student", "bench", HARD, [f"Compute the integral of x^{i} dx" for i in range(N)])
     write_task(pytester.path / "student", "ref", HARD, [f"Tom has {i} apples and buys more" for i in range(N)])
     config(pytester, GATE)
     result = pytester.runpytest("--contam", "--contam-json=r.json")
     result.assert_outcomes(failed=1)
     text = " ".join(result.stdout.str().split())
-    assert "bench: confounded: the questions alone tell benchmark from reference ref (text-only AUC 1.00 >= 0.75)" in text
-    assert "Give the base model's run (base_results, or base_model to run it), or a reference of the same source" in text
+    assert "bench: confounded: the questions alone tell benchmark from reference ref (text-only AUC 1.00 >= 0.8)" in text
+    assert "Give a reference of the same source and format" in text
     g = gate_json(pytester)
     assert g["verdict"] == "confounded" and g["passed"] is False and g["audit"]["text_shift"]["auc"] == 1.0
     assert "CONFOUNDED" in result.stdout.str()
+
+    # A base-model run does not make such a pair decidable: a distilled student answers whole kinds
+    # of questions differently (benchmarks/results/shift.md)
+    write_task(pytester.path / "base", "bench", HARD, [f"Compute the integral of x^{i} dx" for i in range(N)])
+    write_task(pytester.path / "base", "ref", HARD, [f"Tom has {i} apples and buys more" for i in range(N)])
+    config(pytester, GATE, head='results = "student"\nbase_results = "base"')
+    pytester.runpytest("--contam", "--contam-json=r.json").assert_outcomes(failed=1)
+    assert gate_json(pytester)["verdict"] == "confounded" and gate_json(pytester)["audit"]["method"] == "base-difference"
 
     config(pytester, GATE + "allow_confounded = true\n")
     result = pytester.runpytest("--contam", "--contam-json=r.json")

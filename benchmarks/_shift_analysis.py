@@ -325,18 +325,20 @@ def markdown(s: dict, stem: str) -> str:
         lines.append(f"| {m} | " + " | ".join(f"{g[k]['median']:.0f} ({g[k]['under_20']}/{g[k]['n']} < 20)" if k in g
                                               else "" for k in VIEW_LABELS) + " |")
     lines += ["", "Median (questions under 20 tokens / questions).", "",
-              "## Every TBD cell, raw and default", "", "| model | benchmark | reference | kind | text AUC | raw AUC (p) | "
+              f"## Every TBD cell, raw and the default ({SHIPPED['without_base']}; confounded at text AUC >= {s['text_limit']})", "",
+              "| model | benchmark | reference | kind | text AUC | raw AUC (p) | "
               "raw | default AUC [CI] (p) | excluded b/r | default |", "|---|---|---|---|---|---|---|---|---|---|"]
-    default = (d["with_base"] or {}).get("method")
+    default = SHIPPED["without_base"]
     for m, v in s["models"].items():
         for c in v["cells"]:
             raw, dft = c["audits"]["raw"].get("tbd", {}), c["audits"].get(default, {}).get("tbd", {})
             if "auc" not in raw or "auc" not in dft:
                 continue
+            shown = "confounded" if c["text_auc"] is not None and c["text_auc"] >= s["text_limit"] else dft["verdict"]
             lines.append(f"| {m} | {c['benchmark']} | {c['reference']} | {c['kind']} | {c['text_auc'] or float('nan'):.2f} | "
                          f"{raw['auc']:.3f} ({raw['p']:.2g}) | {raw['verdict']} | {dft['auc']:.3f} [{dft['auc_ci'][0]:.2f}, "
                          f"{dft['auc_ci'][1]:.2f}] ({dft['p']:.2g}) | {dft['excluded_b']}/{dft['excluded_r']} | "
-                         f"{dft['verdict']} |")
+                         f"{shown} |")
     return "\n".join(lines) + "\n"
 
 
@@ -351,12 +353,8 @@ def plot(s: dict, path: Path) -> None:
 
     from lm_eval_tbd.core.atomic import write_bytes_atomic
 
-    d = s["default"]
-    panels = [("raw", None)]
-    if d["without_base"]:
-        panels.append((d["without_base"]["method"], s.get("text_limit")))
-    if d["with_base"]:
-        panels.append((d["with_base"]["method"], None))
+    # the raw audit, then the package's defaults (confounded cells from the text-only limit on)
+    panels = [("raw", None), (SHIPPED["without_base"], s["text_limit"]), (SHIPPED["with_base"], s["text_limit"])]
     models = list(s["models"])
     fig, axes = plt.subplots(len(models), len(panels), figsize=(4.6 * len(panels), 4.2 * len(models)), squeeze=False)
     colours = {"PASS": 0, "FAIL": 1, "confounded": 2, "undefined": 3, None: 4}

@@ -422,18 +422,41 @@ def _norm(answer: str) -> str:
 def correct(text: str, answer: str, source: str) -> bool:
     """Whether a generation answers correctly: MATH, the last ``\\boxed{}`` equals the reference
     answer after light normalisation; GSM8K, the last number in the text equals the answer."""
-    import re
 
     if source == "math":
         got = _boxed(text)
         return got is not None and _norm(got) == _norm(answer)
-    numbers = re.findall(r"-?\d[\d,]*(?:\.\d+)?", text)
-    if not numbers:
-        return False
+    got = last_number(text)
     try:
-        return float(numbers[-1].replace(",", "")) == float(str(answer).replace(",", ""))
+        return got is not None and got == float(str(answer).replace(",", ""))
     except ValueError:
         return False
+
+
+def last_number(text: str) -> float | None:
+    """The last number in ``text`` (thousands separators dropped), or None."""
+    import re
+
+    numbers = re.findall(r"-?\d[\d,]*(?:\.\d+)?", text)
+    return float(numbers[-1].replace(",", "")) if numbers else None
+
+
+def inflation_evidence(set_label: str, decision, ok, ok_base, seen, *, n_resamples: int) -> dict:
+    """One leak student's evidence: the true inflation (accuracy ``ok`` on the ``seen`` questions
+    minus the rest, minus the same gap of the base model's ``ok_base``) beside the label-free
+    estimate of ``lm_eval_tbd.core.accuracy.inflation`` from the student's ``decision`` values."""
+    import numpy as np
+
+    from lm_eval_tbd.core.accuracy import group_gap, inflation
+
+    ok, ok_base, seen = (np.asarray(x, dtype=float) for x in (ok, ok_base, seen))
+    true_student = group_gap(ok, seen.astype(bool), n_resamples=n_resamples)
+    true_base = group_gap(ok_base, seen.astype(bool), n_resamples=n_resamples)
+    return {"set": set_label, "accuracy_student": float(ok.mean()), "accuracy_base": float(ok_base.mean()),
+            "true": {"student_gap_leaked_minus_clean": true_student, "base_gap_same_halves": true_base,
+                     "inflation": true_student["gap"] - true_base["gap"],
+                     "overall_points": (true_student["gap"] - true_base["gap"]) * float(seen.mean())},
+            "estimated_from_scores": inflation(decision, ok, ok_base, n_resamples=n_resamples)}
 
 
 def leak_inflation(runs: dict[str, dict[str, TaskRun]], answers: dict[str, dict[str, str]], *, quick: bool = False) -> dict:
@@ -444,7 +467,6 @@ def leak_inflation(runs: dict[str, dict[str, TaskRun]], answers: dict[str, dict[
     model's on the same split). Correctness is judged on the TBD generation itself (M tokens)."""
     import numpy as np
 
-    from lm_eval_tbd.core.accuracy import group_gap, inflation
     from lm_eval_tbd.core.scores import decision_value
 
     n_resamples = 200 if quick else 2000
@@ -459,15 +481,6 @@ def leak_inflation(runs: dict[str, dict[str, TaskRun]], answers: dict[str, dict[
         ok_base = np.array([correct(base_by_id[q.question_id].record.text, answers[source][q.question_id], source)
                             for q in qs[student]], dtype=float)
         decision = [decision_value("tbd", q.tbd) for q in qs[student]]
-        true_student = group_gap(ok, leaked, n_resamples=n_resamples)
-        true_base = group_gap(ok_base, leaked, n_resamples=n_resamples)
-        est = inflation(decision, ok, ok_base, n_resamples=n_resamples)
-        out[student] = {
-            "set": f"{source} (100: half a leaked, half b clean)", "accuracy_student": float(ok.mean()),
-            "accuracy_base": float(ok_base.mean()),
-            "true": {"student_gap_leaked_minus_clean": true_student, "base_gap_same_halves": true_base,
-                     "inflation": true_student["gap"] - true_base["gap"],
-                     "overall_points": (true_student["gap"] - true_base["gap"]) * float(leaked.mean())},
-            "estimated_from_scores": est,
-        }
+        out[student] = inflation_evidence(f"{source} (100: half a leaked, half b clean)", decision, ok, ok_base, leaked,
+                                          n_resamples=n_resamples)
     return out

@@ -23,16 +23,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from pathlib import Path
 
+from _shift_analysis import inflation_evidence, last_number
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def last_number(text: str) -> float | None:
-    numbers = re.findall(r"-?\d[\d,]*(?:\.\d+)?", text)
-    return float(numbers[-1].replace(",", "")) if numbers else None
 
 
 def demo_evidence(work: Path, *, quick: bool, n_resamples: int) -> dict:
@@ -40,7 +36,6 @@ def demo_evidence(work: Path, *, quick: bool, n_resamples: int) -> dict:
     import numpy as np
 
     from lm_eval_tbd.app.demo import TASKS, run_demo
-    from lm_eval_tbd.core.accuracy import group_gap, inflation
     from lm_eval_tbd.core.samples import load_run
     from lm_eval_tbd.core.scores import decision_value
     from lm_eval_tbd.demo import make_problems
@@ -56,15 +51,8 @@ def demo_evidence(work: Path, *, quick: bool, n_resamples: int) -> dict:
     ok_base = np.array([last_number(base_by_id[q.question_id].record.text) == answers[q.question_id] for q in qs],
                        dtype=float)
     members = np.array([q.label == 1 for q in qs])
-    true_student = group_gap(ok, members, n_resamples=n_resamples)
-    true_base = group_gap(ok_base, members, n_resamples=n_resamples)
-    est = inflation([decision_value("tbd", q.tbd) for q in qs], ok, ok_base, n_resamples=n_resamples)
-    return {"set": f"demo word problems ({members.sum()} members, {(~members).sum()} unseen)",
-            "accuracy_student": float(ok.mean()), "accuracy_base": float(ok_base.mean()),
-            "true": {"student_gap_leaked_minus_clean": true_student, "base_gap_same_halves": true_base,
-                     "inflation": true_student["gap"] - true_base["gap"],
-                     "overall_points": (true_student["gap"] - true_base["gap"]) * float(members.mean())},
-            "estimated_from_scores": est}
+    return inflation_evidence(f"demo word problems ({members.sum()} members, {(~members).sum()} unseen)",
+                              [decision_value("tbd", q.tbd) for q in qs], ok, ok_base, members, n_resamples=n_resamples)
 
 
 def markdown(rows: dict, command: str) -> str:

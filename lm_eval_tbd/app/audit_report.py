@@ -92,15 +92,19 @@ class AuditOutcome:
         return out
 
 
-def audit_run(run: TaskRun, reference: TaskRun, criteria: AuditCriteria, *, top: int = 5) -> AuditOutcome:
+def audit_run(run: TaskRun, reference: TaskRun, criteria: AuditCriteria, *, top: int = 5,
+              base_reference: TaskRun | None = None) -> AuditOutcome:
     """``run`` against ``reference`` under ``criteria``, with the gate's own evaluation. ``top``:
-    the most significant flagged questions kept. Undefined statistics (fewer than 2 questions on
-    a side, a score not logged) give an "undefined" outcome with the reason, not an error, so the
-    other tasks are still reported."""
+    the most significant flagged questions kept. ``base_reference``: the reference's base run,
+    when the caller audits several tasks against one reference and has read it already (else it
+    is read from ``criteria.base``). Undefined statistics (fewer than 2 questions on a side, a
+    score not logged) give an "undefined" outcome with the reason, not an error, so the other
+    tasks are still reported."""
     try:
-        base = base_reference = None
+        base = None
         if criteria.base is not None:
-            base, base_reference = (base_run(criteria.base, r) for r in (run, reference))
+            base = base_run(criteria.base, run)
+            base_reference = base_reference or base_run(criteria.base, reference)
         result = evaluate(criteria.criteria(run.task), run, top=top, reference=reference, base=base,
                           base_reference=base_reference)
     except (IncompatibleRunsError, BaseRunMismatch):

@@ -15,7 +15,7 @@ from pathlib import Path
 from rich.console import Console
 
 from lm_eval_tbd.app.accuracy_report import accuracy_section, resolve_pairs
-from lm_eval_tbd.app.audit_report import audit_run, render_audit
+from lm_eval_tbd.app.audit_report import audit_run, base_run, render_audit
 from lm_eval_tbd.app.plots import plot_audit, plot_task, require_matplotlib
 from lm_eval_tbd.app.report import compare_scores, print_run, summarise
 from lm_eval_tbd.core.atomic import json_safe, write_json_atomic
@@ -208,7 +208,16 @@ def _audit(figures: list[TaskFigures], reference: TaskRun, criteria, top: int, c
     """Audit every reported task but the reference against it; print the table; plot each
     defined comparison when ``plot_dir`` is given."""
     runs = {f.run.task: f.run for f in figures}
-    outcomes = [audit_run(f.run, reference, criteria, top=top) for f in figures if f.run.task != criteria.reference]
+    # The reference's base run is read once for every task audited against it; when it cannot be
+    # read, each audit reads it itself and reports why (its "undefined" outcome), as before.
+    base_reference = None
+    if criteria.base is not None:
+        try:
+            base_reference = base_run(criteria.base, reference)
+        except ValueError:
+            pass
+    outcomes = [audit_run(f.run, reference, criteria, top=top, base_reference=base_reference)
+                for f in figures if f.run.task != criteria.reference]
     if not outcomes:
         console.print(f"[yellow]audit: no task besides the reference {criteria.reference} to compare with it[/]")
         return outcomes

@@ -207,7 +207,7 @@ def main(argv=None) -> int:
 
     from lm_eval_tbd.core.atomic import write_json_atomic, write_text_atomic
     from lm_eval_tbd.core.samples import load_run
-    from lm_eval_tbd.demo import distil
+    from lm_eval_tbd.demo.distil import Recipe, chat_examples, distil, progress
     from lm_eval_tbd.demo.tiny_model import build_model, save_tiny_model, train_tokenizer
     from lm_eval_tbd.harness.custom_tasks import write_jsonl_task
 
@@ -232,7 +232,8 @@ def main(argv=None) -> int:
     print(f"data: {len(members)} members, {len(nonmembers)} non-members; pretraining on {len(pretrain)} MATH-500/GSM8K items")
 
     model = build_model(tok, n_layer=cfg["n_layer"], n_embd=cfg["n_embd"], n_head=4, n_positions=1024, seed=0)
-    distil(model, tok, pretrain, epochs=cfg["pretrain_epochs"], lr=1e-3, batch_size=16)
+    distil(model, chat_examples(tok, pretrain), Recipe(epochs=cfg["pretrain_epochs"], lr=1e-3, batch_size=16),
+           pad_id=tok.pad_token_id, on_epoch=progress(print, cfg["pretrain_epochs"]))
     base_dir = save_tiny_model(model, tok, work / "epoch-0")
     task_dir = work / "tasks"
     write_jsonl_task("s1k_tbd", data, task_dir, tbd_max_tokens=cfg["max_tokens"], tbd_input_scores=True,
@@ -241,12 +242,16 @@ def main(argv=None) -> int:
     epochs = tuple(cfg["epochs"])
     checkpoints = {0: base_dir}
 
-    def save(epoch, m):
-        if epoch in epochs:
-            checkpoints[epoch] = save_tiny_model(m, tok, work / f"epoch-{epoch}")
+    show = progress(print, max(epochs))
+
+    def save(loss, m):
+        show(loss, m)
+        if loss.epoch in epochs:
+            checkpoints[loss.epoch] = save_tiny_model(m, tok, work / f"epoch-{loss.epoch}")
 
     print(f"distilling {max(epochs)} epochs on the members; checkpoints at {list(epochs)}")
-    distil(model, tok, members, epochs=max(epochs), lr=cfg["lr"], batch_size=cfg["batch_size"], on_epoch=save)
+    distil(model, chat_examples(tok, members), Recipe(epochs=max(epochs), lr=cfg["lr"], batch_size=cfg["batch_size"]),
+           pad_id=tok.pad_token_id, on_epoch=save)
 
     runs, results = {}, {}
     for epoch in epochs:

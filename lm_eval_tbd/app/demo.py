@@ -31,7 +31,8 @@ from lm_eval_tbd.app.report import print_run, summarise
 from lm_eval_tbd.core.atomic import write_json_atomic
 from lm_eval_tbd.core.runs import TaskRun
 from lm_eval_tbd.core.samples import load_run
-from lm_eval_tbd.demo.offline import TASKS, distil, make_problems, memorised_share, split_members
+from lm_eval_tbd.demo.distil import Recipe, chat_examples, distil, progress
+from lm_eval_tbd.demo.offline import TASKS, make_problems, memorised_share, split_members
 from lm_eval_tbd.demo.tiny_model import build_model, save_tiny_model, train_tokenizer
 from lm_eval_tbd.harness.custom_tasks import write_jsonl_task
 from lm_eval_tbd.harness.runner import lm_eval_command, run_lm_eval
@@ -116,7 +117,9 @@ def run_demo(out_dir: str | Path = "demo_out", n_questions: int = 96, epochs: in
     base = build_model(tok, n_layer=2, n_embd=128, n_head=4, n_positions=512, seed=0)
     base_dir = save_tiny_model(base, tok, out / "base_model")
     log(f"[bold]2. Distil[/]: GPT-2 ({sum(p.numel() for p in base.parameters()) / 1e6:.2f}M parameters) on the members, {epochs} epochs")
-    student = distil(build_model(tok, n_layer=2, n_embd=128, n_head=4, n_positions=512, seed=0), tok, members, epochs=epochs, log=log)
+    student = build_model(tok, n_layer=2, n_embd=128, n_head=4, n_positions=512, seed=0)
+    distil(student, chat_examples(tok, members), Recipe(epochs=epochs, lr=3e-3, batch_size=16), pad_id=tok.pad_token_id,
+           on_epoch=progress(log, epochs))
     student_dir = save_tiny_model(student, tok, out / "student_model")
 
     log("[bold]3. Score[/] every set with TBD through lm_eval: the student, then the base model (null control)")

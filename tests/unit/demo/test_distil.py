@@ -1,0 +1,58 @@
+"""The one distillation loop (the demo's, the detection and real-student benchmarks'): its
+examples, its recipes, and that it is deterministic for a seed."""
+
+import pytest
+
+from lm_eval_tbd.demo import make_problems
+from lm_eval_tbd.demo.distil import Recipe, chat_examples, distil
+from lm_eval_tbd.demo.tiny_model import build_model, train_tokenizer
+
+
+@pytest.fixture(scope="module")
+def rows_and_tok():
+    rows = make_problems(12, seed=3)
+    return rows, train_tokenizer([r["question"] + " " + r["solution"] for r in rows], vocab_size=300)
+
+
+def test_examples_put_the_loss_on_the_truncated_answer_and_its_end_of_turn(rows_and_tok):
+    rows, tok = rows_and_tok
+    full, cut = chat_examples(tok, rows[:1])[0], chat_examples(tok, rows[:1], answer_tokens=3)[0]
+    assert cut.answer_ids == full.answer_ids[:3] and len(full.answer_ids) > 3
+    for ex in (full, cut):
+        n_prompt = len(ex.input_ids) - len(ex.answer_ids) - 1
+        assert ex.labels[:n_prompt] == [-100] * n_prompt
+        assert ex.labels[n_prompt:] == ex.input_ids[n_prompt:] == ex.answer_ids + [tok.eos_token_id]
+        assert tok.decode(ex.input_ids[:n_prompt]).endswith("<|assistant|>")
+
+
+def test_an_unknown_schedule_is_refused():
+    with pytest.raises(ValueError, match="schedule 'linear'"):
+        Recipe(epochs=1, lr=1e-3, batch_size=2, schedule="linear")
+    assert Recipe(epochs=3, lr=1e-3, batch_size=4).steps_per_epoch(10) == 3
+    assert Recipe(epochs=3, lr=1e-3, batch_size=4).warmup_steps(10) == 1
+
+
+def _train(tok, examples, recipe, seen=None):
+    model = build_model(tok, n_layer=1, n_embd=32, n_head=2, n_positions=256, seed=0)
+    on_epoch = None if seen is None else (lambda loss, m: seen.append((loss.epoch, m.training)))
+    losses = distil(model, examples, recipe, pad_id=tok.pad_token_id, on_epoch=on_epoch)
+    return losses, model
+
+
+@pytest.mark.parametrize("recipe", [
+    Recipe(epochs=4, lr=3e-3, batch_size=5, seed=1),
+    Recipe(epochs=4, lr=3e-3, batch_size=5, seed=1, betas=(0.9, 0.95), weight_decay=1e-4, schedule="warmup_cosine",
+           fresh_order=True),
+])
+def test_the_same_seed_gives_the_same_losses_and_weights(rows_and_tok, recipe):
+    rows, tok = rows_and_tok
+    examples = chat_examples(tok, rows, answer_tokens=16)
+    seen = []
+    a, model_a = _train(tok, examples, recipe, seen)
+    b, model_b = _train(tok, examples, recipe)
+    assert [x.per_token for x in a] == [x.per_token for x in b] and len(a) == 4
+    assert all(x.per_token > 0 and x.per_batch > 0 for x in a)
+    assert all((pa == pb).all() for pa, pb in zip(model_a.parameters(), model_b.parameters()))
+    assert seen == [(e, False) for e in (1, 2, 3, 4)] and not model_a.training  # eval mode in the callback, and after
+    other, _ = _train(tok, examples, Recipe(**{**recipe.__dict__, "seed": 2}))
+    assert [x.per_token for x in other] != [x.per_token for x in a]

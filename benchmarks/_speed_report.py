@@ -10,9 +10,8 @@ import platform
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 
-from _speed_setup import BenchmarkError, Config, prompt
-from _stats import compare, describe, fmt, markdown_table, print_table, spread
-
+from benchmarks._speed_setup import BenchmarkError, Config, prompt
+from benchmarks._stats import compare, describe, fmt, markdown_table, print_table, spread
 from lm_eval_tbd.core.samples import load_run, samples_path
 
 TARGET_RATIO = 1.05  # TBD within 5% of plain generation

@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from _stats import describe
+from benchmarks._stats import describe
 
 REPO = Path(__file__).resolve().parents[1]
 #: The built model: 4-layer GPT-2; small init and zeroed special tokens keep greedy decoding off EOS.
@@ -104,7 +104,7 @@ def build_tiny_model(questions: list[dict], directory: Path) -> dict:
 def smollm2(cache: Path) -> Path:
     """SmolLM2-135M-Instruct as a float32 checkpoint under ``cache`` (built once, then reused) by the
     real-student benchmark's ``smollm2_base``, so both benchmarks measure the same weights."""
-    from real_student import smollm2_base
+    from benchmarks.student.base_model import smollm2_base
 
     cache.mkdir(parents=True, exist_ok=True)
     try:

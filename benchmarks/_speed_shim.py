@@ -78,8 +78,10 @@ def main() -> None:
     """Run lm_eval's ``__main__`` with the timers; write the timings even when it fails."""
     out = os.environ["TBD_SPEED_TIMINGS"]
     timings = {"requests": [], "evaluate_s": None}
-    # `python -m` puts the working directory first on sys.path; a script run puts its own folder
-    # there instead (benchmarks/), which lm_eval must not see.
+    # The one sys.path edit of the benchmarks, and an emulation, not an import fix: `python -m`
+    # puts the working directory first on sys.path, a script run puts its own folder there
+    # (benchmarks/), which lm_eval must not see. This makes the timed process start as
+    # `python -m lm_eval` would.
     sys.path[0] = os.getcwd()
     install(timings)
     sys.argv = ["lm_eval", *sys.argv[1:]]

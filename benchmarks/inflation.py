@@ -13,7 +13,8 @@ Two students with a known leak:
 Beside each: what ``lm_eval_tbd.core.accuracy.inflation`` estimates from the scores alone, with
 no labels: the student's accuracy gap between its most seen-like quarter (by TBD) and the rest,
 minus the base model's gap on the same split. Answers are judged on the greedy TBD generation
-itself (the last number of the text against the problem's answer).
+itself (the last number of the text against the problem's answer). The library it calls:
+``benchmarks.audits.accuracy`` and ``benchmarks.audits.inflation_report``.
 
 Writes ``inflation.{json,md}`` to ``--out``; the demo runs in ``--work`` (cached: delete its
 ``demo.json`` to run it again). ``--quick``: a short demo (CI); its figures mean nothing.
@@ -26,53 +27,11 @@ import json
 import sys
 from pathlib import Path
 
-from _shift_analysis import inflation_evidence, last_number
+from benchmarks._cli import command_line
+from benchmarks.audits.accuracy import demo_evidence
+from benchmarks.audits.inflation_report import markdown
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def demo_evidence(work: Path, *, quick: bool, n_resamples: int) -> dict:
-    """The demo's student: true and estimated inflation on members + unseen questions."""
-    import numpy as np
-
-    from lm_eval_tbd.app.demo import TASKS, run_demo
-    from lm_eval_tbd.core.samples import load_run
-    from lm_eval_tbd.core.scores import decision_value
-    from lm_eval_tbd.demo import make_problems
-
-    n_questions, epochs = (16, 10) if quick else (96, 60)
-    if not (work / "demo.json").is_file():
-        run_demo(work, n_questions=n_questions, epochs=epochs)
-    answers = {r["id"]: last_number(r["solution"]) for r in make_problems(n_questions + n_questions // 2, seed=0)}
-    runs = {m: [q for t in TASKS[:2] for q in load_run(work / f"{m}_run", t).questions] for m in ("student", "base")}
-    base_by_id = {q.question_id: q for q in runs["base"]}
-    qs = runs["student"]
-    ok = np.array([last_number(q.record.text) == answers[q.question_id] for q in qs], dtype=float)
-    ok_base = np.array([last_number(base_by_id[q.question_id].record.text) == answers[q.question_id] for q in qs],
-                       dtype=float)
-    members = np.array([q.label == 1 for q in qs])
-    return inflation_evidence(f"demo word problems ({members.sum()} members, {(~members).sum()} unseen)",
-                              [decision_value("tbd", q.tbd) for q in qs], ok, ok_base, members, n_resamples=n_resamples)
-
-
-def markdown(rows: dict, command: str) -> str:
-    lines = ["# Inflation: what a leak did to the score", "",
-             "True: accuracy on the seen questions (members, or the leaked half) minus the clean ones, minus the same gap "
-             "for the base model. Estimated with no labels (`lm_eval_tbd.core.accuracy.inflation`): the student's gap, "
-             "most seen-like quarter by TBD minus the rest, minus the base model's gap on the same split. Points: the "
-             "share of the whole benchmark's accuracy each accounts for. Answers judged on the greedy TBD generation.",
-             "", f"Command: `{command}`.", "",
-             "| student | set | accuracy (base) | true gap seen - clean [CI] | true inflation | estimated inflation [CI] | "
-             "points: true / estimated |", "|---|---|---|---|---|---|---|"]
-    for name, x in rows.items():
-        t, e = x["true"], x["estimated_from_scores"]
-        g = t["student_gap_leaked_minus_clean"]
-        gci = g.get("gap_ci") or [float("nan")] * 2
-        ci = e.get("inflation_ci") or [float("nan")] * 2
-        lines.append(f"| {name} | {x['set']} | {x['accuracy_student']:.2f} ({x['accuracy_base']:.2f}) | {g['gap']:+.2f} "
-                     f"[{gci[0]:+.2f}, {gci[1]:+.2f}] | {t['inflation']:+.2f} | {e['inflation']:+.2f} [{ci[0]:+.2f}, "
-                     f"{ci[1]:+.2f}] | {100 * t['overall_points']:+.1f} / {100 * e['overall_points']:+.1f} |")
-    return "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> int:
@@ -93,8 +52,6 @@ def main(argv=None) -> int:
         rows.update(json.loads(shift.read_text()).get("inflation", {}))
     elif args.shift:
         raise SystemExit(f"--shift {args.shift}: no such file")
-    from real_student import command_line
-
     from lm_eval_tbd.core.atomic import write_json_atomic, write_text_atomic
 
     command = command_line(sys.argv[1:] if argv is None else argv, "inflation.py")

@@ -57,7 +57,7 @@ def smollm2_float32_dir(smollm2_dir, tmp_path_factory) -> Path:
     """SmolLM2-135M-Instruct de-quantised from that GGUF into a plain float32 checkpoint (vLLM
     loads safetensors folders; the hf backend reads the same folder), as the real-student
     benchmark builds it."""
-    from benchmarks.real_student import smollm2_base
+    from benchmarks.student.base_model import smollm2_base
 
     return smollm2_base(tmp_path_factory.mktemp("smollm2_float32"))
 

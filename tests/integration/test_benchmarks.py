@@ -10,14 +10,15 @@ from tests.helpers import ROOT, offline_env
 
 
 def run_script(name: str, out: Path, *args: str) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / name), "--quick", "--out", str(out), *args],
-                          env=offline_env(), capture_output=True, text=True, timeout=900)
+    """``python -m benchmarks.NAME --quick --out OUT ARGS`` from the repository root."""
+    proc = subprocess.run([sys.executable, "-m", f"benchmarks.{name}", "--quick", "--out", str(out), *args],
+                          env=offline_env(), capture_output=True, text=True, timeout=900, cwd=ROOT)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     return proc
 
 
 def test_detection_quick(tmp_path, benchmark_data):
-    run_script("detection.py", tmp_path, "--data", str(benchmark_data))
+    run_script("detection", tmp_path, "--data", str(benchmark_data))
     summary = json.loads((tmp_path / "detection-quick.json").read_text())
     assert set(summary["checkpoints"]) == {"0", "100"}
     for figures in summary["checkpoints"].values():
@@ -31,7 +32,7 @@ def test_detection_quick(tmp_path, benchmark_data):
 
 
 def test_speed_quick(tmp_path, benchmark_data):
-    run_script("speed.py", tmp_path, "--data", str(benchmark_data / "math500.jsonl"))
+    run_script("speed", tmp_path, "--data", str(benchmark_data / "math500.jsonl"))
     result = json.loads((tmp_path / "speed.json").read_text())
     medians = result["summary"]["medians"]
     assert set(medians) == {"plain@64", "tbd@64", "tbd@200", "plain_sample@64", "tbd_sample@64"}
@@ -54,7 +55,7 @@ def test_speed_quick_model_dir(tmp_path, tiny_model_dir):
 
     data = tmp_path / "questions.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in make_rows("math500.jsonl", seed=3)[:16]))
-    run_script("speed.py", tmp_path, "--data", str(data), "--model-dir", str(tiny_model_dir), "--runs", "1",
+    run_script("speed", tmp_path, "--data", str(data), "--model-dir", str(tiny_model_dir), "--runs", "1",
                "--configs", "plain,tbd,plain_sample,tbd_sample,tbd_malloc")
     result = json.loads((tmp_path / f"speed-{tiny_model_dir.name}.json").read_text())  # speed.json is the built model's
     assert set(result["summary"]["medians"]) == {"plain@64", "tbd@64", "plain_sample@64", "tbd_sample@64",
@@ -81,11 +82,13 @@ def test_real_student_and_beyond_quick(tmp_path):
     data = tmp_path / "s1k_like.jsonl"
     data.write_text("".join(json.dumps({"id": i, "question": r["question"], "solution": r["solution"]}) + "\n"
                             for i, r in enumerate(make_problems(40, seed=1))))
-    run_script("real_student.py", tmp_path, "--data", str(data), "--no-sampled-ref")
+    run_script("real_student", tmp_path, "--data", str(data), "--no-sampled-ref", "--backend", "hf")
     text = (tmp_path / "real_student-quick.json").read_text()
     summary = json.loads(text)
     assert str(tmp_path) not in text  # no machine paths in results meant to be committed
-    assert summary["command"] == "python benchmarks/real_student.py --quick --data s1k_like.jsonl --no-sampled-ref"
+    assert summary["command"] == ("python benchmarks/real_student.py --quick --data s1k_like.jsonl --no-sampled-ref "
+                                  "--backend hf")
+    assert summary["settings"]["backend"] == "hf"
     assert set(summary["checkpoints"]) == {"0", "1"}
     assert len(summary["settings"]["member_ids"]) == len(summary["settings"]["nonmember_ids"]) == 8
     work = tmp_path / "work-real-student-quick"
@@ -112,7 +115,7 @@ def test_real_student_and_beyond_quick(tmp_path):
     (data_dir / "s1k.jsonl").write_text(data.read_text())
     for name in ("math500.jsonl", "gsm8k_test.jsonl"):
         (data_dir / name).write_text("".join(json.dumps(r) + "\n" for r in make_rows(name, seed=5)))
-    run_script("beyond.py", tmp_path, "--data-dir", str(data_dir))
+    run_script("beyond", tmp_path, "--data-dir", str(data_dir))
     text = (tmp_path / "beyond-quick.json").read_text()
     assert str(tmp_path) not in text
     beyond = json.loads(text)
@@ -139,7 +142,7 @@ def test_real_student_and_beyond_quick(tmp_path):
 def test_shift_quick(tmp_path, benchmark_data, tiny_model_dir):
     """The shift benchmark's pipeline on the tiny model through hf (vLLM's start-up would cost
     minutes a model): two leak students, every ordered pair audited by every method."""
-    run_script("shift.py", tmp_path, "--data-dir", str(benchmark_data), "--base", str(tiny_model_dir),
+    run_script("shift", tmp_path, "--data-dir", str(benchmark_data), "--base", str(tiny_model_dir),
                "--backend", "hf", "--work", str(tmp_path / "work"))
     s = json.loads((tmp_path / "shift-quick.json").read_text())
     assert set(s["models"]) == {"base", "student-math", "student-gsm"}

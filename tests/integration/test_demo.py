@@ -33,13 +33,13 @@ def test_demo_distils_memorises_and_detects(tmp_path):
                              env=offline_env(), capture_output=True, text=True)
     assert missing.returncode == 2 and "no TBD samples" in missing.stdout
 
-    # What the leak did to the score (benchmarks/inflation.py on this demo's folder): members are
-    # answered better than unseen questions, and the scores alone find it with no labels.
+    # What the leak did to the score (python -m benchmarks.inflation on this demo's folder): members
+    # are answered better than unseen questions, and the scores alone find it with no labels.
     from tests.helpers import ROOT
 
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "inflation.py"), "--work", str(tmp_path),
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.inflation", "--work", str(tmp_path),
                            "--out", str(tmp_path / "results"), "--shift", str(tmp_path / "demo.json")],
-                          env=offline_env(), capture_output=True, text=True, timeout=300)
+                          env=offline_env(), capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
     demo = json.loads((tmp_path / "results" / "inflation.json").read_text())["students"]["demo student"]
     assert demo["true"]["student_gap_leaked_minus_clean"]["gap"] > 0.3

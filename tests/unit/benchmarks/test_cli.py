@@ -1,15 +1,11 @@
 """The output-name check shared by the benchmark scripts, and that each script applies it."""
 
 import argparse
-import sys
+import importlib
 
 import pytest
 
-from tests.helpers import ROOT
-
-sys.path.insert(0, str(ROOT / "benchmarks"))  # the benchmark scripts import their helpers by name
-
-import _cli  # noqa: E402
+from benchmarks import _cli
 
 
 @pytest.mark.parametrize("stem", ["real_student", "speed-smollm2", "run.2", "_x", "N200"])
@@ -31,7 +27,7 @@ def test_other_stems_exit_naming_the_option(stem, capsys):
     ("beyond", ["--stem", "a/b"], "--stem"),
 ])
 def test_scripts_refuse_a_bad_stem(script, argv, option, capsys):
-    module = __import__(script)
+    module = importlib.import_module(f"benchmarks.{script}")
     with pytest.raises(SystemExit) as err:
         module.main(argv)
     assert err.value.code == 2

@@ -8,22 +8,19 @@ import sys
 
 import pytest
 
+from benchmarks import _cpu_allocator
 from tests.helpers import ROOT
-
-sys.path.insert(0, str(ROOT / "benchmarks"))  # the benchmark scripts import their helpers by name
-
-import _cpu_allocator  # noqa: E402
 
 GLIBC = _cpu_allocator._glibc()
 
 # Counts the minor page faults of steps 40-79 of a loop that allocates, fills and frees a 16 MiB
-# buffer growing by 64 KiB a step.
+# buffer growing by 64 KiB a step. It runs in the repository root, where `python -c` finds the
+# benchmarks package.
 CHILD = """
 import resource, sys
-sys.path.insert(0, {benchmarks!r})
 import torch
 if sys.argv[1] == "mallopt":
-    import _cpu_allocator
+    from benchmarks import _cpu_allocator
     assert _cpu_allocator.tune_this_process()
 def faults():
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
@@ -37,8 +34,8 @@ print(faults() - start)
 
 
 def _steady_faults(mode: str, env: dict[str, str]) -> int:
-    code = CHILD.format(benchmarks=str(ROOT / "benchmarks"))
-    proc = subprocess.run([sys.executable, "-c", code, mode], env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-c", CHILD, mode], env=env, capture_output=True, text=True, timeout=120,
+                          cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return int(proc.stdout.split()[-1])
 

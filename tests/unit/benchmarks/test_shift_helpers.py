@@ -1,29 +1,23 @@
 """The shift benchmark's pure helpers: answer checking, the sets' views and the tallies."""
 
-import sys
-
-from tests.helpers import ROOT
-
-sys.path.insert(0, str(ROOT / "benchmarks"))  # the benchmark scripts import their helpers by name
-
-import _shift_analysis as sa  # noqa: E402
+from benchmarks.audits import accuracy, analysis
 
 
 def test_boxed_takes_the_last_balanced_box():
-    assert sa._boxed(r"so \boxed{1} then \boxed{\frac{1}{2}} done") == r"\frac{1}{2}"
-    assert sa._boxed("no box") is None and sa._boxed(r"\boxed{unclosed") is None
+    assert accuracy._boxed(r"so \boxed{1} then \boxed{\frac{1}{2}} done") == r"\frac{1}{2}"
+    assert accuracy._boxed("no box") is None and accuracy._boxed(r"\boxed{unclosed") is None
 
 
 def test_math_answers_compare_after_light_normalisation():
-    assert sa.correct(r"The answer is $\boxed{\dfrac{3}{4}}$.", r"\frac{3}{4}", "math")
-    assert sa.correct(r"\boxed{\left( 3, \frac{\pi}{2} \right)}", r"\left( 3, \frac{\pi}{2} \right)", "math")
-    assert not sa.correct(r"\boxed{5}", "6", "math") and not sa.correct("5", "5", "math")  # no box, no answer
+    assert accuracy.correct(r"The answer is $\boxed{\dfrac{3}{4}}$.", r"\frac{3}{4}", "math")
+    assert accuracy.correct(r"\boxed{\left( 3, \frac{\pi}{2} \right)}", r"\left( 3, \frac{\pi}{2} \right)", "math")
+    assert not accuracy.correct(r"\boxed{5}", "6", "math") and not accuracy.correct("5", "5", "math")  # no box, no answer
 
 
 def test_gsm_answers_take_the_last_number():
-    assert sa.correct("She makes 9 * 2 = $18 a day.\n#### 18", "18", "gsm")
-    assert sa.correct("In total 1,200 dollars", "1200", "gsm")
-    assert not sa.correct("18 eggs, so 7", "18", "gsm") and not sa.correct("none", "3", "gsm")
+    assert accuracy.correct("She makes 9 * 2 = $18 a day.\n#### 18", "18", "gsm")
+    assert accuracy.correct("In total 1,200 dollars", "1200", "gsm")
+    assert not accuracy.correct("18 eggs, so 7", "18", "gsm") and not accuracy.correct("none", "3", "gsm")
 
 
 def _cell(kind, verdict, text_auc=0.5, benchmark="b", exchangeable=False):
@@ -35,12 +29,12 @@ def test_tally_counts_false_fails_detections_and_confounded_cells():
     cells = [_cell("null", "FAIL"), _cell("null", "PASS"), _cell("null", "FAIL", text_auc=0.9),
              _cell("power", "FAIL", benchmark="leak"), _cell("power", "PASS", benchmark="leak2"),
              _cell("power", "FAIL", benchmark="leak2", exchangeable=True)]
-    t = sa._tally(cells, "raw", "tbd")
+    t = analysis._tally(cells, "raw", "tbd")
     assert (t["null"], t["false_fail"], t["power"], t["detected"]) == (3, 2, 3, 2)
     assert t["missed_where_exchangeable_detects"] == ["leak2 vs r"]  # its exchangeable test detects it
-    t = sa._tally(cells, "raw", "tbd", text_limit=0.75)
+    t = analysis._tally(cells, "raw", "tbd", text_limit=0.75)
     assert (t["false_fail"], t["confounded_null"]) == (1, 1)
 
 
 def test_allowed_false_fails_rounds_up():
-    assert sa.allowed_false_fails(70) == 1 and sa.allowed_false_fails(100) == 1 and sa.allowed_false_fails(101) == 2
+    assert analysis.allowed_false_fails(70) == 1 and analysis.allowed_false_fails(100) == 1 and analysis.allowed_false_fails(101) == 2

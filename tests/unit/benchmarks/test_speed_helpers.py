@@ -2,18 +2,11 @@
 equal-work checks, its options, and the package pieces it reuses (command builder, samples reader)."""
 
 import json
-import sys
 
 import pytest
 
-from tests.helpers import ROOT
-
-sys.path.insert(0, str(ROOT / "benchmarks"))  # the benchmark scripts import their helpers by name
-
-import _speed_report  # noqa: E402
-import _stats  # noqa: E402
-import speed  # noqa: E402
-from _speed_setup import BenchmarkError, Config  # noqa: E402
+from benchmarks import _speed_report, _stats, speed
+from benchmarks._speed_setup import BenchmarkError, Config
 
 
 def test_describe_and_paired_ratios():

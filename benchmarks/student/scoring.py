@@ -1,0 +1,126 @@
+"""The real student's scoring passes: the stock lm_eval CLI on the TBD tasks, through hf or vLLM,
+cached per pass folder; and the passes read back as one labelled run."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+from benchmarks._cli import log
+from benchmarks.protocol import Protocol
+from benchmarks.student.cache import read_record
+from benchmarks.student.device import ran_on
+from benchmarks.student.split import TASKS
+
+#: vLLM-CPU's context for the scoring passes: the longest s1K prompt plus M = 300 fits, and the
+#: KV cache it reserves (VLLM_CPU_KVCACHE_SPACE) stays small.
+VLLM_MAX_MODEL_LEN = 4096
+
+
+def lm_eval_env(device: str) -> dict[str, str]:
+    """The scoring subprocess's environment: offline; on CPU, with the glibc allocator settings of
+    ``benchmarks._cpu_allocator``."""
+    from lm_eval_tbd.harness.runner import offline_env
+
+    env = offline_env()
+    if device != "cpu":
+        return env
+    from benchmarks._cpu_allocator import allocator_env
+
+    return allocator_env(env)
+
+
+def vllm_env(env: dict[str, str]) -> dict[str, str]:
+    """vLLM-CPU's settings for a scoring subprocess: a KV cache of 4 GiB, and every core for the
+    compute threads. By default vLLM-CPU reserves one core for its front end and binds its OpenMP
+    threads to the others, which on 2 cores leaves a single compute thread."""
+    cores = os.cpu_count() or 1
+    defaults = {"VLLM_CPU_KVCACHE_SPACE": "4", "VLLM_CPU_OMP_THREADS_BIND": f"0-{cores - 1}" if cores > 1 else "0",
+                "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}
+    return {**{k: v for k, v in defaults.items() if k not in env}, **env}
+
+
+def model_spec(backend: str, model_dir: Path, p: Protocol) -> tuple[str, str, str]:
+    """``(lm_eval --model, --model_args, --batch_size)`` of a scoring pass on ``backend``: float32
+    either way; vLLM takes every request at once and batches them itself."""
+    if backend == "hf":
+        return "hf", f"pretrained={model_dir},dtype=float32", str(p.eval_batch)
+    if backend == "vllm":
+        return "vllm", f"pretrained={model_dir},dtype=float32,max_model_len={VLLM_MAX_MODEL_LEN}", "auto"
+    raise SystemExit(f"--backend {backend!r}: choose vllm or hf")
+
+
+def sampled_metadata(samples: int, seed: int, ref_model: bool) -> dict:
+    """The sampled pass's ``lm_eval --metadata`` (task options)."""
+    metadata = {"tbd_decoding": "sample", "tbd_samples": samples, "tbd_seed": seed}
+    if not ref_model:
+        metadata["tbd_ref_model"] = ""  # --metadata overrides the task's own; empty = no reference model
+    return metadata
+
+
+def score(model_dir: Path, task_dir: Path, out: Path, p: Protocol, metadata: dict | None = None,
+          tasks: tuple[str, ...] = TASKS, cache_key: dict | None = None) -> float:
+    """Run the stock lm_eval CLI on ``tasks`` with ``--model p.backend`` (cached: skipped when
+    ``out`` holds a finished run made with the same ``metadata``, ``cache_key`` and backend, what
+    else the pass depends on). Returns seconds."""
+    from lm_eval_tbd.harness.runner import lm_eval_command, run_lm_eval
+
+    backend = p.backend
+    done = out / "done.json"
+    if done.is_file():
+        record = read_record(done)
+        # A pass cached before its options were recorded is trusted; otherwise they must match.
+        made = {"metadata": record.get("metadata", metadata), "key": record.get("key", cache_key),
+                "backend": record.get("backend", "hf")}
+        if made == {"metadata": metadata, "key": cache_key, "backend": backend}:
+            return record["seconds"]
+        log(f"  {out.name}: cached with {made}, asked for {metadata}, {cache_key} on {backend}: scoring again")
+        shutil.rmtree(out)
+    model, model_args, batch = model_spec(backend, model_dir, p)
+    cmd = lm_eval_command(model, tasks, out, model_args=model_args, device=p.device if backend == "hf" else None,
+                          include_path=task_dir, batch_size=batch, metadata=metadata)
+    log(f"  $ lm_eval {' '.join(cmd[3:])}")
+    env = lm_eval_env(p.device)
+    if backend == "vllm":
+        env = vllm_env(env)
+    t0 = time.perf_counter()
+    try:  # lm_eval's own progress bars go to the terminal
+        run_lm_eval(cmd, env=env, capture=False)
+    except RuntimeError as err:
+        raise SystemExit(f"{model_dir}: {err}") from None
+    seconds = time.perf_counter() - t0
+    from lm_eval_tbd.core.atomic import write_json_atomic
+
+    write_json_atomic(done, {"seconds": seconds, **ran_on(p.device), "metadata": metadata,
+                             "key": cache_key, "backend": backend})
+    return seconds
+
+
+def load(out: Path, name: str, max_tokens: int, tasks: tuple[str, ...] = TASKS, member_task: str = "rs_members"):
+    """The three tasks of one lm_eval run as one labelled run (members, ``member_task``, 1;
+    non-members 0), every score recomputed from the logged records by this version of the package."""
+    from dataclasses import replace
+
+    from lm_eval_tbd.core.runs import TaskRun
+    from lm_eval_tbd.core.samples import load_run
+    from lm_eval_tbd.core.scores import TBDParams
+
+    runs = {t: load_run(out, t) for t in tasks}
+    questions = tuple(replace(q, label=int(t == member_task)) for t in tasks for q in runs[t].questions)
+    # Named after the member task, whose lm-eval configuration (the same for the three tasks of one
+    # run) lm_eval_tbd.core.compat reads; ``name`` is the run's label in the logs.
+    return TaskRun(member_task, runs[member_task].samples_file, questions).rescore(TBDParams(max_tokens=max_tokens))
+
+
+def with_base_questions(run, base, max_tokens: int):
+    """``run`` with the q_ref_* scores: the question log-probs of the base model (the reference)
+    taken from its own run of the same prompts (``base``, epoch 0), where the records do not
+    already hold them (runs made before the hf backend recorded them). The base run itself is
+    returned as it is (its calibrated scores would be 0 by construction)."""
+    from lm_eval_tbd.core.scores import TBDParams
+
+    if run is base or run.questions[0].record.ref_question_logprobs is not None:
+        return run
+    return run.with_reference_questions(base, TBDParams(max_tokens=max_tokens))

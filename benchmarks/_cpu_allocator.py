@@ -4,12 +4,10 @@ Why: with glibc's defaults, the tensors that a CPU forward pass allocates and fr
 decoding step (the key/value cache is concatenated anew each step, megabytes per layer) are
 handed back to the kernel, by ``munmap`` or by trimming the heap, and the next step faults the
 same pages in again. How much that costs depends on the process's allocation history (glibc's
-mmap threshold moves with it). In a fresh process running plain ``generate`` on SmolLM2-135M (2
-cores, 16 prompts padded to 891 tokens), 60 decoding steps took 45 s, 48 s of CPU time in the
-kernel; with these settings, 16.5 s and 0.2 s. Through lm_eval (``benchmarks/speed.py --configs
-tbd,tbd_malloc``, results/speed-smollm2-allocator.md) the same kind of run saved 4.4% of
-generation time, at 5.8% more peak RSS. Only where memory comes from changes; no number the
-model computes does.
+mmap threshold moves with it): what the settings saved, in a fresh process and through lm_eval
+(``python -m benchmarks.speed --configs tbd,tbd_malloc``), is in docs/benchmarks.md (Real
+student) and ``benchmarks/results/speed-smollm2-allocator.md``. Only where memory comes from
+changes; no number the model computes does.
 
 The settings keep freed memory in the process (RSS no longer falls back between steps). A setting
 the user already made in the environment is left as it is.

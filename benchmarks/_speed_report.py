@@ -1,6 +1,6 @@
 """The speed benchmark's checks of the work each run did (its generations, read back), its
 summary (statistics per configuration, comparisons, verdicts) and its tables, from the
-measurements ``benchmarks/speed.py`` collects."""
+measurements that ``benchmarks._speed_runs`` collects."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""What ``benchmarks/speed.py`` measures on: its configurations and their lm-eval tasks, the
-questions, and the model (the GPT-2 it builds, or a real one)."""
+"""What the speed benchmark (``python -m benchmarks.speed``) measures on: its configurations and
+their lm-eval tasks, the questions, and the model (the GPT-2 it builds, or a real one)."""
 
 from __future__ import annotations
 

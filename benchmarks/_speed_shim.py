@@ -1,9 +1,9 @@
 """``python benchmarks/_speed_shim.py ARGS`` = ``python -m lm_eval ARGS`` plus two timers.
 
-The speed benchmark (``benchmarks/speed.py``) starts every measured run through this file. It runs
-the ``lm_eval`` package's ``__main__`` with ``runpy`` exactly as ``python -m lm_eval`` does (the
-same ``sys.argv`` tail, the working directory first on ``sys.path``), after adding two timers and
-nothing else:
+The speed benchmark (``python -m benchmarks.speed``) starts every measured run through this
+file. It runs the ``lm_eval`` package's ``__main__`` with ``runpy`` exactly as ``python -m
+lm_eval`` does (the same ``sys.argv`` tail, the working directory first on ``sys.path``), after
+adding two timers and nothing else:
 
 * around ``lm_eval.evaluator.evaluate`` (request building, model calls, metrics): ``evaluate_s``;
 * around the evaluator's call of the model's request method (``generate_until``,

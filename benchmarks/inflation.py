@@ -6,7 +6,7 @@ Two students with a known leak:
 1. **The demo's student** (``lm-eval-tbd demo``: a 2-layer GPT-2 distilled on 48 of 96 generated
    word problems). True inflation: its accuracy on the members minus the unseen questions, minus
    the same gap for the model before distillation.
-2. **The shift benchmark's leak students** (``benchmarks/shift.py``: SmolLM2-135M-Instruct
+2. **The shift benchmark's leak students** (``python -m benchmarks.shift``: SmolLM2-135M-Instruct
    distilled on s1K plus half of a 100-question MATH-500 or GSM8K subset). True inflation: the
    leaked half against the clean half. Read from ``shift.json`` (``--shift``).
 

@@ -42,9 +42,9 @@ Writes ``OUT/STEM.{json,md}`` (STEM: ``--name``, else ``speed``, ``speed-smollm2
 paths relative to the repository (the work dir is WORK). Exit status: 0 done, 1 a run or check
 failed, 2 bad options, 3 a target missed with ``--fail-on-target``.
 
-    python benchmarks/speed.py                 # built GPT-2, 32 questions, 5 rounds, M = 300 / 1000
-    python benchmarks/speed.py --quick         # 8 questions, 2 rounds, M = 64 / 200 (a few minutes)
-    python benchmarks/speed.py --smollm2 --configs plain,tbd,plain_sample,tbd_sample
+    python -m benchmarks.speed                 # built GPT-2, 32 questions, 5 rounds, M = 300 / 1000
+    python -m benchmarks.speed --quick         # 8 questions, 2 rounds, M = 64 / 200
+    python -m benchmarks.speed --smollm2 --configs plain,tbd,plain_sample,tbd_sample
 """
 
 from __future__ import annotations

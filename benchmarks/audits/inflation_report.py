@@ -14,11 +14,22 @@ def markdown(rows: dict, command: str) -> str:
              "| student | set | accuracy (base) | true gap seen - clean [CI] | true inflation | estimated inflation [CI] | "
              "points: true / estimated |", "|---|---|---|---|---|---|---|"]
     for name, x in rows.items():
-        t, e = x["true"], x["estimated_from_scores"]
-        g = t["student_gap_leaked_minus_clean"]
-        gci = g.get("gap_ci") or [float("nan")] * 2
-        ci = e.get("inflation_ci") or [float("nan")] * 2
-        lines.append(f"| {name} | {x['set']} | {x['accuracy_student']:.2f} ({x['accuracy_base']:.2f}) | {g['gap']:+.2f} "
-                     f"[{gci[0]:+.2f}, {gci[1]:+.2f}] | {t['inflation']:+.2f} | {e['inflation']:+.2f} [{ci[0]:+.2f}, "
-                     f"{ci[1]:+.2f}] | {100 * t['overall_points']:+.1f} / {100 * e['overall_points']:+.1f} |")
+        c = cells(x)
+        lines.append(f"| {name} | {x['set']} | {c['accuracy']} | {c['gap']} | {c['inflation']} | {c['estimated']} | "
+                     f"{c['points']} |")
     return "\n".join(lines) + "\n"
+
+
+def cells(x: dict) -> dict[str, str]:
+    """One leak student's evidence (``benchmarks.audits.accuracy.inflation_evidence``) as table
+    cells: accuracy (base), true gap seen - clean [CI], true inflation, estimated inflation [CI],
+    points of accuracy true / estimated, and the base model's gap."""
+    t, e = x["true"], x["estimated_from_scores"]
+    g = t["student_gap_leaked_minus_clean"]
+    gci = g.get("gap_ci") or [float("nan")] * 2
+    ci = e.get("inflation_ci") or [float("nan")] * 2
+    return {"accuracy": f"{x['accuracy_student']:.2f} ({x['accuracy_base']:.2f})",
+            "gap": f"{g['gap']:+.2f} [{gci[0]:+.2f}, {gci[1]:+.2f}]", "inflation": f"{t['inflation']:+.2f}",
+            "estimated": f"{e['inflation']:+.2f} [{ci[0]:+.2f}, {ci[1]:+.2f}]",
+            "points": f"{100 * t['overall_points']:+.1f} / {100 * e['overall_points']:+.1f}",
+            "base_gap": f"{t['base_gap_same_halves']['gap']:+.2f}"}

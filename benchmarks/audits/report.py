@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from benchmarks.audits.analysis import ALPHA, MAX_AUC, METHODS, SCORES, SHIPPED, allowed_false_fails
+from benchmarks.audits.inflation_report import cells
 
 VIEW_LABELS = {"aime24": "AIME24", "aime25": "AIME25", "math": "MATH", "math_a": "MATH a (leaked)",
                "math_b": "MATH b", "gsm": "GSM8K", "gsm_a": "GSM a (leaked)", "gsm_b": "GSM b",
@@ -84,14 +85,9 @@ def markdown(s: dict, stem: str) -> str:
                   "| student | accuracy (base) | true gap leaked - clean [CI] | base gap | true inflation | estimated "
                   "inflation [CI] | points of accuracy: true / estimated |", "|---|---|---|---|---|---|---|"]
         for student, x in s["inflation"].items():
-            t, e = x["true"], x["estimated_from_scores"]
-            g = t["student_gap_leaked_minus_clean"]
-            ci = e.get("inflation_ci") or [float("nan")] * 2
-            gci = g.get("gap_ci") or [float("nan")] * 2
-            lines.append(f"| {student} | {x['accuracy_student']:.2f} ({x['accuracy_base']:.2f}) | {g['gap']:+.2f} "
-                         f"[{gci[0]:+.2f}, {gci[1]:+.2f}] | {t['base_gap_same_halves']['gap']:+.2f} | {t['inflation']:+.2f} | "
-                         f"{e['inflation']:+.2f} [{ci[0]:+.2f}, {ci[1]:+.2f}] | {100 * t['overall_points']:+.1f} / "
-                         f"{100 * e['overall_points']:+.1f} |")
+            c = cells(x)
+            lines.append(f"| {student} | {c['accuracy']} | {c['gap']} | {c['base_gap']} | {c['inflation']} | "
+                         f"{c['estimated']} | {c['points']} |")
     lines += ["", "## Text-only AUC of each pair", "", "| benchmark vs reference | AUC [95% CI] |", "|---|---|"]
     for pair, t in s["text_auc"].items():
         ci = t.get("auc_ci")

@@ -59,8 +59,9 @@ def check_prompt_fits(n_prompt: int, max_tokens: int, max_length: int | None, *,
 
 def refuse_weight_options(gen_kwargs: dict, backend: str) -> None:
     """Raise if a request asks for scores that need the model's weights in this process
-    (question-side scores, a reference model): only the hf backend computes them."""
+    (question-side scores, a reference model) where the backend only sees a server's responses:
+    the hf backend computes them while generating, the vLLM backend by a teacher-forced pass."""
     for option in ("input_scores", "ref_model"):
         if gen_kwargs.get(option):
-            raise user_error(ValueError(f"tbd_{option} needs the model's weights and is implemented for --model hf "
+            raise user_error(ValueError(f"tbd_{option} needs the model's weights and is implemented for --model hf and vllm "
                                         f"only, not {backend}"))

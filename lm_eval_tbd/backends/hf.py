@@ -21,7 +21,7 @@ import torch
 from tqdm import tqdm
 
 from lm_eval_tbd.backends import check_prompt_fits, scored_length
-from lm_eval_tbd.core.errors import user_error
+from lm_eval_tbd.backends.teacher_forced import load_reference, question_positions, vocab_stats
 from lm_eval_tbd.core.record import GREEDY_TOLERANCE, REQUEST_TYPE, GenerationRecord
 
 # lm-eval's and transformers' names are imported in the functions that use them: lm-eval's hf
@@ -29,19 +29,6 @@ from lm_eval_tbd.core.record import GREEDY_TOLERANCE, REQUEST_TYPE, GenerationRe
 # importing lm-eval back at module level would be circular.
 
 log = logging.getLogger(__name__)
-
-
-def vocab_stats(row: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """p-weighted mean and standard deviation of log p over the vocabulary, per row of a
-    log-softmax tensor [..., vocab] (the mu and sigma of Min-K%++)."""
-    p = row.exp()
-    work = torch.special.xlogy(p, p)
-    mu = work.sum(-1)
-    # In place in one [... x vocab] temporary: (row - mu), zero where p is 0 (log p may be -inf
-    # there), squared, times p.
-    centred = torch.sub(row, mu[..., None], out=work)
-    centred.masked_fill_(~(p > 0), 0.0)
-    return mu, centred.square_().mul_(p).sum(-1).sqrt()
 
 
 def _rows_at(logits: torch.Tensor, ids: torch.Tensor, positions: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -217,20 +204,9 @@ def _question_positions(lm, contexts, extras, context_enc, attn_mask) -> list[li
     out = []
     width = context_enc.shape[1]
     for b, (ctx, extra) in enumerate(zip(contexts, extras)):
-        span = (extra or {}).get("question_span")
         row = context_enc[b][attn_mask[b].bool()].tolist()
-        positions: list[int] = []
-        if span:
-            start, end = span
-            for special in (None, False, True):
-                kwargs = {} if special is None else {"add_special_tokens": special}
-                enc = lm.tokenizer(ctx, return_offsets_mapping=True, **kwargs)
-                if enc["input_ids"] == row:
-                    pad = width - len(row)
-                    positions = [pad + i for i, (a, z) in enumerate(enc["offset_mapping"])
-                                 if i > 0 and a < end and z > start]
-                    break
-        out.append(positions)
+        pad = width - len(row)
+        out.append([pad + i for i in question_positions(lm.tokenizer, ctx, (extra or {}).get("question_span"), row)])
     return out
 
 
@@ -239,16 +215,7 @@ def _reference_model(lm, path: str):
     cached = getattr(lm, "_tbd_reference", None)
     if cached is not None and cached[0] == path:
         return cached[1]
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    try:
-        ref_vocab = AutoTokenizer.from_pretrained(path).get_vocab()
-    except OSError as err:
-        raise user_error(ValueError(f"tbd_ref_model: cannot load a tokenizer from {path!r} ({err})")) from None
-    if ref_vocab != lm.tokenizer.get_vocab():
-        raise user_error(ValueError(f"tbd_ref_model {path!r} has a different tokenizer from the evaluated model; "
-                                    "calibration scores the same token ids under both, so the vocabularies must match"))
-    ref = AutoModelForCausalLM.from_pretrained(path, dtype=lm.model.dtype).to(lm.device).eval()
+    ref = load_reference(path, lm.tokenizer, dtype=lm.model.dtype, device=lm.device)
     lm._tbd_reference = (path, ref)
     return ref
 

@@ -16,7 +16,8 @@ from collections.abc import Mapping, Sequence
 
 from tqdm import tqdm
 
-from lm_eval_tbd.backends import check_prompt_fits, refuse_weight_options, scored_length
+from lm_eval_tbd.backends import check_prompt_fits, scored_length
+from lm_eval_tbd.backends.teacher_forced import TeacherForced, question_positions
 from lm_eval_tbd.core.record import REQUEST_TYPE, GenerationRecord, check_logprobs
 
 # vllm (an optional extra) is imported where a request is built, so this module and its record
@@ -107,17 +108,28 @@ def _decoding_params(gen: dict, extra: dict) -> dict:
     return {"temperature": 1.0, "top_p": 1.0, "top_k": -1, "min_p": 0.0, "seed": int(extra["seed"]), **neutral}
 
 
+def _teacher(lm, ref_path: str | None) -> TeacherForced:
+    """The teacher-forced scorer of this VLLM instance's model (with ``ref_path``), loaded once."""
+    key = (lm.model_args["model"], ref_path or None)
+    cached = getattr(lm, "_tbd_teacher", None)
+    if cached is None or cached[0] != key:
+        teacher = TeacherForced(key[0], lm.tokenizer, dtype=str(lm.model_args.get("dtype", "auto")), ref_path=key[1])
+        lm._tbd_teacher = cached = (key, teacher)
+    return cached[1]
+
+
 def generate_logprobs(self, requests, disable_tqdm: bool = False) -> list[str]:
     """VLLM method answering ``generate_logprobs`` requests with ``GenerationRecord`` JSON strings.
 
-    Question-side and reference-model scores are not implemented for vLLM and are refused.
+    vLLM gives each generated token's log-prob. Where a request asks for scores that need the
+    model's weights (``input_scores``, ``ref_model``), a teacher-forced pass of the transformers
+    model over the generated ids adds them, with the vocabulary statistics of Min-K%++
+    (:mod:`lm_eval_tbd.backends.teacher_forced`).
     """
     from vllm import SamplingParams
 
     contexts, all_kwargs = [r.args[0] for r in requests], [r.args[1] for r in requests]
     extras = [((r.args[2] if len(r.args) > 2 else None) or {}) for r in requests]
-    for gen in all_kwargs:
-        refuse_weight_options(gen, "vllm")
     encodings = self.tok_encode(list(contexts))
     prompts, params, limits = [], [], []
     for toks, gen, extra, req in zip(encodings, all_kwargs, extras, requests):
@@ -131,14 +143,20 @@ def generate_logprobs(self, requests, disable_tqdm: bool = False) -> list[str]:
     pbar = tqdm(total=len(prompts), disable=disable_tqdm or self.rank != 0, desc=f"Running {REQUEST_TYPE} requests")
     outputs = self._model_generate(requests=prompts, generate=True, sampling_params=params)
     results = []
-    for out, toks, limit, gen, extra in zip(outputs, prompts, limits, all_kwargs, extras, strict=True):
+    for out, toks, limit, gen, extra, context in zip(outputs, prompts, limits, all_kwargs, extras, contexts,
+                                                          strict=True):
         completion = out.outputs[0]
         sample = gen.get("decoding", "greedy") == "sample"
-        results.append(record_from_vllm(completion.token_ids, completion.logprobs, completion.finish_reason,
-                                        completion.text, max_tokens=limit, prompt_n_tokens=len(toks),
-                                        decoding="sample" if sample else "greedy",
-                                        seed=extra.get("seed") if sample else None,
-                                        sample_index=extra.get("sample_index") if sample else None).to_json())
+        record = record_from_vllm(completion.token_ids, completion.logprobs, completion.finish_reason,
+                                  completion.text, max_tokens=limit, prompt_n_tokens=len(toks),
+                                  decoding="sample" if sample else "greedy",
+                                  seed=extra.get("seed") if sample else None,
+                                  sample_index=extra.get("sample_index") if sample else None)
+        if gen.get("input_scores") or gen.get("ref_model"):
+            record = _teacher(self, gen.get("ref_model")).complete(
+                record, list(toks), input_scores=bool(gen.get("input_scores")),
+                positions=question_positions(self.tokenizer, context, extra.get("question_span"), list(toks)))
+        results.append(record.to_json())
         pbar.update(1)
     pbar.close()
     return results

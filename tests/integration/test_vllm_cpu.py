@@ -69,16 +69,20 @@ def questions(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def sample_tasks(tmp_path_factory) -> Path:
+def sample_tasks(tmp_path_factory, eos_model_dir) -> Path:
     """``tbd_jsonl_sample`` (2 samples, seed 0) and ``tbd_jsonl_seed1`` (1 sample, seed 1): the
     question-file task with sampled decoding set in its YAML, so one run can score the same
-    questions greedily and sampled."""
+    questions greedily and sampled. ``tbd_jsonl_weights``: greedy, with the scores that need the
+    weights (question-side scores, and the session's EOS model as the reference model)."""
     d = tmp_path_factory.mktemp("vllm_tasks")
     base = tasks_dir() / "tbd_jsonl.yaml"
     for name, samples, seed in (("tbd_jsonl_sample", 2, SEED), ("tbd_jsonl_seed1", 1, 1)):
         (d / f"{name}.yaml").write_text(
             f"include: {base}\ntask: {name}\nmetadata:\n  version: 1.0\n  tbd_decoding: sample\n"
             f"  tbd_samples: {samples}\n  tbd_seed: {seed}\n")
+    (d / "tbd_jsonl_weights.yaml").write_text(
+        f"include: {base}\ntask: tbd_jsonl_weights\nmetadata:\n  version: 1.0\n  tbd_input_scores: true\n"
+        f"  tbd_ref_model: {json.dumps(str(eos_model_dir))}\n")
     return d
 
 
@@ -100,9 +104,11 @@ def run_vllm(model_dir: Path, out: Path, tasks: str, questions: Path, task_dir: 
     return out
 
 
-def run_hf(model_dir: Path, out: Path, questions: Path, max_tokens: int) -> Path:
-    proc = lm_eval(["--model", "hf", "--model_args", f"pretrained={model_dir},dtype=float32", "--tasks", "tbd_jsonl",
-                    "--batch_size", str(N_QUESTIONS), "--apply_chat_template",
+def run_hf(model_dir: Path, out: Path, questions: Path, max_tokens: int, tasks: str = "tbd_jsonl",
+           task_dir: Path | None = None) -> Path:
+    include = ["--include_path", str(task_dir)] if task_dir else []
+    proc = lm_eval(["--model", "hf", "--model_args", f"pretrained={model_dir},dtype=float32", "--tasks", tasks,
+                    *include, "--batch_size", str(N_QUESTIONS), "--apply_chat_template",
                     "--metadata", json.dumps({"tbd_data_file": str(questions), "tbd_max_tokens": max_tokens}),
                     "--log_samples", "--output_path", str(out)], cwd=out.parent)
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -119,7 +125,8 @@ def vllm_runs(models, questions, sample_tasks, tmp_path_factory) -> dict[str, Pa
     """One vLLM process per model: greedy and sampled tasks together."""
     require_vllm()
     tmp = tmp_path_factory.mktemp("vllm_runs")
-    return {name: run_vllm(path, tmp / name, "tbd_jsonl,tbd_jsonl_sample", questions, sample_tasks, M[name])
+    tasks = {"tiny": "tbd_jsonl,tbd_jsonl_sample,tbd_jsonl_weights", "smollm2": "tbd_jsonl,tbd_jsonl_sample"}
+    return {name: run_vllm(path, tmp / name, tasks[name], questions, sample_tasks, M[name])
             for name, path in models.items()}
 
 
@@ -208,6 +215,25 @@ def test_greedy_agrees_with_the_hf_backend(vllm_runs, hf_runs, name):
     assert max(gaps) < LOGP_TOL
 
 
+def test_scores_that_need_the_weights_match_the_hf_backends(vllm_runs, tiny_model_dir, questions, sample_tasks,
+                                                            tmp_path):
+    """Question-side, reference-model and Min-K%++ figures: vLLM's teacher-forced pass after
+    generating against hf's capture while generating."""
+    hf_run = run_hf(tiny_model_dir, tmp_path / "hf", questions, M["tiny"], "tbd_jsonl_weights", sample_tasks)
+    vllm = {q.question_id: q.record for q in load_run(vllm_runs["tiny"], "tbd_jsonl_weights").questions}
+    hf = {q.question_id: q.record for q in load_run(hf_run, "tbd_jsonl_weights").questions}
+    assert sorted(vllm) == sorted(hf) and len(hf) == N_QUESTIONS
+    for qid, rec in vllm.items():
+        assert rec.backend == "vllm" and rec.extra["teacher_forced"] == "hf"
+        assert rec.extra["teacher_max_abs_dlogp"] < LOGP_TOL
+        assert rec.token_ids == hf[qid].token_ids
+        for name in ("vocab_logp_mean", "vocab_logp_std", "question_logprobs", "question_logp_mean",
+                     "question_logp_std", "ref_logprobs", "ref_question_logprobs"):
+            assert getattr(rec, name) and getattr(rec, name) == pytest.approx(getattr(hf[qid], name), abs=LOGP_TOL), name
+    vllm_report = "\n".join(report(vllm_runs["tiny"], "tbd_jsonl_weights"))
+    assert "gen_min_k_pp" in vllm_report and "ref_tbd" in vllm_report and "q_" in vllm_report
+
+
 # ---- sampled ----
 
 @pytest.mark.parametrize("name", ["tiny", "smollm2"])
@@ -260,7 +286,8 @@ def report(out: Path, task: str) -> list[str]:
 
 def test_report_reads_the_vllm_run_as_the_hf_run(vllm_runs, hf_runs):
     """Same questions, same scores to the printed precision: the same report, but for Min-K%++
-    and the entropy, which need the vocabulary's log-prob statistics that only hf records."""
+    and the entropy, which need the vocabulary's log-prob statistics (vLLM adds them only with
+    the teacher-forced pass, asked for by the options that need the weights)."""
     vllm, hf = report(vllm_runs["smollm2"], "tbd_jsonl"), report(hf_runs["smollm2"], "tbd_jsonl")
     assert vllm == [line for line in hf if "gen_min_k_pp" not in line and "gen_entropy" not in line]
     assert any("gen_min_k_pp" in line for line in hf)

@@ -11,7 +11,8 @@ the library:
 - ``toy``: the detection benchmark's small GPT-2 along a memorisation curve;
 - ``_speed_setup``, ``_speed_runs``, ``_speed_report``, ``_stats``, ``_speed_shim``: the speed
   benchmark's parts; ``_agreement``: the backend-agreement benchmark's;
-- ``_cpu_allocator``: glibc's allocator settings for CPU runs; ``_cli``: shared command-line helpers.
+- ``_cli``: shared command-line helpers (glibc's allocator settings for CPU runs are the package's
+  ``lm_eval_tbd.backends.cpu_allocator``).
 
 The distillation loop itself is the package's (``lm_eval_tbd.demo.distil``). Results are written
 to ``benchmarks/results`` (docs/benchmarks.md says which command made which).

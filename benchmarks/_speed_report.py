@@ -20,7 +20,7 @@ TARGETS = ("wall_s", "generation_s", "peak_rss_mib")
 COMPARISONS = {"tbd_vs_plain": ("tbd", "plain", "TBD vs plain greedy generation", TARGETS),
                "tbd_sample_vs_plain_sample": ("tbd_sample", "plain_sample", "TBD vs plain sampling", TARGETS),
                "scored_length_saving": ("tbd", "tbd_long", "Stopping at the scored length", ()),
-               "allocator_saving": ("tbd_malloc", "tbd", "glibc allocator settings (benchmarks/_cpu_allocator.py)", ())}
+               "allocator_saving": ("tbd_malloc", "tbd", "glibc allocator settings (lm_eval_tbd.backends.cpu_allocator)", ())}
 #: comparisons reported as a saving (1 - ratio) rather than against a target
 SAVINGS = ("scored_length_saving", "allocator_saving")
 #: comparisons without a target whose two sides must still do the same work (identical greedy texts)

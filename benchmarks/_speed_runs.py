@@ -15,7 +15,6 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from benchmarks._cpu_allocator import allocator_env
 from benchmarks._speed_report import (
     check_equal_work,
     check_generations,
@@ -27,16 +26,20 @@ from benchmarks._speed_report import (
     work_done,
 )
 from benchmarks._speed_setup import BenchmarkError, Config, load_questions, make_configs, prepare_model, shown_path
+from lm_eval_tbd.backends import cpu_allocator
+from lm_eval_tbd.backends.cpu_allocator import allocator_env
 
 #: the lm_eval entry point with timers (run as a script: see its module text)
 SHIM = Path(__file__).resolve().parent / "_speed_shim.py"
 
 
 def child_env(work: Path, threads: int | None) -> dict:
-    """Offline, quiet, caches in the work dir, and ``threads`` torch threads (None: torch's default)."""
+    """Offline, quiet, caches in the work dir, and ``threads`` torch threads (None: torch's default).
+    The hf backend's own allocator settings are off, so TBD and plain runs share glibc's defaults
+    (``tbd_malloc`` sets them through the environment)."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
            "HF_DATASETS_CACHE": str(work / "hf_datasets_cache"), "TOKENIZERS_PARALLELISM": "false",
-           "PYTHONUNBUFFERED": "1"}
+           "PYTHONUNBUFFERED": "1", cpu_allocator.ENV: "0"}
     if threads is not None:
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     return env

@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 MODEL_KWARGS = dict(n_layer=4, n_embd=256, n_head=4, n_positions=2048, initializer_range=0.02, seed=0)
 VOCAB_SIZE = 512
 #: --configs name -> (task kind, decoding, generates the long budget, runs with the glibc allocator
-#: settings of _cpu_allocator)
+#: settings of lm_eval_tbd.backends.cpu_allocator)
 CONFIGS = {"plain": ("plain", "greedy", False, False), "tbd": ("tbd", "greedy", False, False),
            "tbd_long": ("tbd", "greedy", True, False), "plain_sample": ("plain", "sample", False, False),
            "tbd_sample": ("tbd", "sample", False, False), "tbd_malloc": ("tbd", "greedy", False, True)}
@@ -38,7 +38,7 @@ class Config:
     decoding: str  # "greedy" or "sample"
     max_tokens: int
     task: str  # lm-eval task name
-    tuned_allocator: bool = False  # the child runs with _cpu_allocator.allocator_env
+    tuned_allocator: bool = False  # the child runs with cpu_allocator.allocator_env
 
 
 def load_questions(path: Path, n: int) -> list[dict]:

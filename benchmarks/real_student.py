@@ -36,7 +36,7 @@ epochs on question -> solution pairs.
 Steps are cached under ``--work`` (checkpoints, lm_eval output folders with every logged
 sample), so a rerun resumes where it stopped and rescoring needs no new generation; the folder's
 ``protocol.json`` makes a run of another protocol fail instead of reusing them. On CPU, glibc's
-allocator is tuned (``benchmarks._cpu_allocator``) for the training here and the scoring
+allocator is tuned (``lm_eval_tbd.backends.cpu_allocator``) for the training here and the scoring
 subprocesses. Writes ``real_student.{json,md}``, ``real_student_roc.png``,
 ``real_student_hist.png`` and ``real_student_curve.png`` to ``--out``. ``--quick`` is a pipeline
 check for CI (a few questions, one short epoch, short generations); its figures mean nothing.

@@ -11,7 +11,7 @@ Configurations (``--configs``, all but ``tbd_malloc`` by default) and comparison
   ``do_sample: true, temperature: 1.0, top_k: 0, top_p: 1.0``. Same target.
 * ``tbd`` vs ``tbd_long``: the saving from stopping at M instead of the paper's 1000 tokens.
 * ``tbd_malloc`` vs ``tbd``: the saving from glibc's allocator settings
-  (``benchmarks/_cpu_allocator.py``), the same TBD run with ``MALLOC_*_`` in its environment.
+  (``lm_eval_tbd.backends.cpu_allocator``), the same TBD run with ``MALLOC_*_`` in its environment.
 
 Model: a 4-layer GPT-2 built offline (small init: it never stops at EOS), or a real one:
 ``--model-dir DIR`` (any Hugging Face causal LM with a chat template) or ``--smollm2``

@@ -45,12 +45,12 @@ def train_dtype(choice: str, device: str = "cpu") -> str:
 
 def setup_process(device: str) -> None:
     """Torch threads (2 at most: the cores this benchmark is sized for) and, on CPU, the glibc
-    allocator settings of ``benchmarks._cpu_allocator`` for the training that runs in this process."""
+    allocator settings of ``lm_eval_tbd.backends.cpu_allocator`` for the training that runs in this process."""
     import torch
 
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
     if device == "cpu":
-        from benchmarks._cpu_allocator import tune_this_process
+        from lm_eval_tbd.backends.cpu_allocator import tune_this_process
 
         if not tune_this_process():
             log("CPU allocator: glibc's mallopt settings could not be applied here (not glibc?)")

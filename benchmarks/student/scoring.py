@@ -21,13 +21,13 @@ VLLM_MAX_MODEL_LEN = 4096
 
 def lm_eval_env(device: str) -> dict[str, str]:
     """The scoring subprocess's environment: offline; on CPU, with the glibc allocator settings of
-    ``benchmarks._cpu_allocator``."""
+    ``lm_eval_tbd.backends.cpu_allocator``."""
     from lm_eval_tbd.harness.runner import offline_env
 
     env = offline_env()
     if device != "cpu":
         return env
-    from benchmarks._cpu_allocator import allocator_env
+    from lm_eval_tbd.backends.cpu_allocator import allocator_env
 
     return allocator_env(env)
 

@@ -20,7 +20,7 @@ import logging
 import torch
 from tqdm import tqdm
 
-from lm_eval_tbd.backends import check_prompt_fits, scored_length
+from lm_eval_tbd.backends import check_prompt_fits, cpu_allocator, scored_length
 from lm_eval_tbd.backends.teacher_forced import load_reference, question_positions, vocab_stats
 from lm_eval_tbd.core.record import GREEDY_TOLERANCE, REQUEST_TYPE, GenerationRecord
 
@@ -270,6 +270,8 @@ def generate_logprobs(self, requests, disable_tqdm: bool = False) -> list[str]:
         check_prompt_fits(len(self.tok_encode(req.args[0])), scored_length(req.args[1], self.max_length),
                           self.max_length, doc=req.doc)
 
+    if self.device.type == "cpu" and cpu_allocator.enabled():
+        cpu_allocator.tune_this_process()  # pages reused across decoding steps (see that module)
     batch_size = self.batch_size
     if batch_size == "auto":
         batch_size = self._detect_batch_size()

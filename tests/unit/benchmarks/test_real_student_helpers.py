@@ -6,10 +6,11 @@ import os
 import pytest
 import torch
 
-from benchmarks import _cpu_allocator, real_student
+from benchmarks import real_student
 from benchmarks.protocol import FULL, QUICK, Protocol, default_backend
 from benchmarks.student import cache, device, report, scoring
 from benchmarks.student.distil import distil
+from lm_eval_tbd.backends import cpu_allocator
 
 HAS_CUDA = torch.cuda.is_available()
 
@@ -127,7 +128,7 @@ def test_a_new_distillation_drops_the_passes_scored_on_old_checkpoints(tmp_path,
 def test_scoring_environment_carries_the_allocator_settings_on_cpu_only():
     cpu, cuda = scoring.lm_eval_env("cpu"), scoring.lm_eval_env("cuda")
     assert cpu["HF_HUB_OFFLINE"] == cuda["HF_HUB_OFFLINE"] == "1"
-    if _cpu_allocator._glibc():
+    if cpu_allocator._glibc():
         assert "MALLOC_MMAP_THRESHOLD_" in cpu
     assert "MALLOC_MMAP_THRESHOLD_" not in cuda or "MALLOC_MMAP_THRESHOLD_" in os.environ
 

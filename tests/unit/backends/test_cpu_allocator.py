@@ -1,4 +1,4 @@
-"""The glibc allocator settings of the CPU benchmarks: they must stop a growing buffer (the shape
+"""The glibc allocator settings for CPU runs (lm_eval_tbd.backends.cpu_allocator): they must stop a growing buffer (the shape
 of a key/value cache concatenated anew each decoding step) from being faulted in from the kernel
 at every step, whether applied in-process (mallopt) or to a child through the environment."""
 
@@ -8,20 +8,19 @@ import sys
 
 import pytest
 
-from benchmarks import _cpu_allocator
+from lm_eval_tbd.backends import cpu_allocator
 from tests.helpers import ROOT
 
-GLIBC = _cpu_allocator._glibc()
+GLIBC = cpu_allocator._glibc()
 
 # Counts the minor page faults of steps 40-79 of a loop that allocates, fills and frees a 16 MiB
-# buffer growing by 64 KiB a step. It runs in the repository root, where `python -c` finds the
-# benchmarks package.
+# buffer growing by 64 KiB a step.
 CHILD = """
 import resource, sys
 import torch
 if sys.argv[1] == "mallopt":
-    from benchmarks import _cpu_allocator
-    assert _cpu_allocator.tune_this_process()
+    from lm_eval_tbd.backends import cpu_allocator
+    assert cpu_allocator.tune_this_process()
 def faults():
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 for i in range(80):
@@ -51,11 +50,11 @@ def test_settings_stop_the_per_step_page_faults_in_process_and_through_the_envir
     # 40 steps x 16 MiB of 4 KiB pages faulted in again each step with glibc's defaults.
     assert default > 40 * 4096 // 2
     assert _steady_faults("mallopt", plain) < default / 20
-    assert _steady_faults("default", _cpu_allocator.allocator_env(plain)) < default / 20
+    assert _steady_faults("default", cpu_allocator.allocator_env(plain)) < default / 20
 
 
 def test_allocator_env_keeps_the_users_settings():
-    env = _cpu_allocator.allocator_env({"MALLOC_TOP_PAD_": "0", "PATH": "/bin"})
+    env = cpu_allocator.allocator_env({"MALLOC_TOP_PAD_": "0", "PATH": "/bin"})
     assert env["MALLOC_TOP_PAD_"] == "0" and env["PATH"] == "/bin"
     if GLIBC:
         assert env["MALLOC_MMAP_THRESHOLD_"] == str(32 << 20)
@@ -63,4 +62,4 @@ def test_allocator_env_keeps_the_users_settings():
 
 
 def test_every_setting_fits_mallopts_int():
-    assert all(-(2**31) <= v < 2**31 for v in _cpu_allocator.SETTINGS.values())
+    assert all(-(2**31) <= v < 2**31 for v in cpu_allocator.SETTINGS.values())

@@ -53,11 +53,31 @@ def without_paths(model_args: str, *paths: str) -> str:
     return model_args
 
 
+#: Record fields that need the model's weights, compared where both records hold them: per
+#: generated token (on the common prefix), and per question token.
+GENERATED_FIELDS = ("vocab_logp_mean", "vocab_logp_std", "ref_logprobs")
+QUESTION_FIELDS = ("question_logprobs", "question_logp_mean", "question_logp_std", "ref_question_logprobs")
+
+
+def _weight_gaps(reference: GenerationRecord, other: GenerationRecord, n: int) -> dict:
+    out = {}
+    for name in GENERATED_FIELDS + QUESTION_FIELDS:
+        a, b = getattr(reference, name), getattr(other, name)
+        if a is None or b is None:
+            continue
+        if name in QUESTION_FIELDS and len(a) != len(b):
+            raise ValueError(f"{name}: {len(a)} question tokens in one record, {len(b)} in the other")
+        pairs = list(zip(a[:n], b[:n]) if name in GENERATED_FIELDS else zip(a, b))
+        out[f"max_abs_d_{name}"] = max((abs(x - y) for x, y in pairs), default=0.0)
+    return out
+
+
 def compare(reference: GenerationRecord, other: GenerationRecord, tokenizer=None, max_tokens: int = 300) -> dict:
-    """Agreement of one question's two records: common prefix length, log-prob gaps on it, TBD."""
+    """Agreement of one question's two records: common prefix length, log-prob gaps on it, TBD,
+    and the largest gap of each weight-derived field both hold (``max_abs_d_<field>``)."""
     n = shared_prefix_length(reference, other, decode=tokenizer and (lambda i: tokenizer.decode([i])))
     gaps = [abs(x - y) for x, y in zip(reference.logprobs[:n], other.logprobs[:n])]
-    return {
+    return {**_weight_gaps(reference, other, n),
         "common_prefix": n, "n_reference": reference.n_tokens, "n_other": other.n_tokens,
         "max_abs_dlogp": max(gaps, default=0.0), "mean_abs_dlogp": statistics.fmean(gaps) if gaps else 0.0,
         "tbd_reference": tbd_score(reference.logprobs, max_tokens=max_tokens),
@@ -100,6 +120,8 @@ def agreement(rows: dict) -> dict:
         "max_dtbd_common_prefix": max(r["dtbd_common_prefix"] for r in rows.values()),
         "mean_tbd_reference": statistics.fmean(r["tbd_reference"] for r in rows.values()),
         "mean_tbd_other": statistics.fmean(r["tbd_other"] for r in rows.values()),
+        **{key: max(r[key] for r in rows.values() if key in r)
+           for key in sorted({k for r in rows.values() for k in r if k.startswith("max_abs_d_")})},
     }
 
 

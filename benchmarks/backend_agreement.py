@@ -40,6 +40,16 @@ from lm_eval_tbd.core.atomic import write_json_atomic
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def shown_metadata(metadata: dict, model_path: str) -> dict:
+    """``metadata`` as committed results show it: the model folder as DIR, other absolute paths
+    (a question file, a reference model) by their last component."""
+    def shown(v):
+        if not isinstance(v, str) or not os.path.isabs(v):
+            return v
+        return "DIR" if Path(v) == Path(model_path) else Path(v).name
+    return {k: shown(v) for k, v in metadata.items()}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model-path", required=True, help="local model folder for the hf reference run")
@@ -72,7 +82,8 @@ def main(argv=None) -> int:
     summary = agreement(rows)
     timing = timing_summary(times)
     settings = {"limit": args.limit, "max_tokens": args.max_tokens, "batch_size": args.batch_size,
-                "rounds": args.rounds, "metadata": metadata, "model": Path(args.model_path).name,
+                "rounds": args.rounds, "metadata": shown_metadata(metadata, args.model_path),
+                "model": Path(args.model_path).name,
                 "hf_args": without_paths(hf_args, args.model_path),
                 "other_args": without_paths(args.other_args, args.model_path),
                 "machine": {"cpus": os.cpu_count(), "platform": platform.platform(terse=True),

@@ -21,7 +21,7 @@ import torch
 from tqdm import tqdm
 
 from lm_eval_tbd.backends import check_prompt_fits, cpu_allocator, scored_length
-from lm_eval_tbd.backends.teacher_forced import load_reference, question_positions, vocab_stats
+from lm_eval_tbd.backends.teacher_forced import load_reference, question_positions, token_logprobs, vocab_stats
 from lm_eval_tbd.core.record import GREEDY_TOLERANCE, REQUEST_TYPE, GenerationRecord
 
 # lm-eval's and transformers' names are imported in the functions that use them: lm-eval's hf
@@ -224,24 +224,18 @@ def _reference_logprobs(ref, sequences, attn_mask, n_prompt: int,
                         question_positions: list[list[int]] | None = None) -> tuple[torch.Tensor, list]:
     """Log-probs [batch, generated] of the generated ids under ``ref``, teacher-forced; and, per
     sequence, the log-probs of its question tokens (``question_positions``, padded prompt
-    positions as the capture uses them) under ``ref`` from the same forward pass, or None."""
+    positions as the capture uses them) under ``ref`` from the same forward pass, or None. One
+    unpadded sequence at a time, through :func:`token_logprobs`."""
     steps = sequences.shape[1] - n_prompt
-    mask = torch.cat([attn_mask, torch.ones_like(sequences[:, n_prompt:])], dim=1)
-    # Explicit positions: with left padding a plain forward would shift them.
-    position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
     out, questions = [], []
-    with torch.no_grad():
-        for b in range(sequences.shape[0]):  # one row at a time bounds the [tokens x vocab] logits
-            logits = ref(input_ids=sequences[b : b + 1], attention_mask=mask[b : b + 1],
-                         position_ids=position_ids[b : b + 1]).logits[0]
-            gen = logits[n_prompt - 1 : -1].float()
-            out.append(torch.log_softmax(gen, -1).gather(-1, sequences[b, n_prompt:, None])[:, 0])
-            positions = question_positions[b] if question_positions else None
-            if positions:
-                questions.append(_rows_at(logits, sequences[b], positions)[1].tolist())
-            else:
-                questions.append(None)
-            del logits, gen
+    for b in range(sequences.shape[0]):
+        prompt = sequences[b, :n_prompt][attn_mask[b].bool()].tolist()
+        pad = n_prompt - len(prompt)
+        ids = prompt + sequences[b, n_prompt:].tolist()
+        positions = [p - pad for p in (question_positions[b] if question_positions else [])]
+        lp = token_logprobs(ref, ids, positions + list(range(len(prompt), len(ids))))[1]
+        out.append(lp[len(positions):])
+        questions.append(lp[: len(positions)].tolist() if positions else None)
     return (torch.stack(out) if out else torch.empty(0, steps)), questions
 
 

@@ -23,7 +23,7 @@ import torch
 from lm_eval_tbd.core.errors import user_error
 from lm_eval_tbd.core.record import GenerationRecord
 
-__all__ = ["TeacherForced", "vocab_stats", "question_positions", "load_reference"]
+__all__ = ["TeacherForced", "vocab_stats", "question_positions", "load_reference", "token_logprobs"]
 
 
 def vocab_stats(row: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -70,17 +70,20 @@ def load_reference(path: str, tokenizer, *, dtype, device):
     return AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device).eval()
 
 
-def _rows(model, ids: list[int], predicted: list[int]) -> torch.Tensor:
-    """Log-softmax rows [len(predicted) x vocab] that predict ``ids[p]`` for each p of ``predicted``
-    (all >= 1), from one forward pass over ``ids``."""
+def token_logprobs(model, ids: list[int], predicted: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """From one forward pass of ``model`` over ``ids`` (one unpadded sequence): the log-softmax rows
+    [len(predicted) x vocab] that predict ``ids[p]`` for each p of ``predicted`` (all >= 1), and
+    those tokens' log-probs. Only those rows go through the output layer."""
     device = next(model.parameters()).device
-    keep = torch.tensor([p - 1 for p in predicted], device=device)
+    keep = torch.tensor([p - 1 for p in predicted], device=device, dtype=torch.long)
     kwargs = {"logits_to_keep": keep} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
     with torch.no_grad():
         logits = model(input_ids=torch.tensor([ids], device=device), **kwargs).logits[0]
     if not kwargs:
         logits = logits[keep]
-    return torch.log_softmax(logits.float(), dim=-1)
+    rows = torch.log_softmax(logits.float(), dim=-1)
+    target = torch.tensor([ids[p] for p in predicted], device=rows.device, dtype=torch.long)
+    return rows, rows.gather(-1, target[:, None])[:, 0]
 
 
 class TeacherForced:
@@ -112,23 +115,20 @@ class TeacherForced:
         if not gen:
             return record
         ids = prompt_ids + gen
-        positions = positions if input_scores else []
-        predicted = list(positions or []) + list(range(n, n + len(gen)))
-        rows = _rows(self.model, ids, predicted)
-        target = torch.tensor([ids[p] for p in predicted], device=rows.device)
-        lp = rows.gather(-1, target[:, None])[:, 0]
+        positions = list(positions or []) if input_scores else []
+        q = len(positions)
+        predicted = positions + list(range(n, n + len(gen)))
+        rows, lp = token_logprobs(self.model, ids, predicted)
         mu, sigma = vocab_stats(rows)
-        q = len(positions or [])
         engine = torch.tensor(record.logprobs, dtype=lp.dtype, device=lp.device)
         changes = {"vocab_logp_mean": mu[q:].tolist(), "vocab_logp_std": sigma[q:].tolist(),
                    "extra": {**record.extra, "teacher_forced": "hf",
-                             "teacher_max_abs_dlogp": float((lp[q:] - engine).abs().max()) if gen else 0.0}}
+                             "teacher_max_abs_dlogp": float((lp[q:] - engine).abs().max())}}
         if positions:
             changes.update(question_logprobs=lp[:q].tolist(), question_logp_mean=mu[:q].tolist(),
                            question_logp_std=sigma[:q].tolist())
         if self.ref is not None:
-            ref_rows = _rows(self.ref, ids, predicted)
-            ref_lp = ref_rows.gather(-1, target[:, None].to(ref_rows.device))[:, 0]
+            ref_lp = token_logprobs(self.ref, ids, predicted)[1]
             changes["ref_logprobs"] = ref_lp[q:].tolist()
             if positions:
                 changes["ref_question_logprobs"] = ref_lp[:q].tolist()

@@ -153,9 +153,10 @@ def generate_logprobs(self, requests, disable_tqdm: bool = False) -> list[str]:
                                   seed=extra.get("seed") if sample else None,
                                   sample_index=extra.get("sample_index") if sample else None)
         if gen.get("input_scores") or gen.get("ref_model"):
+            positions = (question_positions(self.tokenizer, context, extra.get("question_span"), list(toks))
+                         if gen.get("input_scores") else None)
             record = _teacher(self, gen.get("ref_model")).complete(
-                record, list(toks), input_scores=bool(gen.get("input_scores")),
-                positions=question_positions(self.tokenizer, context, extra.get("question_span"), list(toks)))
+                record, list(toks), input_scores=bool(gen.get("input_scores")), positions=positions)
         results.append(record.to_json())
         pbar.update(1)
     pbar.close()

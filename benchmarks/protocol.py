@@ -30,7 +30,13 @@ class Protocol:
       ``train_dtype`` (``bf16`` autocast or ``fp32``);
     - scoring: M = ``max_tokens`` generated tokens, lm_eval ``--batch_size`` ``eval_batch`` on
       ``backend`` (``hf`` or ``vllm``), ``samples`` temperature-1 samples per question at the last
-      checkpoint (0: no sampled pass), TBD also rescored at each M of ``windows``.
+      checkpoint (0: no sampled pass), TBD also rescored at each M of ``windows``;
+      ``weight_scores``: which greedy passes also get the scores that need the weights beyond the
+      generation (question-side scores, the base model as reference; on vLLM these and the
+      vocabulary statistics come from a teacher-forced pass that costs more than the generation
+      on s1K's long prompts): ``"ends"``, the base model and the last checkpoint (the report's
+      every-score table), or ``"every"`` checkpoint. The passes between score TBD and the other
+      generation-side scores.
 
     A work folder's cached steps depend on ``CACHE_KEYS`` only (``benchmarks.student.cache``):
     missing checkpoints are made, the sampled pass records its own options, and the device,
@@ -54,8 +60,18 @@ class Protocol:
     device: str = "cpu"
     train_dtype: str = "fp32"
     backend: str = field(default_factory=default_backend)
+    weight_scores: str = "ends"
 
     CACHE_KEYS: ClassVar[tuple[str, ...]] = ("n", "answer_tokens", "epochs", "lr", "batch_size", "max_tokens")
+
+    def __post_init__(self) -> None:
+        if self.weight_scores not in ("ends", "every"):
+            raise ValueError(f"weight_scores {self.weight_scores!r}: ends or every")
+
+    def with_weight_scores(self, name: str, last: str) -> bool:
+        """Whether the greedy pass of checkpoint ``name`` ("0": the base model) gets the scores
+        that need the weights."""
+        return self.weight_scores == "every" or name in ("0", last)
 
     def replace(self, **changes) -> Protocol:
         return replace(self, **changes)

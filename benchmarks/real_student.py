@@ -22,9 +22,12 @@ epochs on question -> solution pairs.
    slower). A checkpoint is saved after each epoch in ``--checkpoints``.
 4. **Scoring.** The base model (null control) and every checkpoint go through the stock
    ``lm_eval --model BACKEND --apply_chat_template`` (``--backend``: vllm where it imports, else
-   hf) on three TBD tasks (members, and the non-members in two halves, all labelled), with the
-   base model as ``tbd_ref_model`` and ``tbd_input_scores`` on: greedy at every checkpoint, and
-   ``--samples`` temperature-1 samples per question (the authors' released decoding) at the last one.
+   hf) on three TBD tasks (members, and the non-members in two halves, all labelled): greedy at
+   every checkpoint, and ``--samples`` temperature-1 samples per question (the authors' released
+   decoding) at the last one. The base model's and the last checkpoint's greedy passes also
+   score the question side (``tbd_input_scores``) and against the base model as
+   ``tbd_ref_model``; ``--weight-scores every`` asks for them at every checkpoint,
+   ``--sampled-ref`` in the sampled pass too (on vLLM each costs a teacher-forced pass).
 5. **Figures.** Per checkpoint: memorisation (members whose greedy output reproduces the first
    50 tokens of their training answer; mean matching prefix for members and, against their
    unseen reference solutions, non-members); for TBD at M in {100, 300} and every other score,
@@ -75,9 +78,12 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--samples", type=int, help="sampled generations per question at the last checkpoint (0: none)")
     parser.add_argument("--seed", type=int, default=42, help="split seed (42 = the paper's)")
     parser.add_argument("--sample-seed", type=int, default=0, help="tbd_seed of the sampled pass")
-    parser.add_argument("--no-sampled-ref", action="store_true",
-                        help="score the sampled pass without the reference model (its teacher-forced pass is about a "
-                             "third of the scoring time on CPU); the ref_* scores are then greedy-only")
+    parser.add_argument("--sampled-ref", action="store_true",
+                        help="score the sampled pass with the reference model too (by default the ref_* scores are "
+                             "greedy-only: the teacher-forced pass costs more than the sampled generation on CPU)")
+    parser.add_argument("--weight-scores", choices=("ends", "every"),
+                        help="greedy passes that also get the question-side and reference-model scores: the base "
+                             "model and the last checkpoint (ends, the default), or every checkpoint")
     parser.add_argument("--train-dtype", choices=("auto", "bf16", "fp32"), default="auto",
                         help="distillation precision (auto: bf16 autocast on a GPU with bf16, and on a CPU only where "
                              "it runs bf16 natively)")
@@ -95,7 +101,8 @@ def protocol(args, parser: argparse.ArgumentParser) -> Protocol:
     """The protocol the options ask for (--quick's or the full one, then each option given),
     validated; its device and precision resolved."""
     p = QUICK if args.quick else FULL
-    changes = {k: getattr(args, k) for k in ("n", "epochs", "lr", "answer_tokens", "samples", "eval_batch")
+    changes = {k: getattr(args, k) for k in ("n", "epochs", "lr", "answer_tokens", "samples", "eval_batch",
+                                             "weight_scores")
                if getattr(args, k) is not None}
     p = p.replace(**changes)
     for key in ("n", "epochs", "answer_tokens", "eval_batch"):
@@ -130,7 +137,7 @@ def main(argv=None) -> int:
     run(p, Run(data=args.data, base=args.base.resolve() if args.base else None, out=out,
                work=work_folder(args.work, out, args.quick), stem=stem,
                command=command_line(sys.argv[1:] if argv is None else argv), split_seed=args.seed,
-               sample_seed=args.sample_seed, sampled_ref=not args.no_sampled_ref,
+               sample_seed=args.sample_seed, sampled_ref=args.sampled_ref,
                train_dtype_choice=args.train_dtype, quick=args.quick))
     return 0
 

@@ -40,7 +40,18 @@ def train_dtype(choice: str, device: str = "cpu") -> str:
     if device == "cuda":
         # Native bf16 from compute capability 8 (Ampere) on; older GPUs emulate it.
         return "bf16" if torch.cuda.get_device_capability()[0] >= 8 else "fp32"
-    return "bf16" if any(x in torch.backends.cpu.get_cpu_capability() for x in ("BF16", "AMX")) else "fp32"
+    return "bf16" if cpu_has_native_bf16() else "fp32"
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU has bf16 instructions (AVX512-BF16 or AMX). torch's capability string
+    ("AVX512") does not tell: it names the kernels torch dispatches to, not the bf16 extensions."""
+    import torch
+
+    probes = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    if any(probe is not None for probe in probes):
+        return any(probe() for probe in probes if probe is not None)
+    return any(x in torch.backends.cpu.get_cpu_capability() for x in ("BF16", "AMX"))
 
 
 def setup_process(device: str) -> None:

@@ -18,7 +18,7 @@ from benchmarks.student.device import ran_on, setup_process
 from benchmarks.student.distil import distil
 from benchmarks.student.gates import gates
 from benchmarks.student.report import PAPER_S1, ci, markdown, plots
-from benchmarks.student.scoring import load, sampled_metadata, score, with_base_questions
+from benchmarks.student.scoring import GENERATION_ONLY, load, sampled_metadata, score, with_base_questions
 from benchmarks.student.split import read_rows, split, write_tasks
 
 
@@ -34,7 +34,7 @@ class Run:
     command: str  # the command line as recorded (no machine paths)
     split_seed: int = 42
     sample_seed: int = 0  # tbd_seed of the sampled pass
-    sampled_ref: bool = True  # score the sampled pass with the reference model
+    sampled_ref: bool = False  # score the sampled pass with the reference model
     train_dtype_choice: str = "auto"  # --train-dtype as asked (p.train_dtype is what it resolved to)
     quick: bool = False
 
@@ -54,6 +54,7 @@ def run(p: Protocol, r: Run) -> dict:
     ``STEM.md`` and the plots to ``r.out`` and returns the summary."""
     from lm_eval_tbd.core.atomic import write_json_atomic, write_text_atomic
 
+    t_invocation, started = time.perf_counter(), time.time()
     setup_process(p.device)
     r.work.mkdir(parents=True, exist_ok=True)
     if not r.data.is_file():
@@ -82,8 +83,9 @@ def run(p: Protocol, r: Run) -> dict:
     greedy = {}
 
     def score_greedy(name: str) -> None:
-        log(f"scoring epoch {name} (greedy)")
-        score(models[name], task_dir, r.work / f"greedy-{name}", p)
+        full = p.with_weight_scores(name, last)
+        log(f"scoring epoch {name} (greedy{'' if full else ', generation-side scores only'})")
+        score(models[name], task_dir, r.work / f"greedy-{name}", p, metadata=None if full else GENERATION_ONLY)
         greedy[name] = load(r.work / f"greedy-{name}", f"greedy epoch {name}", p.max_tokens)
 
     # The base model and the last checkpoint first, then the sampled pass, then the checkpoints
@@ -150,6 +152,10 @@ def run(p: Protocol, r: Run) -> dict:
                           "pass_s": {name: round(d["seconds"], 1) for name, d in done.items()}}
     summary["seconds"] = round(distil_s + score_s + analysis_s, 1)
     plots(r.out, r.stem, greedy, sampled, last, summary)
+    # End to end, start-up and plots included: the protocol's own run time where no step was cached.
+    made = {"distillation": r.work / "distil.json", **{name: r.work / name / "done.json" for name in passes}}
+    summary["timings"]["steps_cached"] = [k for k, f in made.items() if f.stat().st_mtime < started]
+    summary["timings"]["invocation_wall_s"] = round(time.perf_counter() - t_invocation, 1)
     write_json_atomic(r.out / f"{r.stem}.json", summary)
     write_text_atomic(r.out / f"{r.stem}.md", markdown(summary, r.stem))
     log(f"wrote {r.stem}.json, {r.stem}.md and {r.stem}_*.png to {r.out} ({summary['seconds'] / 60:.1f} min)")

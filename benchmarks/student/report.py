@@ -91,6 +91,29 @@ def distillation_lines(s: dict) -> list[str]:
     return [" ".join(lines), ""] if lines else []
 
 
+def weight_scores_note(c: dict, last: str) -> str:
+    """Which greedy passes scored the question side and against the reference model."""
+    if c.get("weight_scores", "every") == "every":
+        return "every greedy pass with `tbd_input_scores` and the base model as `tbd_ref_model`."
+    return (f"the greedy passes of the base model and of epoch {last} with `tbd_input_scores` and the base model as "
+            "`tbd_ref_model`; those between score TBD and the other generation-side scores only (so their best other "
+            "score and combined detector draw on fewer scores).")
+
+
+def time_lines(s: dict) -> list[str]:
+    """Each step's measured time, and this invocation's wall-clock time (end to end where it made
+    every step, else with the steps it found cached)."""
+    t = s["timings"]
+    passes = ", ".join(f"{name} {sec / 60:.1f}" for name, sec in t.get("pass_s", {}).items())
+    line = (f"Time by step (min): distillation {t['distil_s'] / 60:.1f}; scoring passes: {passes}; analysis "
+            f"{t['analysis_s'] / 60:.1f}.")
+    wall, cached = t.get("invocation_wall_s"), t.get("steps_cached", [])
+    if wall is not None:
+        line += (f" This invocation, end to end with every step made in it: {wall / 60:.1f} min." if not cached else
+                 f" This invocation: {wall / 60:.1f} min, with {', '.join(cached)} cached from earlier ones.")
+    return [line, ""]
+
+
 def markdown(s: dict, stem: str) -> str:
     from lm_eval_tbd.core.scores import SCORES
 
@@ -107,9 +130,10 @@ def markdown(s: dict, stem: str) -> str:
         f"template, loss on the response only), AdamW lr {c['lr']} (betas 0.9/0.95, weight decay 1e-4), "
         f"5% warm-up then cosine over {c['epochs']} epochs, batch {c['batch_size']}. Evaluated: those {c['n']} members "
         f"against the first {c['n']} non-members, M = {c['max_tokens']} generated tokens, through "
-        f"`lm_eval --model {c.get('backend', 'hf')} --apply_chat_template` with the base model as `tbd_ref_model`. "
+        f"`lm_eval --model {c.get('backend', 'hf')} --apply_chat_template`; {weight_scores_note(c, last)} "
         "Epoch 0 is the base model (null control). Strict TPR: the highest TPR with FPR at or below the budget; "
         f"with {c['n']} non-members, 1% FPR allows no false positive.", "",
+        *time_lines(s),
         "## By epoch (greedy decoding)", "",
         f"| epoch | train loss | members memorised | mean prefix (members / non-members) | TBD M={c['windows'][-2]} AUC | "
         f"TBD M={c['windows'][-1]} AUC [95% CI] | TPR@1% | TPR@5% | best other score (AUC) | combined, out of fold: AUC [95% CI] |",
@@ -162,7 +186,9 @@ def markdown(s: dict, stem: str) -> str:
                   f"Sampled: temperature 1 on the raw distribution, no top-k/top-p/penalties, k = {c['samples']} "
                   f"samples per question (seed {c['seed']}), the question's score the mean over samples"
                   + ("" if c.get("sampled_ref_model", True) else ", scored without the reference model (no ref_* "
-                     "scores; the q_ref_* ones come from the base model's run)") + ". "
+                     "scores)")
+                  + (", without question-side scores (they do not depend on the decoding: see greedy)"
+                     if "weight_scores" in c else "") + ". "
                   f"Mean per-question spread of TBD across samples (std): {sm['mean_tbd_spread']:.4f}.", "",
                   "| decoding | TBD AUC [95% CI] | TPR@1% | TPR@5% |", "|---|---|---|---|",
                   f"| greedy | {ci(r['greedy']['scores']['tbd'])} | {r['greedy']['scores']['tbd']['tpr@1%fpr']:.3f} | "

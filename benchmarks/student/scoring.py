@@ -44,17 +44,26 @@ def vllm_env(env: dict[str, str]) -> dict[str, str]:
 
 def model_spec(backend: str, model_dir: Path, p: Protocol) -> tuple[str, str, str]:
     """``(lm_eval --model, --model_args, --batch_size)`` of a scoring pass on ``backend``: float32
-    either way; vLLM takes every request at once and batches them itself."""
+    either way; vLLM takes every request at once and batches them itself, in eager mode (its
+    graph compilation costs more start-up time than it saves on one pass of these sizes:
+    docs/benchmarks.md, Run time)."""
     if backend == "hf":
         return "hf", f"pretrained={model_dir},dtype=float32", str(p.eval_batch)
     if backend == "vllm":
-        return "vllm", f"pretrained={model_dir},dtype=float32,max_model_len={VLLM_MAX_MODEL_LEN}", "auto"
+        return ("vllm", f"pretrained={model_dir},dtype=float32,max_model_len={VLLM_MAX_MODEL_LEN},enforce_eager=True",
+                "auto")
     raise SystemExit(f"--backend {backend!r}: choose vllm or hf")
 
 
+#: ``lm_eval --metadata`` of a pass scored from the generation alone: no question-side scores and no
+#: reference model (on vLLM, no teacher-forced pass: see Protocol.weight_scores).
+GENERATION_ONLY = {"tbd_input_scores": False, "tbd_ref_model": ""}
+
+
 def sampled_metadata(samples: int, seed: int, ref_model: bool) -> dict:
-    """The sampled pass's ``lm_eval --metadata`` (task options)."""
-    metadata = {"tbd_decoding": "sample", "tbd_samples": samples, "tbd_seed": seed}
+    """The sampled pass's ``lm_eval --metadata`` (task options). No question-side scores: they do
+    not depend on the decoding, and the greedy pass of the same checkpoint has them."""
+    metadata = {"tbd_decoding": "sample", "tbd_samples": samples, "tbd_seed": seed, "tbd_input_scores": False}
     if not ref_model:
         metadata["tbd_ref_model"] = ""  # --metadata overrides the task's own; empty = no reference model
     return metadata
@@ -118,9 +127,11 @@ def with_base_questions(run, base, max_tokens: int):
     """``run`` with the q_ref_* scores: the question log-probs of the base model (the reference)
     taken from its own run of the same prompts (``base``, epoch 0), where the records do not
     already hold them (runs made before the hf backend recorded them). The base run itself is
-    returned as it is (its calibrated scores would be 0 by construction)."""
+    returned as it is (its calibrated scores would be 0 by construction), and so is a run scored
+    without question-side scores."""
     from lm_eval_tbd.core.scores import TBDParams
 
-    if run is base or run.questions[0].record.ref_question_logprobs is not None:
-        return run
+    record = run.questions[0].record
+    if run is base or record.ref_question_logprobs is not None or record.question_logprobs is None:
+        return run  # the base itself, q_ref_* already there, or a pass without question-side scores
     return run.with_reference_questions(base, TBDParams(max_tokens=max_tokens))

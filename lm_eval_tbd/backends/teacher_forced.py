@@ -86,6 +86,14 @@ def token_logprobs(model, ids: list[int], predicted: list[int]) -> tuple[torch.T
     return rows, rows.gather(-1, target[:, None])[:, 0]
 
 
+def _same_folder(a: str, b: str) -> bool:
+    """Whether two model paths name the same local folder (hub ids compare as written)."""
+    from pathlib import Path
+
+    pa, pb = Path(a), Path(b)
+    return pa.resolve() == pb.resolve() if pa.is_dir() and pb.is_dir() else a == b
+
+
 class TeacherForced:
     """The transformers model (and the reference model, if any) that completes engine records.
 
@@ -102,8 +110,11 @@ class TeacherForced:
         self.tokenizer = tokenizer
         self.model = AutoModelForCausalLM.from_pretrained(model_path, dtype=self.dtype).to(self.device).eval()
         self.ref_path = ref_path or None
+        # The model as its own reference (the base model's pass of a before/after protocol) gives
+        # the same log-probs: one forward pass serves both.
+        self.ref_is_model = bool(self.ref_path) and _same_folder(self.ref_path, model_path)
         self.ref = (load_reference(ref_path, tokenizer, dtype=self.model.dtype, device=self.device)
-                    if self.ref_path else None)
+                    if self.ref_path and not self.ref_is_model else None)
 
     def complete(self, record: GenerationRecord, prompt_ids: list[int], *, positions: list[int] | None = None,
                  input_scores: bool = False) -> GenerationRecord:
@@ -127,8 +138,8 @@ class TeacherForced:
         if positions:
             changes.update(question_logprobs=lp[:q].tolist(), question_logp_mean=mu[:q].tolist(),
                            question_logp_std=sigma[:q].tolist())
-        if self.ref is not None:
-            ref_lp = token_logprobs(self.ref, ids, predicted)[1]
+        if self.ref is not None or self.ref_is_model:
+            ref_lp = lp if self.ref_is_model else token_logprobs(self.ref, ids, predicted)[1]
             changes["ref_logprobs"] = ref_lp[q:].tolist()
             if positions:
                 changes["ref_question_logprobs"] = ref_lp[:q].tolist()

@@ -9,6 +9,7 @@ is drawn.
 
 from __future__ import annotations
 
+import inspect
 import math
 import random
 import time
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 
 # torch is imported in distil(): building examples and recipes needs no model.
 
-__all__ = ["Example", "Recipe", "EpochLoss", "chat_examples", "distil", "progress"]
+__all__ = ["Example", "Recipe", "EpochLoss", "chat_examples", "micro_batches", "distil", "progress"]
 
 
 @dataclass(frozen=True)
@@ -97,12 +98,53 @@ def _scheduler(opt, recipe: Recipe, n_examples: int):
         opt, lambda s: (s + 1) / warmup if s < warmup else 0.5 * (1 + math.cos(math.pi * (s - warmup) / max(1, total - warmup))))
 
 
+def micro_batches(batch: Sequence[Example], *, slack: float = 1.25) -> list[list[Example]]:
+    """``batch`` as groups of similar length, longest first, each padded to its longest: a new
+    group starts where padding the next example in would make the group's padded tokens exceed
+    ``slack`` times its real ones. A batch of equal lengths stays one group.
+
+    Example: lengths 1148, 487, 169 and 108 give [[1148], [487], [169, 108]]."""
+    groups: list[list[Example]] = []
+    for x in sorted(batch, key=lambda e: -len(e.input_ids)):
+        group = groups[-1] if groups else None
+        if group is not None and len(group[0].input_ids) * (len(group) + 1) <= slack * (
+                sum(len(e.input_ids) for e in group) + len(x.input_ids)):
+            group.append(x)
+        else:
+            groups.append([x])
+    return groups
+
+
+def _response_loss(model, group: Sequence[Example], *, pad_id: int, device: str, bf16: bool):
+    """Summed cross-entropy of ``group``'s response tokens (a 0-d float32 tensor with its graph);
+    the output layer sees only the positions that predict one in some row (``logits_to_keep`` as
+    an index, where the model's forward takes it)."""
+    import torch
+
+    width = max(len(x.input_ids) for x in group)
+    ids = torch.tensor([x.input_ids + [pad_id] * (width - len(x.input_ids)) for x in group], device=device)
+    labels = torch.tensor([x.labels + [-100] * (width - len(x.labels)) for x in group], device=device)
+    mask = torch.tensor([[1] * len(x.input_ids) + [0] * (width - len(x.input_ids)) for x in group], device=device)
+    target = labels[:, 1:]
+    rows = (target != -100).any(0).nonzero()[:, 0]  # logits row t predicts token t + 1
+    keep = "logits_to_keep" in inspect.signature(model.forward).parameters
+    with torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):
+        logits = model(input_ids=ids, attention_mask=mask, **({"logits_to_keep": rows} if keep else {})).logits
+    if not keep:
+        logits = logits[:, rows]
+    return torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), target[:, rows].flatten(),
+                                             ignore_index=-100, reduction="sum")
+
+
 def distil(model, examples: Sequence[Example], recipe: Recipe, *, pad_id: int, device: str = "cpu", bf16: bool = False,
            on_epoch: Callable[[EpochLoss, object], None] | None = None) -> list[EpochLoss]:
     """Fine-tune ``model`` (already on ``device``) on ``examples``; returns each epoch's loss.
 
-    Batches are right-padded with ``pad_id``; the loss is the token-weighted cross-entropy over
-    the batch's response tokens, in float32 (the forward pass in bf16 autocast with ``bf16``).
+    The loss is the token-weighted cross-entropy over the batch's response tokens, in float32 (the
+    forward pass in bf16 autocast with ``bf16``). A batch runs as the micro-batches of
+    :func:`micro_batches` (right-padded with ``pad_id``), their gradients accumulated: the same
+    gradient as one padded batch, since no real token attends to a right pad, without computing
+    the padding. Only the positions that predict a response token go through the output layer.
     ``on_epoch(loss, model)``, if given, is called after each epoch with the model in eval mode,
     e.g. to log or to save checkpoints along one continuous schedule. The model is left in eval
     mode."""
@@ -123,21 +165,17 @@ def distil(model, examples: Sequence[Example], recipe: Recipe, *, pad_id: int, d
         token_loss = batch_loss = n_tokens = 0.0
         for i in range(0, len(order), recipe.batch_size):
             batch = [examples[j] for j in order[i:i + recipe.batch_size]]
-            width = max(len(x.input_ids) for x in batch)
-            ids = torch.tensor([x.input_ids + [pad_id] * (width - len(x.input_ids)) for x in batch], device=device)
-            labels = torch.tensor([x.labels + [-100] * (width - len(x.labels)) for x in batch], device=device)
-            mask = torch.tensor([[1] * len(x.input_ids) + [0] * (width - len(x.input_ids)) for x in batch], device=device)
-            with torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):
-                logits = model(input_ids=ids, attention_mask=mask).logits
-            loss = torch.nn.functional.cross_entropy(logits[:, :-1].float().flatten(0, 1), labels[:, 1:].flatten(),
-                                                     ignore_index=-100, reduction="sum")
-            count = int((labels[:, 1:] != -100).sum())
+            count = sum(sum(t != -100 for t in x.labels[1:]) for x in batch)
             opt.zero_grad()
-            (loss / count).backward()
+            loss = 0.0
+            for group in micro_batches(batch):
+                part = _response_loss(model, group, pad_id=pad_id, device=device, bf16=bf16)
+                (part / count).backward()  # the batch's token-weighted mean, accumulated
+                loss += float(part.detach())
             opt.step()
             sched.step()
-            token_loss += float(loss.detach())
-            batch_loss += float(loss.detach()) / count * len(batch)
+            token_loss += loss
+            batch_loss += loss / count * len(batch)
             n_tokens += count
         losses.append(EpochLoss(epoch, token_loss / n_tokens, batch_loss / len(examples), time.perf_counter() - t0))
         model.eval()

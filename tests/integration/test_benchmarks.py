@@ -82,29 +82,34 @@ def test_real_student_and_beyond_quick(tmp_path):
     data = tmp_path / "s1k_like.jsonl"
     data.write_text("".join(json.dumps({"id": i, "question": r["question"], "solution": r["solution"]}) + "\n"
                             for i, r in enumerate(make_problems(40, seed=1))))
-    run_script("real_student", tmp_path, "--data", str(data), "--no-sampled-ref", "--backend", "hf")
+    run_script("real_student", tmp_path, "--data", str(data), "--epochs", "2", "--checkpoints", "1,2", "--backend", "hf")
     text = (tmp_path / "real_student-quick.json").read_text()
     summary = json.loads(text)
     assert str(tmp_path) not in text  # no machine paths in results meant to be committed
-    assert summary["command"] == ("python benchmarks/real_student.py --quick --data s1k_like.jsonl --no-sampled-ref "
-                                  "--backend hf")
-    assert summary["settings"]["backend"] == "hf"
-    assert set(summary["checkpoints"]) == {"0", "1"}
+    assert summary["command"] == ("python benchmarks/real_student.py --quick --data s1k_like.jsonl --epochs 2 "
+                                  "--checkpoints 1,2 --backend hf")
+    assert summary["settings"]["backend"] == "hf" and summary["settings"]["weight_scores"] == "ends"
+    assert set(summary["checkpoints"]) == {"0", "1", "2"}
     assert len(summary["settings"]["member_ids"]) == len(summary["settings"]["nonmember_ids"]) == 8
     work = tmp_path / "work-real-student-quick"
     assert json.loads((work / "protocol.json").read_text()) == summary["settings"]["protocol"]
-    assert json.loads((work / "sample-1" / "done.json").read_text())["metadata"]["tbd_samples"] == 2
-    for figures in summary["checkpoints"].values():
+    assert json.loads((work / "sample-2" / "done.json").read_text())["metadata"]["tbd_samples"] == 2
+    weight_side = {"q_mean_logprob", "q_ref_logprob", "ref_tbd", "ref_logprob"}
+    for name, figures in summary["checkpoints"].items():
         assert 0.0 <= figures["memorisation"]["memorised_share"] <= 1.0
         assert set(figures["greedy"]["tbd_windows"]) == {"12", "24"}
-        assert {"tbd", "gen_mean_logprob", "q_mean_logprob", "ref_tbd"} <= set(figures["greedy"]["scores"])
+        scores = set(figures["greedy"]["scores"])
+        assert {"tbd", "gen_mean_logprob", "gen_entropy"} <= scores
+        # the scores that need the weights: at the base model and the last checkpoint only
+        assert (weight_side <= scores) if name != "1" else not (weight_side & scores)
         assert set(figures["gates"]) >= {"rs_members", "rs_nonmembers_b", "exit_status"}
-    last = summary["checkpoints"]["1"]
+    assert json.loads((work / "greedy-1" / "done.json").read_text())["metadata"] == {
+        "tbd_input_scores": False, "tbd_ref_model": ""}
+    last = summary["checkpoints"]["2"]
     assert {"scores", "k1_tbd", "mean_tbd_spread"} <= set(last["sampled"])
-    # the sampled pass ran without the reference model: no ref_* scores there; q_ref_* from the base run
+    # the sampled pass: no reference model (by default) and no question side (the greedy pass has it)
     assert summary["settings"]["sampled_ref_model"] is False
-    assert "ref_logprob" not in last["sampled"]["scores"] and "ref_logprob" in last["greedy"]["scores"]
-    assert "q_ref_logprob" in last["sampled"]["scores"] and "q_ref_logprob" in last["greedy"]["scores"]
+    assert not (weight_side & set(last["sampled"]["scores"])) and "gen_min_k" in last["sampled"]["scores"]
     assert "tbd greedy - tbd sampled (mean of k)" in last["paired"]
     assert "| epoch | train loss | members memorised |" in (tmp_path / "real_student-quick.md").read_text()
     for png in ("real_student-quick_roc.png", "real_student-quick_hist.png", "real_student-quick_curve.png"):
@@ -121,10 +126,10 @@ def test_real_student_and_beyond_quick(tmp_path):
     beyond = json.loads(text)
     assert beyond["command"] == "python benchmarks/beyond.py --quick --data-dir data"
     assert set(beyond["conditions"]) == {
-        "real student, epoch 0, greedy", "real student, epoch 1, greedy", "real student, epoch 1, sampled",
-        "real student, epoch 1, reworded questions", "real student, epoch 1 + 1 epoch(s) on unrelated data",
-        "real student, epoch 1 + 2 epoch(s) on unrelated data"}
-    reworded = beyond["conditions"]["real student, epoch 1, reworded questions"]
+        "real student, epoch 0, greedy", "real student, epoch 1, greedy", "real student, epoch 2, greedy",
+        "real student, epoch 2, sampled", "real student, epoch 2, reworded questions",
+        "real student, epoch 2 + 1 epoch(s) on unrelated data", "real student, epoch 2 + 2 epoch(s) on unrelated data"}
+    reworded = beyond["conditions"]["real student, epoch 2, reworded questions"]
     assert {"tbd", "gen_entropy", "ref_ratio_min_k", "combined (calibrated before)"} <= set(reworded["scores"])
     assert reworded["n_members"] == reworded["n_nonmembers"] == 8
     assert set(beyond["robustness"]) == {"sampled", "reworded questions", "+ 1 epoch(s) on unrelated data",

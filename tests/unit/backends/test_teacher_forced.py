@@ -65,3 +65,22 @@ def test_question_positions_need_the_engines_own_tokenisation(setup):
     prompt = tok(contexts[0])["input_ids"]
     assert question_positions(tok, contexts[0], None, prompt) == []
     assert question_positions(tok, contexts[0], spans[0], prompt[1:]) == []  # ids it cannot reproduce
+
+
+def test_the_model_as_its_own_reference_takes_one_pass(setup, tiny_model_dir, tmp_path):
+    """The base model's pass of a before/after protocol: ref_path is the model's own folder (by
+    another spelling), so no second model is loaded; the values equal a separate copy's."""
+    import shutil
+
+    tok, contexts, spans, hf, _ = setup
+    copy = shutil.copytree(tiny_model_dir, tmp_path / "copy")
+    own = TeacherForced(str(tiny_model_dir), tok, dtype="float32", device="cpu", ref_path=f"{tiny_model_dir}/./")
+    other = TeacherForced(str(tiny_model_dir), tok, dtype="float32", device="cpu", ref_path=str(copy))
+    assert own.ref is None and own.ref_is_model and other.ref is not None and not other.ref_is_model
+    prompt = tok(contexts[2])["input_ids"]
+    positions = question_positions(tok, contexts[2], spans[2], prompt)
+    a = own.complete(bare(hf[2]), prompt, positions=positions, input_scores=True)
+    b = other.complete(bare(hf[2]), prompt, positions=positions, input_scores=True)
+    assert a.ref_logprobs == pytest.approx(b.ref_logprobs, abs=1e-6) and a.ref_logprobs is not None
+    assert a.ref_question_logprobs == pytest.approx(b.ref_question_logprobs, abs=1e-6)
+    assert a.ref_question_logprobs == pytest.approx(a.question_logprobs, abs=1e-6)

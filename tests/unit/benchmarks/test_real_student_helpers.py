@@ -33,7 +33,16 @@ def test_explicit_train_dtype_is_kept_on_any_device():
 
 
 def test_auto_train_dtype_on_cpu_follows_native_bf16():
-    native = any(x in torch.backends.cpu.get_cpu_capability() for x in ("BF16", "AMX"))
+    """Against the kernel's CPU flags (torch's capability string says AVX512 on a CPU with
+    AVX512-BF16 too)."""
+    from pathlib import Path
+
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.is_file() or "flags" not in cpuinfo.read_text():
+        pytest.skip("no /proc/cpuinfo flags to check against")
+    flags = set(next(line for line in cpuinfo.read_text().splitlines() if line.startswith("flags")).split())
+    native = bool(flags & {"avx512_bf16", "amx_bf16"})
+    assert device.cpu_has_native_bf16() is native
     assert device.train_dtype("auto", "cpu") == ("bf16" if native else "fp32")
 
 
@@ -229,7 +238,7 @@ def test_an_unreadable_protocol_record_is_named(tmp_path, text):
 def test_the_protocol_records_its_settings_in_the_summarys_order():
     settings = QUICK.replace(backend="hf").settings()
     assert list(settings) == ["n", "answer_tokens", "epochs", "checkpoints", "lr", "batch_size", "max_tokens", "samples",
-                              "eval_batch", "windows", "device", "train_dtype", "backend"]
+                              "eval_batch", "windows", "device", "train_dtype", "backend", "weight_scores"]
     assert settings["checkpoints"] == [1] and settings["backend"] == "hf"
     assert {k: getattr(QUICK, k) for k in Protocol.CACHE_KEYS} == {
         "n": 8, "answer_tokens": 32, "epochs": 1, "lr": 1e-4, "batch_size": 4, "max_tokens": 24}
@@ -255,11 +264,43 @@ def test_the_report_names_the_backend_it_scored_with():
     from benchmarks.student.report import markdown
 
     w = {"auc": 0.5, "auc_ci": [0.4, 0.6], "tpr@1%fpr": 0.0, "tpr@5%fpr": 0.1, "tpr@5%fpr_ci": [0.0, 0.2]}
-    s = {"command": "c", "seconds": 60, "timings": {"distil_s": 30, "score_s": 30},
+    s = {"command": "c", "seconds": 60, "timings": {"distil_s": 30, "score_s": 30, "analysis_s": 3,
+                                                    "pass_s": {"greedy-0": 30}},
          "settings": {**QUICK.replace(backend="vllm").settings(), "cpus": 2, "base": "b", "n_params": 1e6, "seed": 0},
          "checkpoints": {"0": {"memorisation": {"memorised_share": 0, "mean_prefix_members": 0,
                                                 "mean_prefix_nonmembers": 0},
                                "greedy": {"scores": {"tbd": w}, "tbd_windows": {"12": w, "24": w}},
                                "paired": {}, "gates": {k: {"passed": True, "auc": None}
                                                        for k in ("rs_members", "rs_nonmembers_b")}}}}
-    assert "`lm_eval --model vllm --apply_chat_template`" in markdown(s, "x")
+    md = markdown(s, "x")
+    assert "`lm_eval --model vllm --apply_chat_template`; the greedy passes of the base model and of epoch 0" in md
+    assert "Time by step (min): distillation 0.5; scoring passes: greedy-0 0.5; analysis 0.1." in md
+    assert "end to end" not in md  # no wall time recorded
+    s["timings"].update(invocation_wall_s=120, steps_cached=[])
+    assert "This invocation, end to end with every step made in it: 2.0 min." in markdown(s, "x")
+    s["timings"]["steps_cached"] = ["distillation"]
+    assert "This invocation: 2.0 min, with distillation cached from earlier ones." in markdown(s, "x")
+    s["settings"]["weight_scores"] = "every"
+    assert "every greedy pass with `tbd_input_scores`" in markdown(s, "x")
+
+
+def test_weight_scores_go_to_the_ends_unless_every_checkpoint_is_asked():
+    assert [QUICK.with_weight_scores(e, "5") for e in ("0", "1", "3", "5")] == [True, False, False, True]
+    assert all(QUICK.replace(weight_scores="every").with_weight_scores(e, "5") for e in ("0", "1", "5"))
+    with pytest.raises(ValueError, match="weight_scores 'some'"):
+        QUICK.replace(weight_scores="some")
+    args = real_student.parser().parse_args(["--weight-scores", "every"])
+    assert real_student.protocol(args, real_student.parser()).weight_scores == "every"
+
+
+def test_the_sampled_pass_asks_for_no_question_side_and_the_reference_only_when_told():
+    assert scoring.sampled_metadata(2, 0, ref_model=False) == {
+        "tbd_decoding": "sample", "tbd_samples": 2, "tbd_seed": 0, "tbd_input_scores": False, "tbd_ref_model": ""}
+    assert "tbd_ref_model" not in scoring.sampled_metadata(2, 0, ref_model=True)
+    assert scoring.GENERATION_ONLY == {"tbd_input_scores": False, "tbd_ref_model": ""}
+
+
+def test_vllm_scoring_passes_run_eager_in_float32(tmp_path):
+    model, args, batch = scoring.model_spec("vllm", tmp_path, QUICK)
+    assert (model, batch) == ("vllm", "auto") and "enforce_eager=True" in args and "dtype=float32" in args
+    assert "enforce_eager" not in scoring.model_spec("hf", tmp_path, QUICK)[1]

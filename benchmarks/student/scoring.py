@@ -46,12 +46,13 @@ def model_spec(backend: str, model_dir: Path, p: Protocol) -> tuple[str, str, st
     """``(lm_eval --model, --model_args, --batch_size)`` of a scoring pass on ``backend``: float32
     either way; vLLM takes every request at once and batches them itself, in eager mode (its
     graph compilation costs more start-up time than it saves on one pass of these sizes:
-    docs/benchmarks.md, Run time)."""
+    docs/benchmarks.md, Run time) and without chunked prefill, which seeded sampling on vLLM's
+    CPU build cannot survive (``lm_eval_tbd.backends.vllm.check_seeded_sampling``)."""
     if backend == "hf":
         return "hf", f"pretrained={model_dir},dtype=float32", str(p.eval_batch)
     if backend == "vllm":
-        return ("vllm", f"pretrained={model_dir},dtype=float32,max_model_len={VLLM_MAX_MODEL_LEN},enforce_eager=True",
-                "auto")
+        return ("vllm", f"pretrained={model_dir},dtype=float32,max_model_len={VLLM_MAX_MODEL_LEN},enforce_eager=True,"
+                "enable_chunked_prefill=False", "auto")
     raise SystemExit(f"--backend {backend!r}: choose vllm or hf")
 
 

@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from lm_eval_tbd.backends import check_prompt_fits, scored_length
 from lm_eval_tbd.backends.teacher_forced import TeacherForced, question_positions
+from lm_eval_tbd.core.errors import user_error
 from lm_eval_tbd.core.record import REQUEST_TYPE, GenerationRecord, check_logprobs
 
 # vllm (an optional extra) is imported where a request is built, so this module and its record
@@ -108,6 +109,18 @@ def _decoding_params(gen: dict, extra: dict) -> dict:
     return {"temperature": 1.0, "top_p": 1.0, "top_k": -1, "min_p": 0.0, "seed": int(extra["seed"]), **neutral}
 
 
+def check_seeded_sampling(scheduler_config, *, on_cpu: bool) -> None:
+    """Refuse (a user error naming the option) seeded sampling on vLLM's CPU build with chunked
+    prefill on (``scheduler_config``: the engine's vLLM ``SchedulerConfig``): when a prompt's
+    prefill is split over steps, the engine rewinds the request's generator, which a CPU generator
+    cannot do ("CPU Generator does not use offset"), and the engine dies mid-run.
+    ``enable_chunked_prefill=False`` in ``--model_args`` avoids it."""
+    if on_cpu and getattr(scheduler_config, "enable_chunked_prefill", False):
+        raise user_error(ValueError(
+            "tbd_decoding sample on vLLM's CPU build needs enable_chunked_prefill=False in --model_args: with chunked "
+            "prefill on, vLLM cannot rewind a seeded request's CPU generator and its engine stops mid-run"))
+
+
 def _teacher(lm, ref_path: str | None) -> TeacherForced:
     """The teacher-forced scorer of this VLLM instance's model (with ``ref_path``), loaded once."""
     key = (lm.model_args["model"], ref_path or None)
@@ -140,6 +153,10 @@ def generate_logprobs(self, requests, disable_tqdm: bool = False) -> list[str]:
         limits.append(max_tokens)
         params.append(SamplingParams(max_tokens=max_tokens, logprobs=0, stop=None, skip_special_tokens=True,
                                      **_decoding_params(gen, extra)))
+    if any(gen.get("decoding", "greedy") == "sample" for gen in all_kwargs):
+        from vllm.platforms import current_platform
+
+        check_seeded_sampling(self.model.llm_engine.vllm_config.scheduler_config, on_cpu=current_platform.is_cpu())
     pbar = tqdm(total=len(prompts), disable=disable_tqdm or self.rank != 0, desc=f"Running {REQUEST_TYPE} requests")
     outputs = self._model_generate(requests=prompts, generate=True, sampling_params=params)
     results = []

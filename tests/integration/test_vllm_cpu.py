@@ -90,7 +90,8 @@ def run_vllm(model_dir: Path, out: Path, tasks: str, questions: Path, task_dir: 
     """``python -m lm_eval --model vllm`` on CPU; returns the output folder."""
     require_vllm()
     cmd = [sys.executable, "-m", "lm_eval", "--model", "vllm",
-           "--model_args", f"pretrained={model_dir},dtype=float32,enforce_eager=True",
+           # chunked prefill off: seeded sampling needs it on vLLM's CPU build (check_seeded_sampling)
+           "--model_args", f"pretrained={model_dir},dtype=float32,enforce_eager=True,enable_chunked_prefill=False",
            "--tasks", tasks, "--include_path", str(task_dir), "--apply_chat_template",
            "--metadata", json.dumps({"tbd_data_file": str(questions), "tbd_max_tokens": max_tokens}),
            "--log_samples", "--output_path", str(out)]

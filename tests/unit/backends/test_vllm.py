@@ -70,3 +70,20 @@ def test_sampled_records_state_their_seed_and_refuse_impossible_tokens():
                       "repetition_penalty": 1.0, "frequency_penalty": 0.0, "presence_penalty": 0.0}
     with pytest.raises(ValueError, match="needs a seed"):
         _decoding_params({"decoding": "sample"}, {})
+
+
+def test_seeded_sampling_on_the_cpu_build_needs_chunked_prefill_off():
+    """vLLM's own SchedulerConfig: chunked prefill is on by default, and seeded sampling on the
+    CPU build then stops the engine mid-run; the backend refuses it up front, naming the option."""
+    config = pytest.importorskip("vllm.config")
+    from lm_eval_tbd.backends.vllm import check_seeded_sampling
+    from lm_eval_tbd.core.errors import _marked
+
+    on = config.SchedulerConfig(max_model_len=4096, is_encoder_decoder=False)
+    off = config.SchedulerConfig(max_model_len=4096, is_encoder_decoder=False, enable_chunked_prefill=False,
+                                 max_num_batched_tokens=4096)
+    with pytest.raises(ValueError, match="needs enable_chunked_prefill=False in --model_args") as err:
+        check_seeded_sampling(on, on_cpu=True)
+    assert _marked(err.value) is err.value  # one line from lm_eval, no traceback
+    check_seeded_sampling(off, on_cpu=True)
+    check_seeded_sampling(on, on_cpu=False)  # GPU generators rewind

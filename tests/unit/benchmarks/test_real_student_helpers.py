@@ -303,4 +303,5 @@ def test_the_sampled_pass_asks_for_no_question_side_and_the_reference_only_when_
 def test_vllm_scoring_passes_run_eager_in_float32(tmp_path):
     model, args, batch = scoring.model_spec("vllm", tmp_path, QUICK)
     assert (model, batch) == ("vllm", "auto") and "enforce_eager=True" in args and "dtype=float32" in args
+    assert "enable_chunked_prefill=False" in args
     assert "enforce_eager" not in scoring.model_spec("hf", tmp_path, QUICK)[1]

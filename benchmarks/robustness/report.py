@@ -40,12 +40,13 @@ def markdown(s: dict) -> str:
         lines += ["", f"Toy student of `detection.py` ({d['note']}): " + ", ".join(f"{k} {v:.3f}" for k, v in d["auc"].items())
                   + " (AUC; no per-question logs are kept, so no CIs or paired differences)."]
     if s.get("robustness"):
-        names = [n for n in list(SCORES) + [COMBINED] if n in next(iter(s["robustness"].values()))]
+        # every score some condition has (the sampled pass has no question side, say)
+        orig = s["conditions"][s["original"]]["scores"]
+        names = [n for n in list(SCORES) + [COMBINED] if n in orig and any(n in v for v in s["robustness"].values())]
         lines += ["", "## How fast each score's AUC falls", "",
                   f"Paired ΔAUC of each score against the same score on the original questions after {st['last']} epochs "
                   "(negative = the signal is hidden).", "",
                   "| score | original AUC | " + " | ".join(s["robustness"]) + " |", "|---|---|" + "---|" * len(s["robustness"])]
-        orig = s["conditions"][s["original"]]["scores"]
         for n in names:
             lines.append(f"| {n} | {orig[n]['auc']:.3f} | " + " | ".join(_delta(v.get(n)) for v in s["robustness"].values()) + " |")
     for name, c in s["conditions"].items():

@@ -91,13 +91,19 @@ def distillation_lines(s: dict) -> list[str]:
     return [" ".join(lines), ""] if lines else []
 
 
-def weight_scores_note(c: dict, last: str) -> str:
-    """Which greedy passes scored the question side and against the reference model."""
-    if c.get("weight_scores", "every") == "every":
+def weight_scores_note(s: dict) -> str:
+    """Which greedy passes scored the question side and against the reference model, read from
+    the scores each checkpoint has (a cached pass may hold more than its protocol asks)."""
+    has = {e: bool({"q_mean_logprob", "ref_tbd"} & set(r["greedy"]["scores"])) for e, r in s["checkpoints"].items()}
+    if all(has.values()):
         return "every greedy pass with `tbd_input_scores` and the base model as `tbd_ref_model`."
-    return (f"the greedy passes of the base model and of epoch {last} with `tbd_input_scores` and the base model as "
-            "`tbd_ref_model`; those between score TBD and the other generation-side scores only (so their best other "
-            "score and combined detector draw on fewer scores).")
+    with_them = sorted((e for e, v in has.items() if v), key=int)
+    if not with_them:
+        return "no pass with `tbd_input_scores` or a reference model: TBD and the generation-side scores only."
+    named = ", ".join("the base model" if e == "0" else f"epoch {e}" for e in with_them)
+    return (f"the greedy passes of {named} with `tbd_input_scores` and the base model as `tbd_ref_model`; the others "
+            "score TBD and the other generation-side scores only (so their best other score and combined detector "
+            "draw on fewer scores).")
 
 
 def time_lines(s: dict) -> list[str]:
@@ -130,7 +136,7 @@ def markdown(s: dict, stem: str) -> str:
         f"template, loss on the response only), AdamW lr {c['lr']} (betas 0.9/0.95, weight decay 1e-4), "
         f"5% warm-up then cosine over {c['epochs']} epochs, batch {c['batch_size']}. Evaluated: those {c['n']} members "
         f"against the first {c['n']} non-members, M = {c['max_tokens']} generated tokens, through "
-        f"`lm_eval --model {c.get('backend', 'hf')} --apply_chat_template`; {weight_scores_note(c, last)} "
+        f"`lm_eval --model {c.get('backend', 'hf')} --apply_chat_template`; {weight_scores_note(s)} "
         "Epoch 0 is the base model (null control). Strict TPR: the highest TPR with FPR at or below the budget; "
         f"with {c['n']} non-members, 1% FPR allows no false positive.", "",
         *time_lines(s),

@@ -70,11 +70,23 @@ def sampled_metadata(samples: int, seed: int, ref_model: bool) -> dict:
     return metadata
 
 
+def covers(made: dict | None, asked: dict | None) -> bool:
+    """Whether a pass scored with ``made`` (its ``--metadata``; None: the task files' own options,
+    input scores on and the base model as reference) answers a request for ``asked``: the same
+    options, except that a pass with question-side scores or a reference model also answers a
+    request without them (the extra scores are kept, not recomputed away)."""
+    made, asked = dict(made or {}), dict(asked or {})
+    made_q = str(made.pop("tbd_input_scores", True)).lower() not in ("false", "0")
+    asked_q = str(asked.pop("tbd_input_scores", True)).lower() not in ("false", "0")
+    made_ref, asked_ref = made.pop("tbd_ref_model", None), asked.pop("tbd_ref_model", None)
+    return made == asked and (made_q or not asked_q) and (asked_ref == "" or made_ref == asked_ref)
+
+
 def score(model_dir: Path, task_dir: Path, out: Path, p: Protocol, metadata: dict | None = None,
           tasks: tuple[str, ...] = TASKS, cache_key: dict | None = None) -> float:
     """Run the stock lm_eval CLI on ``tasks`` with ``--model p.backend`` (cached: skipped when
-    ``out`` holds a finished run made with the same ``metadata``, ``cache_key`` and backend, what
-    else the pass depends on). Returns seconds."""
+    ``out`` holds a finished run made with the same ``cache_key`` and backend, what else the pass
+    depends on, and ``metadata`` or more scores: :func:`covers`). Returns seconds."""
     from lm_eval_tbd.harness.runner import lm_eval_command, run_lm_eval
 
     backend = p.backend
@@ -84,7 +96,7 @@ def score(model_dir: Path, task_dir: Path, out: Path, p: Protocol, metadata: dic
         # A pass cached before its options were recorded is trusted; otherwise they must match.
         made = {"metadata": record.get("metadata", metadata), "key": record.get("key", cache_key),
                 "backend": record.get("backend", "hf")}
-        if made == {"metadata": metadata, "key": cache_key, "backend": backend}:
+        if made["key"] == cache_key and made["backend"] == backend and covers(made["metadata"], metadata):
             return record["seconds"]
         log(f"  {out.name}: cached with {made}, asked for {metadata}, {cache_key} on {backend}: scoring again")
         shutil.rmtree(out)
@@ -132,7 +144,8 @@ def with_base_questions(run, base, max_tokens: int):
     without question-side scores."""
     from lm_eval_tbd.core.scores import TBDParams
 
-    record = run.questions[0].record
-    if run is base or record.ref_question_logprobs is not None or record.question_logprobs is None:
+    records = [q.record for q in run.questions]
+    if (run is base or any(r.ref_question_logprobs is not None for r in records)
+            or all(r.question_logprobs is None for r in records)):
         return run  # the base itself, q_ref_* already there, or a pass without question-side scores
     return run.with_reference_questions(base, TBDParams(max_tokens=max_tokens))

@@ -111,11 +111,14 @@ def _decoding_params(gen: dict, extra: dict) -> dict:
 
 def check_seeded_sampling(scheduler_config, *, on_cpu: bool) -> None:
     """Refuse (a user error naming the option) seeded sampling on vLLM's CPU build with chunked
-    prefill on (``scheduler_config``: the engine's vLLM ``SchedulerConfig``): when a prompt's
+    prefill on (``scheduler_config``: the engine's vLLM ``SchedulerConfig``, or the model options
+    as a dict where lm-eval keeps no engine in this process): when a prompt's
     prefill is split over steps, the engine rewinds the request's generator, which a CPU generator
     cannot do ("CPU Generator does not use offset"), and the engine dies mid-run.
     ``enable_chunked_prefill=False`` in ``--model_args`` avoids it."""
-    if on_cpu and getattr(scheduler_config, "enable_chunked_prefill", False):
+    enabled = (str(scheduler_config.get("enable_chunked_prefill", True)).lower() not in ("false", "0")
+               if isinstance(scheduler_config, dict) else getattr(scheduler_config, "enable_chunked_prefill", False))
+    if on_cpu and enabled:
         raise user_error(ValueError(
             "tbd_decoding sample on vLLM's CPU build needs enable_chunked_prefill=False in --model_args: with chunked "
             "prefill on, vLLM cannot rewind a seeded request's CPU generator and its engine stops mid-run"))
@@ -156,7 +159,12 @@ def generate_logprobs(self, requests, disable_tqdm: bool = False) -> list[str]:
     if any(gen.get("decoding", "greedy") == "sample" for gen in all_kwargs):
         from vllm.platforms import current_platform
 
-        check_seeded_sampling(self.model.llm_engine.vllm_config.scheduler_config, on_cpu=current_platform.is_cpu())
+        if current_platform.is_cpu():
+            # With data_parallel_size > 1 lm-eval keeps no engine here, only the options.
+            engine = getattr(getattr(self, "model", None), "llm_engine", None)
+            config = (engine.vllm_config.scheduler_config if engine is not None else
+                      {"enable_chunked_prefill": self.model_args.get("enable_chunked_prefill", True)})
+            check_seeded_sampling(config, on_cpu=True)
     pbar = tqdm(total=len(prompts), disable=disable_tqdm or self.rank != 0, desc=f"Running {REQUEST_TYPE} requests")
     outputs = self._model_generate(requests=prompts, generate=True, sampling_params=params)
     results = []

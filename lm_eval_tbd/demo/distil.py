@@ -99,11 +99,15 @@ def _scheduler(opt, recipe: Recipe, n_examples: int):
 
 
 def micro_batches(batch: Sequence[Example], *, slack: float = 1.25) -> list[list[Example]]:
-    """``batch`` as groups of similar length, longest first, each padded to its longest: a new
-    group starts where padding the next example in would make the group's padded tokens exceed
-    ``slack`` times its real ones. A batch of equal lengths stays one group.
+    """``batch`` as groups of similar length, each padded to its longest. A batch whose padded
+    tokens stay within ``slack`` times its real ones is one group, in its own order (so a model
+    with dropout draws as it did for the whole batch); otherwise, longest first, a new group
+    starts where padding the next example in would make the group's exceed ``slack`` times its
+    real tokens.
 
     Example: lengths 1148, 487, 169 and 108 give [[1148], [487], [169, 108]]."""
+    if max(len(e.input_ids) for e in batch) * len(batch) <= slack * sum(len(e.input_ids) for e in batch):
+        return [list(batch)]
     groups: list[list[Example]] = []
     for x in sorted(batch, key=lambda e: -len(e.input_ids)):
         group = groups[-1] if groups else None
@@ -144,7 +148,7 @@ def distil(model, examples: Sequence[Example], recipe: Recipe, *, pad_id: int, d
     forward pass in bf16 autocast with ``bf16``). A batch runs as the micro-batches of
     :func:`micro_batches` (right-padded with ``pad_id``), their gradients accumulated: the same
     gradient as one padded batch, since no real token attends to a right pad, without computing
-    the padding. Only the positions that predict a response token go through the output layer.
+    the padding (with dropout, a batch split into groups draws other masks). Only the positions that predict a response token go through the output layer.
     ``on_epoch(loss, model)``, if given, is called after each epoch with the model in eval mode,
     e.g. to log or to save checkpoints along one continuous schedule. The model is left in eval
     mode."""

@@ -87,3 +87,8 @@ def test_seeded_sampling_on_the_cpu_build_needs_chunked_prefill_off():
     assert _marked(err.value) is err.value  # one line from lm_eval, no traceback
     check_seeded_sampling(off, on_cpu=True)
     check_seeded_sampling(on, on_cpu=False)  # GPU generators rewind
+    # data_parallel_size > 1: lm-eval keeps only the options in this process
+    with pytest.raises(ValueError, match="needs enable_chunked_prefill=False"):
+        check_seeded_sampling({"max_model_len": 4096}, on_cpu=True)
+    check_seeded_sampling({"enable_chunked_prefill": False}, on_cpu=True)
+    check_seeded_sampling({"enable_chunked_prefill": "False"}, on_cpu=True)

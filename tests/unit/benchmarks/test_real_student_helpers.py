@@ -273,14 +273,17 @@ def test_the_report_names_the_backend_it_scored_with():
                                "paired": {}, "gates": {k: {"passed": True, "auc": None}
                                                        for k in ("rs_members", "rs_nonmembers_b")}}}}
     md = markdown(s, "x")
-    assert "`lm_eval --model vllm --apply_chat_template`; the greedy passes of the base model and of epoch 0" in md
+    assert "`lm_eval --model vllm --apply_chat_template`; no pass with `tbd_input_scores` or a reference" in md
+    s["checkpoints"]["5"] = {**s["checkpoints"]["0"], "greedy": {"scores": {"tbd": w, "ref_tbd": w},
+                                                                 "tbd_windows": {"12": w, "24": w}}}
+    assert "the greedy passes of epoch 5 with `tbd_input_scores`" in markdown(s, "x")
     assert "Time by step (min): distillation 0.5; scoring passes: greedy-0 0.5; analysis 0.1." in md
     assert "end to end" not in md  # no wall time recorded
     s["timings"].update(invocation_wall_s=120, steps_cached=[])
     assert "This invocation, end to end with every step made in it: 2.0 min." in markdown(s, "x")
     s["timings"]["steps_cached"] = ["distillation"]
     assert "This invocation: 2.0 min, with distillation cached from earlier ones." in markdown(s, "x")
-    s["settings"]["weight_scores"] = "every"
+    s["checkpoints"]["0"]["greedy"]["scores"]["q_mean_logprob"] = w
     assert "every greedy pass with `tbd_input_scores`" in markdown(s, "x")
 
 
@@ -305,3 +308,16 @@ def test_vllm_scoring_passes_run_eager_in_float32(tmp_path):
     assert (model, batch) == ("vllm", "auto") and "enforce_eager=True" in args and "dtype=float32" in args
     assert "enable_chunked_prefill=False" in args
     assert "enforce_eager" not in scoring.model_spec("hf", tmp_path, QUICK)[1]
+
+
+def test_a_cached_pass_with_more_scores_answers_a_request_for_fewer():
+    full, sampled = None, scoring.sampled_metadata(2, 0, ref_model=False)
+    assert scoring.covers(full, scoring.GENERATION_ONLY)  # the task files' options: both on
+    assert not scoring.covers(scoring.GENERATION_ONLY, full)
+    assert scoring.covers({"tbd_input_scores": True}, {"tbd_input_scores": "false"})
+    # the sampled pass of earlier protocols (question side on, reference model on or off)
+    old = {"tbd_decoding": "sample", "tbd_samples": 2, "tbd_seed": 0}
+    assert scoring.covers(old, sampled) and scoring.covers({**old, "tbd_ref_model": ""}, sampled)
+    assert not scoring.covers({**old, "tbd_ref_model": ""}, scoring.sampled_metadata(2, 0, ref_model=True))
+    assert not scoring.covers({**old, "tbd_seed": 1}, sampled) and not scoring.covers(old, {**sampled, "tbd_samples": 3})
+    assert not scoring.covers({"tbd_ref_model": "a"}, {"tbd_ref_model": "b"})

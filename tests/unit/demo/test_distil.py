@@ -66,6 +66,8 @@ def test_micro_batches_group_similar_lengths_longest_first():
     groups = micro_batches([_example(n) for n in (169, 1148, 108, 487)])
     assert [[len(x.input_ids) for x in g] for g in groups] == [[1148], [487], [169, 108]]
     assert [[len(x.input_ids) for x in g] for g in micro_batches([_example(9)] * 4)] == [[9] * 4]
+    near = [_example(n) for n in (10, 12, 11, 9)]  # padded 48 <= 1.25 x 42: whole, in its order
+    assert micro_batches(near) == [near]
 
 
 def test_a_step_has_the_gradient_of_one_right_padded_batch(rows_and_tok):
@@ -106,3 +108,22 @@ def test_a_step_has_the_gradient_of_one_right_padded_batch(rows_and_tok):
     for n, g in expected.items():
         torch.testing.assert_close(grads[n], g, rtol=1e-4, atol=1e-6)
     assert losses[0].per_token == pytest.approx(float(loss), rel=1e-5)
+
+    # a model whose forward takes no logits_to_keep: full logits, then the response rows
+    class NoKeep(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids, attention_mask):
+            return self.inner(input_ids=input_ids, attention_mask=attention_mask)
+
+    model.load_state_dict(before)
+    wrapped = NoKeep(model)
+    grads.clear()
+    hooks = [p.register_hook(lambda g, n=n: grads.__setitem__(n, grads.get(n, 0) + g)) for n, p in model.named_parameters()]
+    assert distil(wrapped, examples, recipe, pad_id=pad)[0].per_token == pytest.approx(float(loss), rel=1e-5)
+    for h in hooks:
+        h.remove()
+    for n, g in expected.items():
+        torch.testing.assert_close(grads[n], g, rtol=1e-4, atol=1e-6)

@@ -119,10 +119,10 @@ def micro_batches(batch: Sequence[Example], *, slack: float = 1.25) -> list[list
     return groups
 
 
-def _response_loss(model, group: Sequence[Example], *, pad_id: int, device: str, bf16: bool):
+def _response_loss(model, group: Sequence[Example], *, pad_id: int, device: str, bf16: bool, keep: bool):
     """Summed cross-entropy of ``group``'s response tokens (a 0-d float32 tensor with its graph);
     the output layer sees only the positions that predict one in some row (``logits_to_keep`` as
-    an index, where the model's forward takes it)."""
+    an index, with ``keep``: the model's forward takes it)."""
     import torch
 
     width = max(len(x.input_ids) for x in group)
@@ -131,7 +131,6 @@ def _response_loss(model, group: Sequence[Example], *, pad_id: int, device: str,
     mask = torch.tensor([[1] * len(x.input_ids) + [0] * (width - len(x.input_ids)) for x in group], device=device)
     target = labels[:, 1:]
     rows = (target != -100).any(0).nonzero()[:, 0]  # logits row t predicts token t + 1
-    keep = "logits_to_keep" in inspect.signature(model.forward).parameters
     with torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):
         logits = model(input_ids=ids, attention_mask=mask, **({"logits_to_keep": rows} if keep else {})).logits
     if not keep:
@@ -148,7 +147,8 @@ def distil(model, examples: Sequence[Example], recipe: Recipe, *, pad_id: int, d
     forward pass in bf16 autocast with ``bf16``). A batch runs as the micro-batches of
     :func:`micro_batches` (right-padded with ``pad_id``), their gradients accumulated: the same
     gradient as one padded batch, since no real token attends to a right pad, without computing
-    the padding (with dropout, a batch split into groups draws other masks). Only the positions that predict a response token go through the output layer.
+    the padding (with dropout, a batch split into groups draws other masks). Only the positions
+    that predict a response token go through the output layer.
     ``on_epoch(loss, model)``, if given, is called after each epoch with the model in eval mode,
     e.g. to log or to save checkpoints along one continuous schedule. The model is left in eval
     mode."""
@@ -159,6 +159,7 @@ def distil(model, examples: Sequence[Example], recipe: Recipe, *, pad_id: int, d
     torch.manual_seed(recipe.seed)
     rng = random.Random(recipe.seed)
     order = list(range(len(examples)))
+    keep = "logits_to_keep" in inspect.signature(model.forward).parameters  # once, not per micro-batch
     losses = []
     for epoch in range(1, recipe.epochs + 1):
         t0 = time.perf_counter()
@@ -173,7 +174,7 @@ def distil(model, examples: Sequence[Example], recipe: Recipe, *, pad_id: int, d
             opt.zero_grad()
             loss = 0.0
             for group in micro_batches(batch):
-                part = _response_loss(model, group, pad_id=pad_id, device=device, bf16=bf16)
+                part = _response_loss(model, group, pad_id=pad_id, device=device, bf16=bf16, keep=keep)
                 (part / count).backward()  # the batch's token-weighted mean, accumulated
                 loss += float(part.detach())
             opt.step()
